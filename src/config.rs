@@ -1,0 +1,225 @@
+//! Configuration: defaults, then an optional TOML file, then `SCIMGATE_*` environment
+//! variables (names as in DESIGN.md §7).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub listen: String,
+    /// Base of URLs we hand out; `None` means `http://` + the bound address.
+    pub external_url: Option<String>,
+    pub api_keys: Vec<String>,
+    pub encryption_key: Option<String>,
+    pub webhook_allow_private: bool,
+    pub log_format: LogFormat,
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<String>,
+    /// Largest request body accepted, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// Grace period of a rotated SCIM secret, in seconds.
+    pub secret_grace_seconds: i64,
+    /// Where a generated admin key is kept when `api_keys` is empty.
+    pub admin_key_file: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://scimgate.db".into(),
+            listen: "127.0.0.1:5225".into(),
+            external_url: None,
+            api_keys: Vec::new(),
+            encryption_key: None,
+            webhook_allow_private: false,
+            log_format: LogFormat::Text,
+            webhook_url: None,
+            webhook_secret: None,
+            max_body_bytes: 1024 * 1024,
+            secret_grace_seconds: 24 * 3600,
+            admin_key_file: PathBuf::from("scimgate-admin-key"),
+        }
+    }
+}
+
+/// The TOML file's shape: the environment names without the prefix, lower-cased.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    database_url: Option<String>,
+    listen: Option<String>,
+    external_url: Option<String>,
+    api_keys: Option<Vec<String>>,
+    encryption_key: Option<String>,
+    webhook_allow_private: Option<bool>,
+    log_format: Option<String>,
+    webhook_url: Option<String>,
+    webhook_secret: Option<String>,
+    max_body_bytes: Option<usize>,
+    secret_grace_seconds: Option<i64>,
+    admin_key_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Defaults ← `file` (if given) ← environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, Error> {
+        let mut c = Config::default();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            let f: FileConfig = toml::from_str(&text)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            c.apply_file(f)?;
+        }
+        c.apply_env(|k| std::env::var(k).ok())?;
+        Ok(c)
+    }
+
+    fn apply_file(&mut self, f: FileConfig) -> Result<(), Error> {
+        macro_rules! take {
+            ($($field:ident),*) => { $( if let Some(v) = f.$field { self.$field = v; } )* };
+        }
+        take!(database_url, listen, api_keys, webhook_allow_private, max_body_bytes, secret_grace_seconds, admin_key_file);
+        self.external_url = f.external_url.or(self.external_url.take());
+        self.encryption_key = f.encryption_key.or(self.encryption_key.take());
+        self.webhook_url = f.webhook_url.or(self.webhook_url.take());
+        self.webhook_secret = f.webhook_secret.or(self.webhook_secret.take());
+        if let Some(v) = f.log_format {
+            self.log_format = parse_log_format(&v)?;
+        }
+        Ok(())
+    }
+
+    fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), Error> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        if let Some(v) = get("SCIMGATE_DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = get("SCIMGATE_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = get("SCIMGATE_EXTERNAL_URL") {
+            self.external_url = Some(v);
+        }
+        if let Some(v) = get("SCIMGATE_API_KEYS") {
+            self.api_keys = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        }
+        if let Some(v) = get("SCIMGATE_ENCRYPTION_KEY") {
+            self.encryption_key = Some(v);
+        }
+        if let Some(v) = get("SCIMGATE_WEBHOOK_ALLOW_PRIVATE") {
+            self.webhook_allow_private = parse_bool("SCIMGATE_WEBHOOK_ALLOW_PRIVATE", &v)?;
+        }
+        if let Some(v) = get("SCIMGATE_LOG_FORMAT") {
+            self.log_format = parse_log_format(&v)?;
+        }
+        if let Some(v) = get("SCIMGATE_WEBHOOK_URL") {
+            self.webhook_url = Some(v);
+        }
+        if let Some(v) = get("SCIMGATE_WEBHOOK_SECRET") {
+            self.webhook_secret = Some(v);
+        }
+        if let Some(v) = get("SCIMGATE_MAX_BODY_BYTES") {
+            self.max_body_bytes = v
+                .parse()
+                .map_err(|_| Error::Config(format!("SCIMGATE_MAX_BODY_BYTES: not a number: {v}")))?;
+        }
+        if let Some(v) = get("SCIMGATE_ADMIN_KEY_FILE") {
+            self.admin_key_file = PathBuf::from(v);
+        }
+        Ok(())
+    }
+
+    /// The admin API keys; with none configured, the key in `admin_key_file`, created
+    /// (mode 0600) on first start. Returns the keys and, when generated, the file's path.
+    pub fn resolve_api_keys(&mut self) -> Result<Option<PathBuf>, Error> {
+        if !self.api_keys.is_empty() {
+            return Ok(None);
+        }
+        let path = self.admin_key_file.clone();
+        let key = match std::fs::read_to_string(&path) {
+            Ok(existing) if !existing.trim().is_empty() => existing.trim().to_string(),
+            _ => {
+                let key = format!("sgk_{}", crate::secrets::random_token(32)?);
+                write_private(&path, &key)?;
+                key
+            }
+        };
+        self.api_keys = vec![key];
+        Ok(Some(path))
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<(), Error> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))?;
+    writeln!(f, "{contents}").map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))
+}
+
+fn parse_bool(name: &str, v: &str) -> Result<bool, Error> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(Error::Config(format!("{name}: expected true or false, got {v:?}"))),
+    }
+}
+
+fn parse_log_format(v: &str) -> Result<LogFormat, Error> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(Error::Config(format!("log format must be text or json, got {v:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_defaults() {
+        let mut c = Config::default();
+        c.apply_env(|k| match k {
+            "SCIMGATE_API_KEYS" => Some("a, b,,".into()),
+            "SCIMGATE_WEBHOOK_ALLOW_PRIVATE" => Some("true".into()),
+            "SCIMGATE_LOG_FORMAT" => Some("json".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.api_keys, vec!["a", "b"]);
+        assert!(c.webhook_allow_private);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.listen, "127.0.0.1:5225");
+        assert!(c.apply_env(|k| (k == "SCIMGATE_LOG_FORMAT").then(|| "xml".into())).is_err());
+    }
+
+    #[test]
+    fn toml_file_is_read() {
+        let mut c = Config::default();
+        let f: FileConfig = toml::from_str("listen = \"0.0.0.0:1\"\napi_keys = [\"k\"]\nlog_format = \"json\"").unwrap();
+        c.apply_file(f).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:1");
+        assert_eq!(c.api_keys, vec!["k"]);
+        assert!(toml::from_str::<FileConfig>("nope = 1").is_err());
+    }
+}

@@ -1,0 +1,57 @@
+//! The one error type of the crate. The HTTP layer maps it to a SCIM error body on SCIM
+//! routes and to the `{data, error}` envelope on admin routes, with the same status.
+
+use crate::scim::ScimError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A client-facing failure with its status and SCIM type.
+    #[error(transparent)]
+    Scim(#[from] ScimError),
+    #[error("database error: {0}")]
+    Database(#[from] diesel::result::Error),
+    #[error("database unavailable: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("configuration error: {0}")]
+    Config(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Scim(e) => e.status,
+            Self::Pool(_) => 503,
+            Self::Database(diesel::result::Error::DatabaseError(kind, _))
+                if matches!(kind, diesel::result::DatabaseErrorKind::SerializationFailure) =>
+            {
+                503
+            }
+            _ => 500,
+        }
+    }
+
+    /// What the client is told: the detail of a client error, a generic line otherwise
+    /// (internals are logged, never returned).
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Scim(e) => e.detail.clone(),
+            _ if self.status() == 503 => "service temporarily unavailable, retry".into(),
+            _ => "internal server error".into(),
+        }
+    }
+
+    /// As a SCIM error, for rendering.
+    pub fn to_scim(&self) -> ScimError {
+        match self {
+            Self::Scim(e) => e.clone(),
+            other => ScimError::new(other.status(), None, other.public_message()),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

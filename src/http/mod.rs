@@ -1,0 +1,89 @@
+//! The HTTP layer: one route table, one error type, extractors. Handlers stay thin and
+//! call the directory service.
+
+pub mod admin;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod scim;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::{Server, ServerHandle, Service};
+use actix_web::{web, App, HttpServer};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::store::Db;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub db: Db,
+    /// Base of the URLs we hand out, without a trailing slash.
+    pub external_url: String,
+    pub api_keys: Arc<Vec<String>>,
+    pub max_body_bytes: usize,
+    pub secret_grace_seconds: i64,
+}
+
+/// The route table.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    health::routes(cfg);
+    scim::routes(cfg);
+    admin::routes(cfg);
+}
+
+/// A bound, not yet awaited server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub external_url: String,
+    pub server: Server,
+    pub handle: ServerHandle,
+}
+
+/// Binds `config.listen`, and builds the server over `db`. Awaiting `server` runs it
+/// until SIGINT/SIGTERM (or `handle.stop`), letting in-flight requests finish.
+pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
+    let listener = TcpListener::bind(&config.listen)
+        .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Config(format!("no local address: {e}")))?;
+    let external_url = config
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"))
+        .trim_end_matches('/')
+        .to_string();
+    let state = web::Data::new(AppState {
+        db,
+        external_url: external_url.clone(),
+        api_keys: Arc::new(config.api_keys.clone()),
+        max_body_bytes: config.max_body_bytes,
+        secret_grace_seconds: config.secret_grace_seconds,
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap_fn(|req, srv| {
+                // One line per request; never the Authorization header or the body.
+                let (method, path) = (req.method().clone(), req.path().to_string());
+                let started = Instant::now();
+                let fut = srv.call(req);
+                async move {
+                    let res = fut.await?;
+                    tracing::info!(%method, %path, status = res.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+                    Ok(res)
+                }
+            })
+            .configure(configure)
+    })
+    .shutdown_timeout(30)
+    .listen(listener)
+    .map_err(|e| Error::Config(format!("cannot serve on {addr}: {e}")))?
+    .run();
+    let handle = server.handle();
+    Ok(Running { addr, external_url, server, handle })
+}

@@ -1,0 +1,18 @@
+//! scimgate: a SCIM 2.0 directory-sync gateway.
+//!
+//! - [`scim`]: the protocol (resources, schemas, filters, PATCH, errors); no I/O.
+//! - [`store`]: diesel over SQLite or PostgreSQL; every query scoped by directory.
+//! - [`service`]: the directory service; all state changes and their events.
+//! - [`http`]: actix-web routes for SCIM, the admin API and health.
+//! - [`config`]: configuration from a TOML file and `SCIMGATE_*` variables.
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod scim;
+pub mod secrets;
+pub mod service;
+pub mod store;
+
+pub use config::Config;
+pub use error::Error;

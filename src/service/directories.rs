@@ -1,0 +1,268 @@
+//! Directories: created and managed by admins, authenticated against by IdPs.
+
+use chrono::{Duration, NaiveDateTime};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::events::{self, DSYNC_ACTIVATED, DSYNC_CREATED, DSYNC_DEACTIVATED, DSYNC_DELETED};
+use crate::error::Error;
+use crate::scim::ScimError;
+use crate::secrets;
+use crate::store::directories::{self as store, DirectoryChanges, DirectoryRow};
+use crate::store::{now, write_tx, AnyConnection, Page};
+
+/// Provider types, as Jackson names them.
+pub const PROVIDER_TYPES: &[&str] = &[
+    "okta-scim-v2",
+    "azure-scim-v2",
+    "onelogin-scim-v2",
+    "jumpcloud-scim-v2",
+    "generic-scim-v2",
+    "google",
+];
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewDirectory {
+    pub name: Option<String>,
+    pub tenant: Option<String>,
+    pub product: Option<String>,
+    #[serde(rename = "type")]
+    pub provider_type: Option<String>,
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<String>,
+    pub user_limit: Option<i64>,
+    pub log_webhook_events: Option<bool>,
+}
+
+/// A PATCH of a directory. Absent fields stay; `null` clears the optional ones.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DirectoryUpdate {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub webhook_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub webhook_secret: Option<Option<String>>,
+    /// Jackson's nested form: `{"webhook": {"endpoint", "secret"}}`.
+    pub webhook: Option<WebhookInput>,
+    pub log_webhook_events: Option<BoolLike>,
+    pub deactivated: Option<BoolLike>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub user_limit: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub organizational_unit_id: Option<Option<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookInput {
+    pub endpoint: Option<String>,
+    pub secret: Option<String>,
+}
+
+/// Jackson accepts `false`/`"false"` for false; we accept booleans and their strings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum BoolLike {
+    Bool(bool),
+    Text(String),
+}
+
+impl BoolLike {
+    fn value(&self, name: &str) -> Result<bool, Error> {
+        match self {
+            Self::Bool(b) => Ok(*b),
+            Self::Text(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+            Self::Text(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+            Self::Text(_) => Err(ScimError::invalid_value(format!("{name} must be true or false")).into()),
+        }
+    }
+}
+
+fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn check_tenancy(name: &str, v: &str) -> Result<(), Error> {
+    if v.trim().is_empty() {
+        return Err(ScimError::invalid_value(format!("{name} is required")).into());
+    }
+    if v.contains(':') {
+        return Err(ScimError::invalid_value(format!("{name} cannot contain the character :")).into());
+    }
+    Ok(())
+}
+
+fn check_webhook_url(url: &str) -> Result<(), Error> {
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) || url.len() < 9 {
+        return Err(ScimError::invalid_value("webhook_url must be an http(s) URL").into());
+    }
+    Ok(())
+}
+
+fn check_limit(limit: Option<i64>) -> Result<(), Error> {
+    if limit.is_some_and(|l| l < 0) {
+        return Err(ScimError::invalid_value("user_limit must be zero or more").into());
+    }
+    Ok(())
+}
+
+/// What a directory event carries.
+pub fn directory_event_data(d: &DirectoryRow) -> Value {
+    json!({
+        "id": d.id, "name": d.name, "tenant": d.tenant, "product": d.product,
+        "type": d.provider_type, "deactivated": d.deactivated,
+    })
+}
+
+/// Creates a directory; returns it with its SCIM secret, which is stored only hashed.
+pub fn create(conn: &mut AnyConnection, input: NewDirectory) -> Result<(DirectoryRow, String), Error> {
+    let tenant = input.tenant.unwrap_or_default();
+    let product = input.product.unwrap_or_default();
+    check_tenancy("tenant", &tenant)?;
+    check_tenancy("product", &product)?;
+    let provider_type = input.provider_type.unwrap_or_else(|| "generic-scim-v2".into());
+    if !PROVIDER_TYPES.contains(&provider_type.as_str()) {
+        return Err(ScimError::invalid_value(format!(
+            "invalid directory type {provider_type:?}; expected one of {}",
+            PROVIDER_TYPES.join(", ")
+        ))
+        .into());
+    }
+    let webhook_url = input.webhook_url.filter(|u| !u.trim().is_empty());
+    if let Some(u) = &webhook_url {
+        check_webhook_url(u)?;
+    }
+    check_limit(input.user_limit)?;
+    let secret = secrets::random_token(32)?;
+    let t = now();
+    let row = DirectoryRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: input
+            .name
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| format!("scim-{tenant}-{product}")),
+        tenant,
+        product,
+        provider_type,
+        scim_secret_hash: secrets::digest(&secret),
+        previous_secret_hash: None,
+        previous_secret_expires_at: None,
+        webhook_url,
+        webhook_secret: input.webhook_secret.filter(|s| !s.is_empty()),
+        log_webhook_events: input.log_webhook_events.unwrap_or(false),
+        deactivated: false,
+        user_limit: input.user_limit,
+        organizational_unit_id: None,
+        last_event_sequence: 0,
+        created_at: t,
+        updated_at: t,
+    };
+    write_tx(conn, |conn| {
+        store::insert(conn, &row)?;
+        events::record(conn, &row, DSYNC_CREATED, directory_event_data(&row))?;
+        Ok(())
+    })?;
+    let row = get(conn, &row.id)?;
+    Ok((row, secret))
+}
+
+pub fn get(conn: &mut AnyConnection, id: &str) -> Result<DirectoryRow, Error> {
+    store::get(conn, id)?.ok_or_else(|| ScimError::not_found("Directory configuration not found.").into())
+}
+
+pub fn list(conn: &mut AnyConnection, tenant: Option<&str>, product: Option<&str>, page: Page) -> Result<(Vec<DirectoryRow>, i64), Error> {
+    store::list(conn, tenant, product, page)
+}
+
+pub fn update(conn: &mut AnyConnection, id: &str, input: DirectoryUpdate) -> Result<DirectoryRow, Error> {
+    let mut changes = DirectoryChanges {
+        name: input.name.filter(|n| !n.trim().is_empty()),
+        webhook_url: input.webhook_url.map(|u| u.filter(|u| !u.trim().is_empty())),
+        webhook_secret: input.webhook_secret.map(|s| s.filter(|s| !s.is_empty())),
+        user_limit: input.user_limit,
+        organizational_unit_id: input.organizational_unit_id,
+        updated_at: Some(now()),
+        ..Default::default()
+    };
+    if let Some(w) = input.webhook {
+        if let Some(e) = w.endpoint {
+            changes.webhook_url = Some(Some(e).filter(|u| !u.trim().is_empty()));
+        }
+        if let Some(s) = w.secret {
+            changes.webhook_secret = Some(Some(s).filter(|s| !s.is_empty()));
+        }
+    }
+    if let Some(Some(u)) = &changes.webhook_url {
+        check_webhook_url(u)?;
+    }
+    check_limit(changes.user_limit.flatten())?;
+    if let Some(b) = input.log_webhook_events {
+        changes.log_webhook_events = Some(b.value("log_webhook_events")?);
+    }
+    if let Some(b) = input.deactivated {
+        changes.deactivated = Some(b.value("deactivated")?);
+    }
+    write_tx(conn, |conn| {
+        let before = get(conn, id)?;
+        store::update(conn, id, &changes)?;
+        let after = get(conn, id)?;
+        if before.deactivated != after.deactivated {
+            let kind = if after.deactivated { DSYNC_DEACTIVATED } else { DSYNC_ACTIVATED };
+            events::record(conn, &after, kind, directory_event_data(&after))?;
+        }
+        get(conn, id)
+    })
+}
+
+/// Deletes a directory with all its users, groups, memberships and events; leaves one
+/// `dsync.deleted` event (sequence continuing) for the lifecycle endpoints.
+pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<DirectoryRow, Error> {
+    write_tx(conn, |conn| {
+        let row = get(conn, id)?;
+        store::delete(conn, id)?;
+        events::insert(conn, &row, row.last_event_sequence + 1, DSYNC_DELETED, directory_event_data(&row))?;
+        Ok(row)
+    })
+}
+
+/// Issues a new SCIM secret; the previous one keeps working for `grace`.
+pub fn rotate_secret(conn: &mut AnyConnection, id: &str, grace: Duration) -> Result<(DirectoryRow, String), Error> {
+    let secret = secrets::random_token(32)?;
+    let row = write_tx(conn, |conn| {
+        let row = get(conn, id)?;
+        let t = now();
+        let expires = (grace > Duration::zero()).then(|| t + grace);
+        let previous = expires.map(|_| row.scim_secret_hash.as_str());
+        store::set_secret(conn, id, &secrets::digest(&secret), previous, expires, t)?;
+        get(conn, id)
+    })?;
+    Ok((row, secret))
+}
+
+/// Finds the directory a SCIM bearer token opens. Unknown directories and wrong tokens
+/// answer the same 401, so directory ids cannot be probed; a deactivated one answers 403.
+pub fn authenticate(conn: &mut AnyConnection, id: &str, token: Option<&str>) -> Result<DirectoryRow, Error> {
+    let unauthorized = || Error::from(ScimError::unauthorized("missing or invalid bearer token"));
+    let token = token.ok_or_else(unauthorized)?;
+    let row = store::get(conn, id)?.ok_or_else(unauthorized)?;
+    if !secret_opens(&row, token, now()) {
+        return Err(unauthorized());
+    }
+    if row.deactivated {
+        return Err(ScimError::forbidden("this directory is deactivated").into());
+    }
+    Ok(row)
+}
+
+fn secret_opens(row: &DirectoryRow, token: &str, at: NaiveDateTime) -> bool {
+    let current = secrets::matches_digest(token, &row.scim_secret_hash);
+    let previous = match (&row.previous_secret_hash, row.previous_secret_expires_at) {
+        (Some(hash), Some(expires)) if at < expires => secrets::matches_digest(token, hash),
+        _ => false,
+    };
+    current | previous
+}

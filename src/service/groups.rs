@@ -1,0 +1,327 @@
+//! SCIM Groups of a directory. Members are rows; membership changes are computed as a set
+//! difference and applied in bulk, with one event per member added or removed.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{json, Value};
+
+use super::events::{self, GROUP_CREATED, GROUP_DELETED, GROUP_UPDATED, GROUP_USER_ADDED, GROUP_USER_REMOVED};
+use super::users::{self as user_service, user_summary};
+use super::DirectoryScope;
+use crate::error::Error;
+use crate::scim::filter::{CompareOp, Filter};
+use crate::scim::list::ListQuery;
+use crate::scim::patch::{self, MemberOp, Target};
+use crate::scim::resource::{self, GroupFields, ResourceMeta};
+use crate::scim::ScimError;
+use crate::store::groups::{self as store, GroupCondition, GroupRow};
+use crate::store::memberships::{self, Member, MembershipRow};
+use crate::store::users::{self as user_store, UserRow};
+use crate::store::{self as db, now, write_tx, AnyConnection, Page};
+
+/// A group as stored plus its members (`None` when they were not asked for).
+#[derive(Debug, Clone)]
+pub struct GroupView {
+    pub row: GroupRow,
+    pub members: Option<Vec<Member>>,
+}
+
+impl GroupView {
+    pub fn render(&self, base_url: &str) -> Value {
+        render(&self.row, self.members.as_deref(), base_url)
+    }
+}
+
+pub fn render(row: &GroupRow, members: Option<&[Member]>, base_url: &str) -> Value {
+    let raw: Value = serde_json::from_str(&row.raw).unwrap_or_else(|_| json!({}));
+    let derived = members.filter(|m| !m.is_empty()).map(|m| {
+        (
+            "members",
+            m.iter()
+                .map(|m| {
+                    json!({
+                        "value": m.user_id,
+                        "display": m.display_name.as_deref().unwrap_or(&m.user_name),
+                        "$ref": format!("{base_url}/Users/{}", m.user_id),
+                        "type": "User",
+                    })
+                })
+                .collect(),
+        )
+    });
+    resource::render(&raw, &meta(row, base_url), derived)
+}
+
+fn meta(row: &GroupRow, base_url: &str) -> ResourceMeta {
+    ResourceMeta {
+        id: row.id.clone(),
+        resource_type: "Group",
+        created: row.created_at,
+        last_modified: row.updated_at,
+        version: row.version,
+        location: format!("{base_url}/Groups/{}", row.id),
+    }
+}
+
+/// Jackson's group shape (`{id, name, raw}`), used in events and the admin API.
+pub fn group_summary(row: &GroupRow, raw: Value) -> Value {
+    json!({"id": row.id, "directory_id": row.directory_id, "name": row.display_name, "raw": raw})
+}
+
+/// A group and its rendering without members, for event payloads.
+pub fn load_group_resource(conn: &mut AnyConnection, scope: &DirectoryScope, id: &str) -> Result<(GroupRow, Value), Error> {
+    let row = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
+    let rendered = render(&row, None, &scope.base_url);
+    Ok((row, rendered))
+}
+
+fn not_found(id: &str) -> Error {
+    ScimError::not_found(format!("group {id} not found")).into()
+}
+
+fn duplicate(name: &str) -> Error {
+    ScimError::uniqueness(format!("a group with displayName {name:?} already exists in this directory")).into()
+}
+
+fn map_race<T>(result: Result<T, Error>) -> Result<T, Error> {
+    match result {
+        Err(e) if db::is_unique_violation(&e) => Err(ScimError::uniqueness("displayName already exists in this directory").into()),
+        other => other,
+    }
+}
+
+fn row_from(scope: &DirectoryScope, id: String, raw: &Value, f: &GroupFields, version: i64, created: chrono::NaiveDateTime) -> GroupRow {
+    GroupRow {
+        id,
+        directory_id: scope.id().to_string(),
+        display_name_lower: f.display_name.to_lowercase(),
+        display_name: f.display_name.clone(),
+        external_id: f.external_id.clone(),
+        raw: raw.to_string(),
+        version,
+        created_at: created,
+        updated_at: now(),
+    }
+}
+
+pub fn create(conn: &mut AnyConnection, scope: &DirectoryScope, body: Value) -> Result<GroupView, Error> {
+    let (raw, fields, members) = resource::normalize_group(body)?;
+    let row = row_from(scope, uuid::Uuid::new_v4().to_string(), &raw, &fields, 1, now());
+    map_race(write_tx(conn, |conn| {
+        if store::display_name_taken(conn, scope.id(), &row.display_name_lower, None)? {
+            return Err(duplicate(&row.display_name));
+        }
+        store::insert(conn, &row)?;
+        let rendered = render(&row, None, &scope.base_url);
+        events::record(conn, &scope.directory, GROUP_CREATED, group_summary(&row, rendered))?;
+        if let Some(ids) = members {
+            change_members(conn, scope, &row, &[MemberOp::Replace(ids)])?;
+        }
+        let members = memberships::members(conn, scope.id(), &row.id, None)?;
+        Ok(GroupView { row, members: Some(members) })
+    }))
+}
+
+pub fn get(conn: &mut AnyConnection, scope: &DirectoryScope, id: &str, with_members: bool) -> Result<GroupView, Error> {
+    let row = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
+    let members = if with_members { Some(memberships::members(conn, scope.id(), id, None)?) } else { None };
+    Ok(GroupView { row, members })
+}
+
+fn indexed_conditions(f: &Filter) -> Option<Vec<GroupCondition>> {
+    match f {
+        Filter::And(a, b) => {
+            let mut c = indexed_conditions(a)?;
+            c.extend(indexed_conditions(b)?);
+            Some(c)
+        }
+        Filter::Compare(p, CompareOp::Eq, v) if p.urn.as_deref().is_none_or(|u| u.contains(":core:")) => {
+            let s = v.as_str()?.to_string();
+            let c = if p.is("displayName", None) {
+                GroupCondition::DisplayName(s)
+            } else if p.is("id", None) {
+                GroupCondition::Id(s)
+            } else if p.is("externalId", None) {
+                GroupCondition::ExternalId(s)
+            } else {
+                return None;
+            };
+            Some(vec![c])
+        }
+        _ => None,
+    }
+}
+
+const SCAN_BATCH: i64 = 200;
+
+pub fn list(conn: &mut AnyConnection, scope: &DirectoryScope, q: &ListQuery, with_members: bool) -> Result<(Vec<GroupView>, i64), Error> {
+    let page = Page { offset: q.offset(), limit: q.count };
+    let (rows, total) = match &q.filter {
+        None => db::read_tx(conn, |c| store::list(c, scope.id(), &[], page))?,
+        Some(f) => match indexed_conditions(f) {
+            Some(conds) => db::read_tx(conn, |c| store::list(c, scope.id(), &conds, page))?,
+            None => scan(conn, scope, f, page)?,
+        },
+    };
+    let mut views = Vec::with_capacity(rows.len());
+    for row in rows {
+        let members = if with_members { Some(memberships::members(conn, scope.id(), &row.id, None)?) } else { None };
+        views.push(GroupView { row, members });
+    }
+    Ok((views, total))
+}
+
+fn scan(conn: &mut AnyConnection, scope: &DirectoryScope, f: &Filter, page: Page) -> Result<(Vec<GroupRow>, i64), Error> {
+    db::read_tx(conn, |conn| {
+        let (mut matched, mut total, mut offset) = (Vec::new(), 0i64, 0i64);
+        loop {
+            let (batch, _) = store::list(conn, scope.id(), &[], Page { offset, limit: SCAN_BATCH })?;
+            let n = batch.len() as i64;
+            for row in batch {
+                let members = memberships::members(conn, scope.id(), &row.id, None)?;
+                if crate::scim::filter::matches(f, &render(&row, Some(&members), &scope.base_url)) {
+                    if total >= page.offset && (matched.len() as i64) < page.limit {
+                        matched.push(row);
+                    }
+                    total += 1;
+                }
+            }
+            if n < SCAN_BATCH {
+                break;
+            }
+            offset += SCAN_BATCH;
+        }
+        Ok((matched, total))
+    })
+}
+
+/// Applies member operations in order to the current member set, then writes the
+/// difference in bulk and records one event per member added or removed.
+/// Returns whether anything changed.
+fn change_members(conn: &mut AnyConnection, scope: &DirectoryScope, group: &GroupRow, ops: &[MemberOp]) -> Result<bool, Error> {
+    let original: Vec<String> = memberships::member_ids(conn, scope.id(), &group.id)?;
+    let original_set: HashSet<&str> = original.iter().map(String::as_str).collect();
+    let mut set: HashSet<String> = original.iter().cloned().collect();
+    let mut added_order: Vec<String> = Vec::new();
+    for op in ops {
+        match op {
+            MemberOp::Add(ids) => {
+                for id in ids {
+                    if set.insert(id.clone()) {
+                        added_order.push(id.clone());
+                    }
+                }
+            }
+            MemberOp::Remove(ids) => {
+                for id in ids {
+                    set.remove(id);
+                }
+            }
+            MemberOp::RemoveAll => set.clear(),
+            MemberOp::Replace(ids) => {
+                set.clear();
+                for id in ids {
+                    if set.insert(id.clone()) {
+                        added_order.push(id.clone());
+                    }
+                }
+            }
+        }
+    }
+    let mut seen = HashSet::new();
+    let added: Vec<String> = added_order
+        .into_iter()
+        .filter(|id| set.contains(id) && !original_set.contains(id.as_str()) && seen.insert(id.clone()))
+        .collect();
+    let removed: Vec<String> = original.iter().filter(|id| !set.contains(*id)).cloned().collect();
+    if added.is_empty() && removed.is_empty() {
+        return Ok(false);
+    }
+
+    let mut users: HashMap<String, UserRow> = HashMap::new();
+    for chunk in added.chunks(1000).chain(removed.chunks(1000)) {
+        for u in user_store::by_ids(conn, scope.id(), chunk)? {
+            users.insert(u.id.clone(), u);
+        }
+    }
+    if let Some(unknown) = added.iter().find(|id| !users.contains_key(*id)) {
+        return Err(ScimError::invalid_value(format!("member {unknown} is not a user of this directory")).into());
+    }
+    memberships::delete(conn, scope.id(), &group.id, &removed)?;
+    let created_at = now();
+    let rows: Vec<MembershipRow> = added
+        .iter()
+        .map(|uid| MembershipRow {
+            group_id: group.id.clone(),
+            user_id: uid.clone(),
+            directory_id: scope.id().to_string(),
+            created_at,
+        })
+        .collect();
+    memberships::insert(conn, &rows)?;
+
+    let group_data = group_summary(group, render(group, None, &scope.base_url));
+    for (ids, event) in [(&added, GROUP_USER_ADDED), (&removed, GROUP_USER_REMOVED)] {
+        for uid in ids {
+            if let Some(u) = users.get(uid) {
+                let mut data = user_summary(u, user_service::render(u, &[], &scope.base_url));
+                data["group"] = group_data.clone();
+                events::record(conn, &scope.directory, event, data)?;
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Stores a new state of a group's attributes and, if given, its members.
+fn save(conn: &mut AnyConnection, scope: &DirectoryScope, old: &GroupRow, raw: Value, fields: GroupFields, member_ops: &[MemberOp]) -> Result<GroupView, Error> {
+    let row = row_from(scope, old.id.clone(), &raw, &fields, old.version + 1, old.created_at);
+    if store::display_name_taken(conn, scope.id(), &row.display_name_lower, Some(&row.id))? {
+        return Err(duplicate(&row.display_name));
+    }
+    let attributes_changed = row.raw != old.raw;
+    store::update(conn, &row)?;
+    if attributes_changed {
+        let rendered = render(&row, None, &scope.base_url);
+        events::record(conn, &scope.directory, GROUP_UPDATED, group_summary(&row, rendered))?;
+    }
+    if !member_ops.is_empty() {
+        change_members(conn, scope, &row, member_ops)?;
+    }
+    let members = memberships::members(conn, scope.id(), &row.id, None)?;
+    Ok(GroupView { row, members: Some(members) })
+}
+
+/// PUT: replaces the attributes; `members`, when present, replaces the membership (when
+/// absent, memberships are kept: some IdPs PUT a group only to rename it).
+pub fn replace(conn: &mut AnyConnection, scope: &DirectoryScope, id: &str, body: Value) -> Result<GroupView, Error> {
+    let (raw, fields, members) = resource::normalize_group(body)?;
+    let ops: Vec<MemberOp> = members.map(MemberOp::Replace).into_iter().collect();
+    map_race(write_tx(conn, |conn| {
+        let old = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
+        save(conn, scope, &old, raw, fields, &ops)
+    }))
+}
+
+pub fn patch(conn: &mut AnyConnection, scope: &DirectoryScope, id: &str, body: Value) -> Result<GroupView, Error> {
+    let ops = patch::parse(&body)?;
+    map_race(write_tx(conn, |conn| {
+        let old = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
+        let mut doc: Value = serde_json::from_str(&old.raw).map_err(|e| Error::Internal(format!("stored group is not JSON: {e}")))?;
+        let member_ops = patch::apply(&mut doc, &ops, Target::Group)?;
+        let (raw, fields, _) = resource::normalize_group(doc)?;
+        save(conn, scope, &old, raw, fields, &member_ops)
+    }))
+}
+
+/// Deletes a group: `group.user_removed` for each member, then `group.deleted`.
+pub fn delete(conn: &mut AnyConnection, scope: &DirectoryScope, id: &str) -> Result<(), Error> {
+    write_tx(conn, |conn| {
+        let row = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
+        change_members(conn, scope, &row, &[MemberOp::RemoveAll])?;
+        store::delete(conn, scope.id(), id)?;
+        let rendered = render(&row, None, &scope.base_url);
+        events::record(conn, &scope.directory, GROUP_DELETED, group_summary(&row, rendered))?;
+        Ok(())
+    })
+}

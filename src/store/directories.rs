@@ -1,0 +1,148 @@
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::directories::dsl as d;
+use super::schema::{directories, events, memberships, scim_groups, users};
+use super::{AnyConnection, Page};
+use crate::error::Error;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = directories)]
+pub struct DirectoryRow {
+    pub id: String,
+    pub name: String,
+    pub tenant: String,
+    pub product: String,
+    pub provider_type: String,
+    pub scim_secret_hash: String,
+    pub previous_secret_hash: Option<String>,
+    pub previous_secret_expires_at: Option<NaiveDateTime>,
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<String>,
+    pub log_webhook_events: bool,
+    pub deactivated: bool,
+    pub user_limit: Option<i64>,
+    pub organizational_unit_id: Option<String>,
+    pub last_event_sequence: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Fields an admin may change; `None` leaves a field alone, `Some(None)` clears it.
+#[derive(Debug, Default, Clone, AsChangeset)]
+#[diesel(table_name = directories)]
+pub struct DirectoryChanges {
+    pub name: Option<String>,
+    pub webhook_url: Option<Option<String>>,
+    pub webhook_secret: Option<Option<String>>,
+    pub log_webhook_events: Option<bool>,
+    pub deactivated: Option<bool>,
+    pub user_limit: Option<Option<i64>>,
+    pub organizational_unit_id: Option<Option<String>>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+pub fn insert(conn: &mut AnyConnection, row: &DirectoryRow) -> Result<(), Error> {
+    diesel::insert_into(directories::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<DirectoryRow>, Error> {
+    Ok(directories::table
+        .find(id)
+        .select(DirectoryRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Directories, optionally narrowed by tenant and/or product, oldest first, with the total.
+pub fn list(
+    conn: &mut AnyConnection,
+    tenant: Option<&str>,
+    product: Option<&str>,
+    page: Page,
+) -> Result<(Vec<DirectoryRow>, i64), Error> {
+    let mut q = directories::table.into_boxed();
+    let mut c = directories::table.into_boxed();
+    if let Some(t) = tenant {
+        q = q.filter(d::tenant.eq(t.to_string()));
+        c = c.filter(d::tenant.eq(t.to_string()));
+    }
+    if let Some(p) = product {
+        q = q.filter(d::product.eq(p.to_string()));
+        c = c.filter(d::product.eq(p.to_string()));
+    }
+    let rows = q
+        .order((d::created_at.asc(), d::id.asc()))
+        .offset(page.offset)
+        .limit(page.limit)
+        .select(DirectoryRow::as_select())
+        .load(conn)?;
+    let total = c.count().get_result(conn)?;
+    Ok((rows, total))
+}
+
+/// Ids of every directory of a tenant and product (Jackson's tenant+product scoping).
+pub fn ids_for_tenant_product(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    product: &str,
+) -> Result<Vec<String>, Error> {
+    Ok(directories::table
+        .filter(d::tenant.eq(tenant))
+        .filter(d::product.eq(product))
+        .order((d::created_at.asc(), d::id.asc()))
+        .select(d::id)
+        .load(conn)?)
+}
+
+pub fn update(conn: &mut AnyConnection, id: &str, changes: &DirectoryChanges) -> Result<(), Error> {
+    diesel::update(directories::table.find(id))
+        .set(changes)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn set_secret(
+    conn: &mut AnyConnection,
+    id: &str,
+    new_hash: &str,
+    previous_hash: Option<&str>,
+    previous_expires_at: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+) -> Result<(), Error> {
+    diesel::update(directories::table.find(id))
+        .set((
+            d::scim_secret_hash.eq(new_hash),
+            d::previous_secret_hash.eq(previous_hash),
+            d::previous_secret_expires_at.eq(previous_expires_at),
+            d::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Takes the next event sequence number of a directory. Inside a write transaction the
+/// row lock (PostgreSQL) or the write lock (SQLite) makes the sequence gapless.
+pub fn next_event_sequence(conn: &mut AnyConnection, id: &str) -> Result<i64, Error> {
+    diesel::update(directories::table.find(id))
+        .set(d::last_event_sequence.eq(d::last_event_sequence + 1))
+        .execute(conn)?;
+    Ok(directories::table
+        .find(id)
+        .select(d::last_event_sequence)
+        .first(conn)?)
+}
+
+/// Deletes a directory and everything it owns, children first so no backend relies on
+/// cascades being switched on.
+pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<(), Error> {
+    diesel::delete(memberships::table.filter(memberships::directory_id.eq(id))).execute(conn)?;
+    diesel::delete(scim_groups::table.filter(scim_groups::directory_id.eq(id))).execute(conn)?;
+    diesel::delete(users::table.filter(users::directory_id.eq(id))).execute(conn)?;
+    diesel::delete(events::table.filter(events::directory_id.eq(id))).execute(conn)?;
+    diesel::delete(directories::table.find(id)).execute(conn)?;
+    Ok(())
+}

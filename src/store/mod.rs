@@ -1,0 +1,236 @@
+//! Storage: one diesel connection type over SQLite (bundled) or PostgreSQL, an r2d2 pool,
+//! embedded migrations and the write-transaction helper. Every query lives in a submodule
+//! here and is scoped by directory.
+
+pub mod directories;
+pub mod events;
+pub mod groups;
+pub mod memberships;
+pub mod schema;
+pub mod users;
+
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::r2d2::{ManageConnection, Pool, PooledConnection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::error::Error;
+
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Either backend behind one connection type, so every query is written once.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the database is, parsed from `SCIMGATE_DATABASE_URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A file path for SQLite.
+    Sqlite(String),
+    /// A libpq connection URL.
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// `sqlite://relative.db`, `sqlite:///absolute.db`, a bare path, or `postgres://…`.
+    pub fn parse(url: &str) -> Result<Self, Error> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_string()));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if path.is_empty() || path.contains(":memory:") {
+            // A pooled :memory: database gives every connection its own empty database.
+            return Err(Error::Config(format!(
+                "unsupported database URL {url:?}: use sqlite://path.db or postgres://..."
+            )));
+        }
+        Ok(Self::Sqlite(path.to_string()))
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+/// Opens connections by URL scheme, so a PostgreSQL error reaches the log as libpq said it
+/// (diesel's MultiConnection `establish` would hide it behind "invalid connection url").
+#[derive(Debug)]
+pub struct ConnectionManager {
+    url: DatabaseUrl,
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = AnyConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, Self::Error> {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => PgConnection::establish(url)
+                .map(AnyConnection::Postgres)
+                .map_err(diesel::r2d2::Error::ConnectionError),
+            DatabaseUrl::Sqlite(path) => {
+                let mut c = SqliteConnection::establish(path)
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                // Per-connection settings; WAL itself persists in the file.
+                c.batch_execute(
+                    "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(AnyConnection::Sqlite(c))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
+        false
+    }
+}
+
+pub type DbPool = Pool<ConnectionManager>;
+pub type DbConn = PooledConnection<ConnectionManager>;
+
+/// The pool plus the knowledge of which backend it speaks. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: DbPool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Connects, runs pending migrations and returns the pool.
+    pub fn open(url: &str) -> Result<Self, Error> {
+        let url = DatabaseUrl::parse(url)?;
+        let backend = url.backend();
+        let max_size = match backend {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        };
+        let manager = ConnectionManager { url };
+        // Connect once outside the pool so a bad URL fails fast with libpq's own message.
+        let mut first = manager.connect().map_err(|e| Error::Config(e.to_string()))?;
+        run_migrations(&mut first)?;
+        drop(first);
+        let pool = Pool::builder()
+            .max_size(max_size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A connection for blocking code (CLI, tests). Request handlers use [`Db::run`].
+    pub fn conn(&self) -> Result<DbConn, Error> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool, off the async executor.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, Error> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("blocking task failed: {e}")))?
+    }
+}
+
+pub fn run_migrations(conn: &mut AnyConnection) -> Result<(), Error> {
+    let result = match conn {
+        AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        AnyConnection::Postgres(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+    };
+    result.map_err(|e| Error::Migration(e.to_string()))
+}
+
+/// Runs `f` in a write transaction. SQLite gets `BEGIN IMMEDIATE`: a deferred transaction
+/// that reads and then writes cannot wait on the busy handler in WAL mode and fails with
+/// "database is locked" under concurrency.
+pub fn write_tx<T>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, Error>,
+) -> Result<T, Error> {
+    match conn {
+        AnyConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+        }
+        AnyConnection::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    match f(conn) {
+        Ok(value) => {
+            <AnyConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            if let Err(rollback) =
+                <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn)
+            {
+                tracing::error!(error = %rollback, "rollback failed");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A read transaction, so multi-statement reads (page + total) see one snapshot.
+pub fn read_tx<T>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, Error>,
+) -> Result<T, Error> {
+    conn.transaction(f)
+}
+
+pub fn now() -> chrono::NaiveDateTime {
+    chrono::Utc::now().naive_utc()
+}
+
+/// True when a diesel error is a unique-constraint violation (a lost race on insert).
+pub fn is_unique_violation(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Database(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _
+        ))
+    )
+}
+
+/// Paging of a listing: how many to skip and how many to take.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub offset: i64,
+    pub limit: i64,
+}
