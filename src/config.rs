@@ -90,7 +90,15 @@ impl Config {
         macro_rules! take {
             ($($field:ident),*) => { $( if let Some(v) = f.$field { self.$field = v; } )* };
         }
-        take!(database_url, listen, api_keys, webhook_allow_private, max_body_bytes, secret_grace_seconds, admin_key_file);
+        take!(
+            database_url,
+            listen,
+            api_keys,
+            webhook_allow_private,
+            max_body_bytes,
+            secret_grace_seconds,
+            admin_key_file
+        );
         self.external_url = f.external_url.or(self.external_url.take());
         self.encryption_key = f.encryption_key.or(self.encryption_key.take());
         self.webhook_url = f.webhook_url.or(self.webhook_url.take());
@@ -113,7 +121,12 @@ impl Config {
             self.external_url = Some(v);
         }
         if let Some(v) = get("SCIMGATE_API_KEYS") {
-            self.api_keys = v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+            self.api_keys = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
         }
         if let Some(v) = get("SCIMGATE_ENCRYPTION_KEY") {
             self.encryption_key = Some(v);
@@ -131,9 +144,9 @@ impl Config {
             self.webhook_secret = Some(v);
         }
         if let Some(v) = get("SCIMGATE_MAX_BODY_BYTES") {
-            self.max_body_bytes = v
-                .parse()
-                .map_err(|_| Error::Config(format!("SCIMGATE_MAX_BODY_BYTES: not a number: {v}")))?;
+            self.max_body_bytes = v.parse().map_err(|_| {
+                Error::Config(format!("SCIMGATE_MAX_BODY_BYTES: not a number: {v}"))
+            })?;
         }
         if let Some(v) = get("SCIMGATE_ADMIN_KEY_FILE") {
             self.admin_key_file = PathBuf::from(v);
@@ -173,14 +186,17 @@ fn write_private(path: &Path, contents: &str) -> Result<(), Error> {
     let mut f = opts
         .open(path)
         .map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))?;
-    writeln!(f, "{contents}").map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))
+    writeln!(f, "{contents}")
+        .map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))
 }
 
 fn parse_bool(name: &str, v: &str) -> Result<bool, Error> {
     match v.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(Error::Config(format!("{name}: expected true or false, got {v:?}"))),
+        _ => Err(Error::Config(format!(
+            "{name}: expected true or false, got {v:?}"
+        ))),
     }
 }
 
@@ -188,7 +204,9 @@ fn parse_log_format(v: &str) -> Result<LogFormat, Error> {
     match v.trim().to_ascii_lowercase().as_str() {
         "text" => Ok(LogFormat::Text),
         "json" => Ok(LogFormat::Json),
-        _ => Err(Error::Config(format!("log format must be text or json, got {v:?}"))),
+        _ => Err(Error::Config(format!(
+            "log format must be text or json, got {v:?}"
+        ))),
     }
 }
 
@@ -210,13 +228,17 @@ mod tests {
         assert!(c.webhook_allow_private);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.listen, "127.0.0.1:5225");
-        assert!(c.apply_env(|k| (k == "SCIMGATE_LOG_FORMAT").then(|| "xml".into())).is_err());
+        assert!(c
+            .apply_env(|k| (k == "SCIMGATE_LOG_FORMAT").then(|| "xml".into()))
+            .is_err());
     }
 
     #[test]
     fn toml_file_is_read() {
         let mut c = Config::default();
-        let f: FileConfig = toml::from_str("listen = \"0.0.0.0:1\"\napi_keys = [\"k\"]\nlog_format = \"json\"").unwrap();
+        let f: FileConfig =
+            toml::from_str("listen = \"0.0.0.0:1\"\napi_keys = [\"k\"]\nlog_format = \"json\"")
+                .unwrap();
         c.apply_file(f).unwrap();
         assert_eq!(c.listen, "0.0.0.0:1");
         assert_eq!(c.api_keys, vec!["k"]);

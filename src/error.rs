@@ -26,11 +26,10 @@ impl Error {
         match self {
             Self::Scim(e) => e.status,
             Self::Pool(_) => 503,
-            Self::Database(diesel::result::Error::DatabaseError(kind, _))
-                if matches!(kind, diesel::result::DatabaseErrorKind::SerializationFailure) =>
-            {
-                503
-            }
+            Self::Database(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::SerializationFailure,
+                _,
+            )) => 503,
             _ => 500,
         }
     }

@@ -45,7 +45,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/{id}/users/{uid}", web::get().to(directory_user))
                 .route("/{id}/groups", web::get().to(directory_groups))
                 .route("/{id}/groups/{gid}", web::get().to(directory_group))
-                .route("/{id}/groups/{gid}/members", web::get().to(directory_members))
+                .route(
+                    "/{id}/groups/{gid}/members",
+                    web::get().to(directory_members),
+                )
                 .route("/{id}/events", web::get().to(directory_events))
                 .route("/{id}/events/{eid}", web::get().to(directory_event))
                 .default_service(web::to(not_found)),
@@ -75,12 +78,18 @@ fn page_of(q: &HashMap<String, String>) -> Result<Page, Error> {
         match names.iter().find_map(|n| q.get(*n)) {
             None => Ok(default),
             Some(v) if v.trim().is_empty() => Ok(default),
-            Some(v) => v.trim().parse::<i64>().map_err(|_| ScimError::invalid_value(format!("{} must be an integer", names[0])).into()),
+            Some(v) => v.trim().parse::<i64>().map_err(|_| {
+                ScimError::invalid_value(format!("{} must be an integer", names[0])).into()
+            }),
         }
     };
     let mut offset = int(&["pageOffset", "offset"], 0)?.max(0);
     let limit = int(&["pageLimit", "limit"], DEFAULT_PAGE_LIMIT)?;
-    let limit = if limit <= 0 { DEFAULT_PAGE_LIMIT } else { limit.min(MAX_PAGE_LIMIT) };
+    let limit = if limit <= 0 {
+        DEFAULT_PAGE_LIMIT
+    } else {
+        limit.min(MAX_PAGE_LIMIT)
+    };
     if let Some(token) = q.get("pageToken").filter(|t| !t.is_empty()) {
         offset = URL_SAFE_NO_PAD
             .decode(token)
@@ -104,7 +113,12 @@ fn next_offset(page: Page, returned: usize, total: Option<i64>) -> Option<i64> {
 /// The directory as the admin API shows it. `secret` is the SCIM secret, known only at
 /// creation and rotation (it is stored hashed); `webhook_secret` likewise is echoed only
 /// when the admin has just sent it.
-fn directory_json(row: &DirectoryRow, external_url: &str, secret: Option<&str>, webhook_secret: Option<&str>) -> Value {
+fn directory_json(
+    row: &DirectoryRow,
+    external_url: &str,
+    secret: Option<&str>,
+    webhook_secret: Option<&str>,
+) -> Value {
     json!({
         "id": row.id,
         "name": row.name,
@@ -130,11 +144,22 @@ fn directory_json(row: &DirectoryRow, external_url: &str, secret: Option<&str>, 
     })
 }
 
-async fn create_directory(_: AdminAuth, state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Reply {
+async fn create_directory(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Reply {
     let body = json_body(payload, &req, state.max_body_bytes).await?;
-    let input: NewDirectory = serde_json::from_value(body).map_err(|e| ScimError::invalid_value(format!("invalid directory: {e}")))?;
+    let input: NewDirectory = serde_json::from_value(body)
+        .map_err(|e| ScimError::invalid_value(format!("invalid directory: {e}")))?;
     let (row, secret) = state.db.run(move |c| directories::create(c, input)).await?;
-    let data = directory_json(&row, &state.external_url, Some(&secret), row.webhook_secret.as_deref());
+    let data = directory_json(
+        &row,
+        &state.external_url,
+        Some(&secret),
+        row.webhook_secret.as_deref(),
+    );
     Ok(HttpResponse::build(StatusCode::CREATED).json(json!({"data": data, "error": null})))
 }
 
@@ -145,7 +170,10 @@ async fn list_directories(_: AdminAuth, state: web::Data<AppState>, q: Query) ->
         .db
         .run(move |c| directories::list(c, tenant.as_deref(), product.as_deref(), page))
         .await?;
-    let data = rows.iter().map(|r| directory_json(r, &state.external_url, None, None)).collect::<Vec<_>>();
+    let data = rows
+        .iter()
+        .map(|r| directory_json(r, &state.external_url, None, None))
+        .collect::<Vec<_>>();
     let next = next_offset(page, data.len(), Some(total));
     Ok(paged(data, next))
 }
@@ -156,23 +184,45 @@ async fn get_directory(_: AdminAuth, state: web::Data<AppState>, id: web::Path<S
     Ok(ok(directory_json(&row, &state.external_url, None, None)))
 }
 
-async fn update_directory(_: AdminAuth, state: web::Data<AppState>, req: HttpRequest, id: web::Path<String>, payload: web::Payload) -> Reply {
+async fn update_directory(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Reply {
     let body = json_body(payload, &req, state.max_body_bytes).await?;
-    let input: DirectoryUpdate = serde_json::from_value(body).map_err(|e| ScimError::invalid_value(format!("invalid update: {e}")))?;
+    let input: DirectoryUpdate = serde_json::from_value(body)
+        .map_err(|e| ScimError::invalid_value(format!("invalid update: {e}")))?;
     let id = id.into_inner();
-    let row = state.db.run(move |c| directories::update(c, &id, input)).await?;
+    let row = state
+        .db
+        .run(move |c| directories::update(c, &id, input))
+        .await?;
     Ok(ok(directory_json(&row, &state.external_url, None, None)))
 }
 
-async fn delete_directory(_: AdminAuth, state: web::Data<AppState>, id: web::Path<String>) -> Reply {
+async fn delete_directory(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Reply {
     let id = id.into_inner();
     state.db.run(move |c| directories::delete(c, &id)).await?;
     Ok(ok(json!({})))
 }
 
-async fn rotate_secret(_: AdminAuth, state: web::Data<AppState>, id: web::Path<String>, q: Query) -> Reply {
+async fn rotate_secret(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    q: Query,
+) -> Reply {
     let grace = match q.get("grace_period_seconds") {
-        Some(v) => v.parse::<i64>().map_err(|_| ScimError::invalid_value("grace_period_seconds must be an integer"))?.max(0),
+        Some(v) => v
+            .parse::<i64>()
+            .map_err(|_| ScimError::invalid_value("grace_period_seconds must be an integer"))?
+            .max(0),
         None => state.secret_grace_seconds,
     };
     let id = id.into_inner();
@@ -180,7 +230,12 @@ async fn rotate_secret(_: AdminAuth, state: web::Data<AppState>, id: web::Path<S
         .db
         .run(move |c| directories::rotate_secret(c, &id, chrono::Duration::seconds(grace)))
         .await?;
-    Ok(ok(directory_json(&row, &state.external_url, Some(&secret), None)))
+    Ok(ok(directory_json(
+        &row,
+        &state.external_url,
+        Some(&secret),
+        None,
+    )))
 }
 
 // ---- Synced data ----
@@ -200,56 +255,114 @@ fn directory_ids(c: &mut AnyConnection, q: &HashMap<String, String>) -> Result<V
             }
             Ok(ids)
         }
-        _ => Err(ScimError::invalid_value("Please provide a directoryId, or tenant and product").into()),
+        _ => Err(
+            ScimError::invalid_value("Please provide a directoryId, or tenant and product").into(),
+        ),
     }
 }
 
-fn one(id: String) -> impl FnOnce(&mut AnyConnection, &HashMap<String, String>) -> Result<Vec<String>, Error> + Send + 'static {
+fn one(
+    id: String,
+) -> impl FnOnce(&mut AnyConnection, &HashMap<String, String>) -> Result<Vec<String>, Error>
+       + Send
+       + 'static {
     move |c, _| {
         directories::get(c, &id)?;
         Ok(vec![id])
     }
 }
 
-async fn directory_users(_: AdminAuth, state: web::Data<AppState>, id: web::Path<String>, q: Query) -> Reply {
+async fn directory_users(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    q: Query,
+) -> Reply {
     list_users(state, q.into_inner(), one(id.into_inner())).await
 }
 async fn scoped_users(_: AdminAuth, state: web::Data<AppState>, q: Query) -> Reply {
     list_users(state, q.into_inner(), directory_ids).await
 }
-async fn directory_user(_: AdminAuth, state: web::Data<AppState>, path: web::Path<(String, String)>, q: Query) -> Reply {
+async fn directory_user(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    q: Query,
+) -> Reply {
     let (id, uid) = path.into_inner();
     get_user(state, q.into_inner(), uid, one(id)).await
 }
-async fn scoped_user(_: AdminAuth, state: web::Data<AppState>, uid: web::Path<String>, q: Query) -> Reply {
+async fn scoped_user(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    uid: web::Path<String>,
+    q: Query,
+) -> Reply {
     get_user(state, q.into_inner(), uid.into_inner(), directory_ids).await
 }
-async fn directory_groups(_: AdminAuth, state: web::Data<AppState>, id: web::Path<String>, q: Query) -> Reply {
+async fn directory_groups(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    q: Query,
+) -> Reply {
     list_groups(state, q.into_inner(), one(id.into_inner())).await
 }
 async fn scoped_groups(_: AdminAuth, state: web::Data<AppState>, q: Query) -> Reply {
     list_groups(state, q.into_inner(), directory_ids).await
 }
-async fn directory_group(_: AdminAuth, state: web::Data<AppState>, path: web::Path<(String, String)>, q: Query) -> Reply {
+async fn directory_group(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    q: Query,
+) -> Reply {
     let (id, gid) = path.into_inner();
     get_group(state, q.into_inner(), gid, one(id)).await
 }
-async fn scoped_group(_: AdminAuth, state: web::Data<AppState>, gid: web::Path<String>, q: Query) -> Reply {
+async fn scoped_group(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    gid: web::Path<String>,
+    q: Query,
+) -> Reply {
     get_group(state, q.into_inner(), gid.into_inner(), directory_ids).await
 }
-async fn directory_members(_: AdminAuth, state: web::Data<AppState>, path: web::Path<(String, String)>, q: Query) -> Reply {
+async fn directory_members(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    q: Query,
+) -> Reply {
     let (id, gid) = path.into_inner();
     list_members(state, q.into_inner(), gid, one(id)).await
 }
-async fn scoped_members(_: AdminAuth, state: web::Data<AppState>, gid: web::Path<String>, q: Query) -> Reply {
+async fn scoped_members(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    gid: web::Path<String>,
+    q: Query,
+) -> Reply {
     list_members(state, q.into_inner(), gid.into_inner(), directory_ids).await
 }
 
 /// Finds the directories a read is scoped to.
-trait Resolve: FnOnce(&mut AnyConnection, &HashMap<String, String>) -> Result<Vec<String>, Error> + Send + 'static {}
-impl<F> Resolve for F where F: FnOnce(&mut AnyConnection, &HashMap<String, String>) -> Result<Vec<String>, Error> + Send + 'static {}
+trait Resolve:
+    FnOnce(&mut AnyConnection, &HashMap<String, String>) -> Result<Vec<String>, Error> + Send + 'static
+{
+}
+impl<F> Resolve for F where
+    F: FnOnce(&mut AnyConnection, &HashMap<String, String>) -> Result<Vec<String>, Error>
+        + Send
+        + 'static
+{
+}
 
-async fn list_users(state: web::Data<AppState>, q: HashMap<String, String>, resolve: impl Resolve) -> Reply {
+async fn list_users(
+    state: web::Data<AppState>,
+    q: HashMap<String, String>,
+    resolve: impl Resolve,
+) -> Reply {
     let page = page_of(&q)?;
     let external = state.external_url.clone();
     let data = state
@@ -259,7 +372,12 @@ async fn list_users(state: web::Data<AppState>, q: HashMap<String, String>, reso
             let rows = crate::store::users::list_in(c, &ids, page)?;
             Ok(rows
                 .iter()
-                .map(|r| users::user_summary(r, users::render(r, &[], &scim_base_url(&external, &r.directory_id))))
+                .map(|r| {
+                    users::user_summary(
+                        r,
+                        users::render(r, &[], &scim_base_url(&external, &r.directory_id)),
+                    )
+                })
                 .collect::<Vec<_>>())
         })
         .await?;
@@ -267,21 +385,38 @@ async fn list_users(state: web::Data<AppState>, q: HashMap<String, String>, reso
     Ok(paged(data, next))
 }
 
-async fn get_user(state: web::Data<AppState>, q: HashMap<String, String>, uid: String, resolve: impl Resolve) -> Reply {
+async fn get_user(
+    state: web::Data<AppState>,
+    q: HashMap<String, String>,
+    uid: String,
+    resolve: impl Resolve,
+) -> Reply {
     let external = state.external_url.clone();
     let data = state
         .db
         .run(move |c| {
             let ids = resolve(c, &q)?;
-            let row = crate::store::users::get_in(c, &ids, &uid)?.ok_or_else(|| ScimError::not_found("User not found"))?;
-            let groups = crate::store::memberships::groups_of_users(c, &row.directory_id, std::slice::from_ref(&row.id))?;
-            Ok(users::user_summary(&row, users::render(&row, &groups, &scim_base_url(&external, &row.directory_id))))
+            let row = crate::store::users::get_in(c, &ids, &uid)?
+                .ok_or_else(|| ScimError::not_found("User not found"))?;
+            let groups = crate::store::memberships::groups_of_users(
+                c,
+                &row.directory_id,
+                std::slice::from_ref(&row.id),
+            )?;
+            Ok(users::user_summary(
+                &row,
+                users::render(&row, &groups, &scim_base_url(&external, &row.directory_id)),
+            ))
         })
         .await?;
     Ok(ok(data))
 }
 
-async fn list_groups(state: web::Data<AppState>, q: HashMap<String, String>, resolve: impl Resolve) -> Reply {
+async fn list_groups(
+    state: web::Data<AppState>,
+    q: HashMap<String, String>,
+    resolve: impl Resolve,
+) -> Reply {
     let page = page_of(&q)?;
     let external = state.external_url.clone();
     let data = state
@@ -291,7 +426,12 @@ async fn list_groups(state: web::Data<AppState>, q: HashMap<String, String>, res
             let rows = crate::store::groups::list_in(c, &ids, page)?;
             Ok(rows
                 .iter()
-                .map(|r| groups::group_summary(r, groups::render(r, None, &scim_base_url(&external, &r.directory_id))))
+                .map(|r| {
+                    groups::group_summary(
+                        r,
+                        groups::render(r, None, &scim_base_url(&external, &r.directory_id)),
+                    )
+                })
                 .collect::<Vec<_>>())
         })
         .await?;
@@ -299,28 +439,48 @@ async fn list_groups(state: web::Data<AppState>, q: HashMap<String, String>, res
     Ok(paged(data, next))
 }
 
-async fn get_group(state: web::Data<AppState>, q: HashMap<String, String>, gid: String, resolve: impl Resolve) -> Reply {
+async fn get_group(
+    state: web::Data<AppState>,
+    q: HashMap<String, String>,
+    gid: String,
+    resolve: impl Resolve,
+) -> Reply {
     let external = state.external_url.clone();
     let data = state
         .db
         .run(move |c| {
             let ids = resolve(c, &q)?;
-            let row = crate::store::groups::get_in(c, &ids, &gid)?.ok_or_else(|| ScimError::not_found(format!("Group with id {gid} not found.")))?;
+            let row = crate::store::groups::get_in(c, &ids, &gid)?
+                .ok_or_else(|| ScimError::not_found(format!("Group with id {gid} not found.")))?;
             let members = crate::store::memberships::members(c, &row.directory_id, &row.id, None)?;
-            Ok(groups::group_summary(&row, groups::render(&row, Some(&members), &scim_base_url(&external, &row.directory_id))))
+            Ok(groups::group_summary(
+                &row,
+                groups::render(
+                    &row,
+                    Some(&members),
+                    &scim_base_url(&external, &row.directory_id),
+                ),
+            ))
         })
         .await?;
     Ok(ok(data))
 }
 
-async fn list_members(state: web::Data<AppState>, q: HashMap<String, String>, gid: String, resolve: impl Resolve) -> Reply {
+async fn list_members(
+    state: web::Data<AppState>,
+    q: HashMap<String, String>,
+    gid: String,
+    resolve: impl Resolve,
+) -> Reply {
     let page = page_of(&q)?;
     let data = state
         .db
         .run(move |c| {
             let ids = resolve(c, &q)?;
-            let row = crate::store::groups::get_in(c, &ids, &gid)?.ok_or_else(|| ScimError::not_found(format!("Group with id {gid} not found.")))?;
-            let members = crate::store::memberships::members(c, &row.directory_id, &row.id, Some(page))?;
+            let row = crate::store::groups::get_in(c, &ids, &gid)?
+                .ok_or_else(|| ScimError::not_found(format!("Group with id {gid} not found.")))?;
+            let members =
+                crate::store::memberships::members(c, &row.directory_id, &row.id, Some(page))?;
             Ok(members
                 .iter()
                 .map(|m| json!({"user_id": m.user_id, "user_name": m.user_name}))
@@ -333,9 +493,16 @@ async fn list_members(state: web::Data<AppState>, q: HashMap<String, String>, gi
 
 // ---- Events ----
 
-async fn directory_events(_: AdminAuth, state: web::Data<AppState>, id: web::Path<String>, q: Query) -> Reply {
+async fn directory_events(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    q: Query,
+) -> Reply {
     let after = match q.get("after").filter(|s| !s.is_empty()) {
-        Some(v) => v.parse::<i64>().map_err(|_| ScimError::invalid_value("after must be an event sequence number"))?,
+        Some(v) => v
+            .parse::<i64>()
+            .map_err(|_| ScimError::invalid_value("after must be an event sequence number"))?,
         None => 0,
     };
     let limit = page_of(&q)?.limit;
@@ -348,17 +515,26 @@ async fn directory_events(_: AdminAuth, state: web::Data<AppState>, id: web::Pat
         })
         .await?;
     let next = rows.last().map(|r| r.sequence);
-    let data: Vec<Value> = rows.iter().map(|r| serde_json::from_str(&r.payload).unwrap_or(Value::Null)).collect();
-    Ok(HttpResponse::Ok().json(json!({"data": data, "error": null, "after": next.unwrap_or(after)})))
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|r| serde_json::from_str(&r.payload).unwrap_or(Value::Null))
+        .collect();
+    Ok(HttpResponse::Ok()
+        .json(json!({"data": data, "error": null, "after": next.unwrap_or(after)})))
 }
 
-async fn directory_event(_: AdminAuth, state: web::Data<AppState>, path: web::Path<(String, String)>) -> Reply {
+async fn directory_event(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Reply {
     let (id, eid) = path.into_inner();
     let row = state
         .db
         .run(move |c| {
             directories::get(c, &id)?;
-            crate::store::events::get(c, &id, &eid)?.ok_or_else(|| ScimError::not_found("Event not found").into())
+            crate::store::events::get(c, &id, &eid)?
+                .ok_or_else(|| ScimError::not_found("Event not found").into())
         })
         .await?;
     Ok(ok(serde_json::from_str(&row.payload).unwrap_or(Value::Null)))

@@ -42,7 +42,11 @@ impl FromRequest for ScimAuth {
         let req = req.clone();
         Box::pin(async move {
             let state = state(&req)?;
-            let id = req.match_info().get("directory_id").unwrap_or_default().to_string();
+            let id = req
+                .match_info()
+                .get("directory_id")
+                .unwrap_or_default()
+                .to_string();
             let token = credential(&req, &["Bearer"]).map(str::to_string);
             let external_url = state.external_url.clone();
             let row = state
@@ -82,8 +86,13 @@ impl FromRequest for AdminAuth {
 
 /// Reads a request body up to `limit` bytes (413 beyond) and parses it as JSON
 /// (400 `invalidSyntax` when it is not).
-pub async fn json_body(payload: web::Payload, req: &HttpRequest, limit: usize) -> Result<Value, Error> {
-    let too_large = || ScimError::payload_too_large(format!("request body larger than {limit} bytes"));
+pub async fn json_body(
+    payload: web::Payload,
+    req: &HttpRequest,
+    limit: usize,
+) -> Result<Value, Error> {
+    let too_large =
+        || ScimError::payload_too_large(format!("request body larger than {limit} bytes"));
     if let Some(len) = req
         .headers()
         .get("content-length")
@@ -97,7 +106,8 @@ pub async fn json_body(payload: web::Payload, req: &HttpRequest, limit: usize) -
     let mut body = web::BytesMut::new();
     let mut payload = payload;
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ScimError::invalid_syntax(format!("could not read the body: {e}")))?;
+        let chunk = chunk
+            .map_err(|e| ScimError::invalid_syntax(format!("could not read the body: {e}")))?;
         if body.len() + chunk.len() > limit {
             return Err(too_large().into());
         }

@@ -85,5 +85,10 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
     .map_err(|e| Error::Config(format!("cannot serve on {addr}: {e}")))?
     .run();
     let handle = server.handle();
-    Ok(Running { addr, external_url, server, handle })
+    Ok(Running {
+        addr,
+        external_url,
+        server,
+        handle,
+    })
 }

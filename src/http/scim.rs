@@ -18,8 +18,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     let not_allowed = || web::to(method_not_allowed);
     cfg.service(
         web::scope("/api/scim/v2.0/{directory_id}")
-            .service(web::resource("/Users").get(list_users).post(create_user).default_service(not_allowed()))
-            .service(web::resource("/Users/.search").post(search_users).default_service(not_allowed()))
+            .service(
+                web::resource("/Users")
+                    .get(list_users)
+                    .post(create_user)
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/Users/.search")
+                    .post(search_users)
+                    .default_service(not_allowed()),
+            )
             .service(
                 web::resource("/Users/{id}")
                     .get(get_user)
@@ -28,8 +37,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .delete(delete_user)
                     .default_service(not_allowed()),
             )
-            .service(web::resource("/Groups").get(list_groups).post(create_group).default_service(not_allowed()))
-            .service(web::resource("/Groups/.search").post(search_groups).default_service(not_allowed()))
+            .service(
+                web::resource("/Groups")
+                    .get(list_groups)
+                    .post(create_group)
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/Groups/.search")
+                    .post(search_groups)
+                    .default_service(not_allowed()),
+            )
             .service(
                 web::resource("/Groups/{id}")
                     .get(get_group)
@@ -38,19 +56,49 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .delete(delete_group)
                     .default_service(not_allowed()),
             )
-            .service(web::resource("/ServiceProviderConfig").get(service_provider_config).default_service(not_allowed()))
-            .service(web::resource("/ResourceTypes").get(resource_types).default_service(not_allowed()))
-            .service(web::resource("/ResourceTypes/{name}").get(resource_type).default_service(not_allowed()))
-            .service(web::resource("/Schemas").get(schemas).default_service(not_allowed()))
-            .service(web::resource("/Schemas/{urn}").get(schema).default_service(not_allowed()))
-            .service(web::resource("/.search").post(search_all).default_service(not_allowed()))
-            .service(web::resource("/Bulk").post(bulk).default_service(not_allowed()))
+            .service(
+                web::resource("/ServiceProviderConfig")
+                    .get(service_provider_config)
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/ResourceTypes")
+                    .get(resource_types)
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/ResourceTypes/{name}")
+                    .get(resource_type)
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/Schemas")
+                    .get(schemas)
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/Schemas/{urn}")
+                    .get(schema)
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/.search")
+                    .post(search_all)
+                    .default_service(not_allowed()),
+            )
+            .service(
+                web::resource("/Bulk")
+                    .post(bulk)
+                    .default_service(not_allowed()),
+            )
             .default_service(web::to(not_found)),
     );
 }
 
 fn reply(status: StatusCode, body: &Value) -> HttpResponse {
-    HttpResponse::build(status).content_type(CONTENT_TYPE).body(body.to_string())
+    HttpResponse::build(status)
+        .content_type(CONTENT_TYPE)
+        .body(body.to_string())
 }
 
 /// A single resource, with its ETag (and Location on create).
@@ -84,13 +132,19 @@ fn list_query_of(pairs: &[(String, String)]) -> Result<ListQuery, ScimError> {
 
 /// A SearchRequest body (RFC 7644 §3.4.3) as query-string pairs.
 fn search_pairs(body: &Value) -> Result<Vec<(String, String)>, ScimError> {
-    let obj = body.as_object().ok_or_else(|| ScimError::invalid_syntax("a search request must be a JSON object"))?;
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ScimError::invalid_syntax("a search request must be a JSON object"))?;
     let mut pairs = Vec::new();
     for (k, v) in obj {
         let text = match v {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
-            Value::Array(items) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
+            Value::Array(items) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
             _ => continue,
         };
         pairs.push((k.clone(), text));
@@ -107,7 +161,12 @@ async fn not_found() -> Reply {
 }
 
 async fn bulk(_auth: ScimAuth) -> Reply {
-    Err(ScimError::new(501, None, "bulk operations are not supported (see /ServiceProviderConfig)").into())
+    Err(ScimError::new(
+        501,
+        None,
+        "bulk operations are not supported (see /ServiceProviderConfig)",
+    )
+    .into())
 }
 
 // ---- Users ----
@@ -117,12 +176,21 @@ async fn list_users(auth: ScimAuth, state: web::Data<AppState>, req: HttpRequest
     users_listing(auth, state, pairs).await
 }
 
-async fn search_users(auth: ScimAuth, state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Reply {
+async fn search_users(
+    auth: ScimAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Reply {
     let body = json_body(payload, &req, state.max_body_bytes).await?;
     users_listing(auth, state, search_pairs(&body)?).await
 }
 
-async fn users_listing(ScimAuth(scope): ScimAuth, state: web::Data<AppState>, pairs: Vec<(String, String)>) -> Reply {
+async fn users_listing(
+    ScimAuth(scope): ScimAuth,
+    state: web::Data<AppState>,
+    pairs: Vec<(String, String)>,
+) -> Reply {
     let q = list_query_of(&pairs)?;
     let projection = projection_of(&pairs)?;
     let start = q.start_index;
@@ -133,45 +201,102 @@ async fn users_listing(ScimAuth(scope): ScimAuth, state: web::Data<AppState>, pa
             move |c| users::list(c, &scope, &q)
         })
         .await?;
-    let resources = views.iter().map(|v| projection.apply(v.render(&scope.base_url))).collect();
-    Ok(reply(StatusCode::OK, &list_response(resources, total, start)))
+    let resources = views
+        .iter()
+        .map(|v| projection.apply(v.render(&scope.base_url)))
+        .collect();
+    Ok(reply(
+        StatusCode::OK,
+        &list_response(resources, total, start),
+    ))
 }
 
-async fn create_user(ScimAuth(scope): ScimAuth, state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Reply {
+async fn create_user(
+    ScimAuth(scope): ScimAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Reply {
     let projection = projection_of(&query_pairs(&req)?)?;
     let body = json_body(payload, &req, state.max_body_bytes).await?;
     let base = scope.base_url.clone();
-    let view = state.db.run(move |c| users::create(c, &scope, body)).await?;
-    Ok(resource_reply(StatusCode::CREATED, view.render(&base), &projection))
+    let view = state
+        .db
+        .run(move |c| users::create(c, &scope, body))
+        .await?;
+    Ok(resource_reply(
+        StatusCode::CREATED,
+        view.render(&base),
+        &projection,
+    ))
 }
 
-async fn get_user(ScimAuth(scope): ScimAuth, state: web::Data<AppState>, req: HttpRequest, path: web::Path<(String, String)>) -> Reply {
+async fn get_user(
+    ScimAuth(scope): ScimAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Reply {
     let projection = projection_of(&query_pairs(&req)?)?;
     let (_, id) = path.into_inner();
     let base = scope.base_url.clone();
     let view = state.db.run(move |c| users::get(c, &scope, &id)).await?;
-    Ok(resource_reply(StatusCode::OK, view.render(&base), &projection))
+    Ok(resource_reply(
+        StatusCode::OK,
+        view.render(&base),
+        &projection,
+    ))
 }
 
-async fn replace_user(ScimAuth(scope): ScimAuth, state: web::Data<AppState>, req: HttpRequest, path: web::Path<(String, String)>, payload: web::Payload) -> Reply {
+async fn replace_user(
+    ScimAuth(scope): ScimAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Reply {
     let projection = projection_of(&query_pairs(&req)?)?;
     let body = json_body(payload, &req, state.max_body_bytes).await?;
     let (_, id) = path.into_inner();
     let base = scope.base_url.clone();
-    let view = state.db.run(move |c| users::replace(c, &scope, &id, body)).await?;
-    Ok(resource_reply(StatusCode::OK, view.render(&base), &projection))
+    let view = state
+        .db
+        .run(move |c| users::replace(c, &scope, &id, body))
+        .await?;
+    Ok(resource_reply(
+        StatusCode::OK,
+        view.render(&base),
+        &projection,
+    ))
 }
 
-async fn patch_user(ScimAuth(scope): ScimAuth, state: web::Data<AppState>, req: HttpRequest, path: web::Path<(String, String)>, payload: web::Payload) -> Reply {
+async fn patch_user(
+    ScimAuth(scope): ScimAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Reply {
     let projection = projection_of(&query_pairs(&req)?)?;
     let body = json_body(payload, &req, state.max_body_bytes).await?;
     let (_, id) = path.into_inner();
     let base = scope.base_url.clone();
-    let view = state.db.run(move |c| users::patch(c, &scope, &id, body)).await?;
-    Ok(resource_reply(StatusCode::OK, view.render(&base), &projection))
+    let view = state
+        .db
+        .run(move |c| users::patch(c, &scope, &id, body))
+        .await?;
+    Ok(resource_reply(
+        StatusCode::OK,
+        view.render(&base),
+        &projection,
+    ))
 }
 
-async fn delete_user(ScimAuth(scope): ScimAuth, state: web::Data<AppState>, path: web::Path<(String, String)>) -> Reply {
+async fn delete_user(
+    ScimAuth(scope): ScimAuth,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Reply {
     let (_, id) = path.into_inner();
     state.db.run(move |c| users::delete(c, &scope, &id)).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -184,12 +309,21 @@ async fn list_groups(auth: ScimAuth, state: web::Data<AppState>, req: HttpReques
     groups_listing(auth, state, pairs).await
 }
 
-async fn search_groups(auth: ScimAuth, state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Reply {
+async fn search_groups(
+    auth: ScimAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Reply {
     let body = json_body(payload, &req, state.max_body_bytes).await?;
     groups_listing(auth, state, search_pairs(&body)?).await
 }
 
-async fn groups_listing(ScimAuth(scope): ScimAuth, state: web::Data<AppState>, pairs: Vec<(String, String)>) -> Reply {
+async fn groups_listing(
+    ScimAuth(scope): ScimAuth,
+    state: web::Data<AppState>,
+    pairs: Vec<(String, String)>,
+) -> Reply {
     let q = list_query_of(&pairs)?;
     let projection = projection_of(&pairs)?;
     let with_members = projection.includes("members");
@@ -201,53 +335,121 @@ async fn groups_listing(ScimAuth(scope): ScimAuth, state: web::Data<AppState>, p
             move |c| groups::list(c, &scope, &q, with_members)
         })
         .await?;
-    let resources = views.iter().map(|v| projection.apply(v.render(&scope.base_url))).collect();
-    Ok(reply(StatusCode::OK, &list_response(resources, total, start)))
+    let resources = views
+        .iter()
+        .map(|v| projection.apply(v.render(&scope.base_url)))
+        .collect();
+    Ok(reply(
+        StatusCode::OK,
+        &list_response(resources, total, start),
+    ))
 }
 
-async fn create_group(ScimAuth(scope): ScimAuth, state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Reply {
+async fn create_group(
+    ScimAuth(scope): ScimAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Reply {
     let projection = projection_of(&query_pairs(&req)?)?;
     let body = json_body(payload, &req, state.max_body_bytes).await?;
     let base = scope.base_url.clone();
-    let view = state.db.run(move |c| groups::create(c, &scope, body)).await?;
-    Ok(resource_reply(StatusCode::CREATED, view.render(&base), &projection))
+    let view = state
+        .db
+        .run(move |c| groups::create(c, &scope, body))
+        .await?;
+    Ok(resource_reply(
+        StatusCode::CREATED,
+        view.render(&base),
+        &projection,
+    ))
 }
 
-async fn get_group(ScimAuth(scope): ScimAuth, state: web::Data<AppState>, req: HttpRequest, path: web::Path<(String, String)>) -> Reply {
+async fn get_group(
+    ScimAuth(scope): ScimAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Reply {
     let projection = projection_of(&query_pairs(&req)?)?;
     let with_members = projection.includes("members");
     let (_, id) = path.into_inner();
     let base = scope.base_url.clone();
-    let view = state.db.run(move |c| groups::get(c, &scope, &id, with_members)).await?;
-    Ok(resource_reply(StatusCode::OK, view.render(&base), &projection))
+    let view = state
+        .db
+        .run(move |c| groups::get(c, &scope, &id, with_members))
+        .await?;
+    Ok(resource_reply(
+        StatusCode::OK,
+        view.render(&base),
+        &projection,
+    ))
 }
 
-async fn replace_group(ScimAuth(scope): ScimAuth, state: web::Data<AppState>, req: HttpRequest, path: web::Path<(String, String)>, payload: web::Payload) -> Reply {
+async fn replace_group(
+    ScimAuth(scope): ScimAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Reply {
     let projection = projection_of(&query_pairs(&req)?)?;
     let body = json_body(payload, &req, state.max_body_bytes).await?;
     let (_, id) = path.into_inner();
     let base = scope.base_url.clone();
-    let view = state.db.run(move |c| groups::replace(c, &scope, &id, body)).await?;
-    Ok(resource_reply(StatusCode::OK, view.render(&base), &projection))
+    let view = state
+        .db
+        .run(move |c| groups::replace(c, &scope, &id, body))
+        .await?;
+    Ok(resource_reply(
+        StatusCode::OK,
+        view.render(&base),
+        &projection,
+    ))
 }
 
-async fn patch_group(ScimAuth(scope): ScimAuth, state: web::Data<AppState>, req: HttpRequest, path: web::Path<(String, String)>, payload: web::Payload) -> Reply {
+async fn patch_group(
+    ScimAuth(scope): ScimAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Reply {
     let projection = projection_of(&query_pairs(&req)?)?;
     let body = json_body(payload, &req, state.max_body_bytes).await?;
     let (_, id) = path.into_inner();
     let base = scope.base_url.clone();
-    let view = state.db.run(move |c| groups::patch(c, &scope, &id, body)).await?;
-    Ok(resource_reply(StatusCode::OK, view.render(&base), &projection))
+    let view = state
+        .db
+        .run(move |c| groups::patch(c, &scope, &id, body))
+        .await?;
+    Ok(resource_reply(
+        StatusCode::OK,
+        view.render(&base),
+        &projection,
+    ))
 }
 
-async fn delete_group(ScimAuth(scope): ScimAuth, state: web::Data<AppState>, path: web::Path<(String, String)>) -> Reply {
+async fn delete_group(
+    ScimAuth(scope): ScimAuth,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Reply {
     let (_, id) = path.into_inner();
-    state.db.run(move |c| groups::delete(c, &scope, &id)).await?;
+    state
+        .db
+        .run(move |c| groups::delete(c, &scope, &id))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// `POST /.search`: users first, then groups, paged over both.
-async fn search_all(ScimAuth(scope): ScimAuth, state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> Reply {
+async fn search_all(
+    ScimAuth(scope): ScimAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Reply {
     let body = json_body(payload, &req, state.max_body_bytes).await?;
     let pairs = search_pairs(&body)?;
     let q = list_query_of(&pairs)?;
@@ -261,7 +463,11 @@ async fn search_all(ScimAuth(scope): ScimAuth, state: web::Data<AppState>, req: 
             let (u, u_total) = users::list(c, &scope, &q)?;
             let skip_groups = (q.offset() - u_total).max(0);
             let room = q.count - u.len() as i64;
-            let gq = ListQuery { filter: q.filter.clone(), start_index: skip_groups + 1, count: room.max(0) };
+            let gq = ListQuery {
+                filter: q.filter.clone(),
+                start_index: skip_groups + 1,
+                count: room.max(0),
+            };
             let (g, g_total) = groups::list(c, &scope, &gq, with_members)?;
             let mut out: Vec<Value> = u.iter().map(|v| v.render(&scope.base_url)).collect();
             out.extend(g.iter().map(|v| v.render(&scope.base_url)));
@@ -270,29 +476,47 @@ async fn search_all(ScimAuth(scope): ScimAuth, state: web::Data<AppState>, req: 
         .await?;
     let _ = base;
     let resources = resources.into_iter().map(|r| projection.apply(r)).collect();
-    Ok(reply(StatusCode::OK, &list_response(resources, total, start)))
+    Ok(reply(
+        StatusCode::OK,
+        &list_response(resources, total, start),
+    ))
 }
 
 // ---- Discovery ----
 
 async fn service_provider_config(ScimAuth(scope): ScimAuth) -> Reply {
-    Ok(reply(StatusCode::OK, &discovery::service_provider_config(&scope.base_url)))
+    Ok(reply(
+        StatusCode::OK,
+        &discovery::service_provider_config(&scope.base_url),
+    ))
 }
 
 async fn resource_types(ScimAuth(scope): ScimAuth) -> Reply {
-    Ok(reply(StatusCode::OK, &discovery::resource_types_list(&scope.base_url)))
+    Ok(reply(
+        StatusCode::OK,
+        &discovery::resource_types_list(&scope.base_url),
+    ))
 }
 
 async fn resource_type(ScimAuth(scope): ScimAuth, path: web::Path<(String, String)>) -> Reply {
     let (_, name) = path.into_inner();
-    Ok(reply(StatusCode::OK, &discovery::resource_type(&scope.base_url, &name)?))
+    Ok(reply(
+        StatusCode::OK,
+        &discovery::resource_type(&scope.base_url, &name)?,
+    ))
 }
 
 async fn schemas(ScimAuth(scope): ScimAuth) -> Reply {
-    Ok(reply(StatusCode::OK, &discovery::schemas_list(&scope.base_url)))
+    Ok(reply(
+        StatusCode::OK,
+        &discovery::schemas_list(&scope.base_url),
+    ))
 }
 
 async fn schema(ScimAuth(scope): ScimAuth, path: web::Path<(String, String)>) -> Reply {
     let (_, urn) = path.into_inner();
-    Ok(reply(StatusCode::OK, &discovery::schema(&scope.base_url, &urn)?))
+    Ok(reply(
+        StatusCode::OK,
+        &discovery::schema(&scope.base_url, &urn)?,
+    ))
 }

@@ -68,7 +68,11 @@ pub fn resource_types_list(base: &str) -> Value {
 pub fn resource_type(base: &str, name: &str) -> Result<Value, ScimError> {
     resource_types(base)
         .into_iter()
-        .find(|r| r["id"].as_str().is_some_and(|id| id.eq_ignore_ascii_case(name)))
+        .find(|r| {
+            r["id"]
+                .as_str()
+                .is_some_and(|id| id.eq_ignore_ascii_case(name))
+        })
         .ok_or_else(|| ScimError::not_found(format!("no resource type {name:?}")))
 }
 
@@ -78,7 +82,8 @@ pub fn schemas(base: &str) -> Vec<Value> {
         .filter_map(|text| serde_json::from_str::<Value>(text).ok())
         .map(|mut s| {
             let id = s["id"].as_str().unwrap_or_default().to_string();
-            s["meta"] = json!({"resourceType": "Schema", "location": format!("{base}/Schemas/{id}")});
+            s["meta"] =
+                json!({"resourceType": "Schema", "location": format!("{base}/Schemas/{id}")});
             s
         })
         .collect()
@@ -93,7 +98,11 @@ pub fn schemas_list(base: &str) -> Value {
 pub fn schema(base: &str, urn: &str) -> Result<Value, ScimError> {
     schemas(base)
         .into_iter()
-        .find(|s| s["id"].as_str().is_some_and(|id| id.eq_ignore_ascii_case(urn)))
+        .find(|s| {
+            s["id"]
+                .as_str()
+                .is_some_and(|id| id.eq_ignore_ascii_case(urn))
+        })
         .ok_or_else(|| ScimError::not_found(format!("no schema {urn:?}")))
 }
 

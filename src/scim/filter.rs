@@ -92,11 +92,7 @@ pub fn parse_patch_path(input: &str) -> Result<PatchPath, ScimError> {
     let parsed = (
         attr_path,
         opt((
-            delimited(
-                (char('['), multispace0),
-                or_expr,
-                (multispace0, char(']')),
-            ),
+            delimited((char('['), multispace0), or_expr, (multispace0, char(']'))),
             opt(preceded(char('.'), attr_name)),
         )),
     )
@@ -199,12 +195,7 @@ fn atom(i: &str) -> Res<'_, Filter> {
 }
 
 fn parenthesised(i: &str) -> Res<'_, Filter> {
-    delimited(
-        (char('('), multispace0),
-        or_expr,
-        (multispace0, char(')')),
-    )
-    .parse(i)
+    delimited((char('('), multispace0), or_expr, (multispace0, char(')'))).parse(i)
 }
 
 fn negation(i: &str) -> Res<'_, Filter> {
@@ -219,11 +210,7 @@ fn value_path(i: &str) -> Res<'_, Filter> {
     map(
         (
             attr_path,
-            delimited(
-                (char('['), multispace0),
-                or_expr,
-                (multispace0, char(']')),
-            ),
+            delimited((char('['), multispace0), or_expr, (multispace0, char(']'))),
         ),
         |(p, f)| Filter::ValuePath(p, Box::new(f)),
     )
@@ -233,7 +220,12 @@ fn value_path(i: &str) -> Res<'_, Filter> {
 fn attr_exp(i: &str) -> Res<'_, Filter> {
     let (i, path) = attr_path(i)?;
     let (i, _) = multispace1(i)?;
-    if let Ok((rest, _)) = (tag_no_case::<_, _, nom::error::Error<&str>>("pr"), peek(boundary)).parse(i) {
+    if let Ok((rest, _)) = (
+        tag_no_case::<_, _, nom::error::Error<&str>>("pr"),
+        peek(boundary),
+    )
+        .parse(i)
+    {
         return Ok((rest, Filter::Present(path)));
     }
     let (i, (op, _, v)) = (compare_op, multispace1, comp_value).parse(i)?;
@@ -270,7 +262,9 @@ fn compare_op(i: &str) -> Res<'_, CompareOp> {
 fn comp_value(i: &str) -> Res<'_, Value> {
     alt((
         map((tag_no_case("true"), peek(boundary)), |_| Value::Bool(true)),
-        map((tag_no_case("false"), peek(boundary)), |_| Value::Bool(false)),
+        map((tag_no_case("false"), peek(boundary)), |_| {
+            Value::Bool(false)
+        }),
         map((tag_no_case("null"), peek(boundary)), |_| Value::Null),
         json_string,
         json_number,
@@ -394,8 +388,11 @@ pub fn case_exact(attr: &str, sub: Option<&str>) -> bool {
 /// case-insensitive in SCIM).
 pub fn get_ci<'v>(obj: &'v Value, key: &str) -> Option<&'v Value> {
     let map = obj.as_object()?;
-    map.get(key)
-        .or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+    map.get(key).or_else(|| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
 }
 
 /// The object a path addresses: the resource itself, or an extension object for a URN
@@ -413,9 +410,9 @@ pub fn matches(filter: &Filter, resource: &Value) -> bool {
         Filter::And(a, b) => matches(a, resource) && matches(b, resource),
         Filter::Or(a, b) => matches(a, resource) || matches(b, resource),
         Filter::Not(f) => !matches(f, resource),
-        Filter::Present(path) => values_at(resource, path)
-            .iter()
-            .any(|v| !v.is_null() && v.as_str() != Some("") && v.as_array().is_none_or(|a| !a.is_empty())),
+        Filter::Present(path) => values_at(resource, path).iter().any(|v| {
+            !v.is_null() && v.as_str() != Some("") && v.as_array().is_none_or(|a| !a.is_empty())
+        }),
         Filter::Compare(path, op, expected) => {
             let exact = case_exact(&path.attr, path.sub.as_deref());
             values_at(resource, path)
@@ -427,7 +424,9 @@ pub fn matches(filter: &Filter, resource: &Value) -> bool {
                 return false;
             };
             match target {
-                Value::Array(items) => items.iter().any(|item| matches_element(inner, item, &path.attr)),
+                Value::Array(items) => items
+                    .iter()
+                    .any(|item| matches_element(inner, item, &path.attr)),
                 other => matches_element(inner, other, &path.attr),
             }
         }
@@ -438,8 +437,12 @@ pub fn matches(filter: &Filter, resource: &Value) -> bool {
 /// name the element's sub-attributes.
 pub fn matches_element(filter: &Filter, element: &Value, parent: &str) -> bool {
     match filter {
-        Filter::And(a, b) => matches_element(a, element, parent) && matches_element(b, element, parent),
-        Filter::Or(a, b) => matches_element(a, element, parent) || matches_element(b, element, parent),
+        Filter::And(a, b) => {
+            matches_element(a, element, parent) && matches_element(b, element, parent)
+        }
+        Filter::Or(a, b) => {
+            matches_element(a, element, parent) || matches_element(b, element, parent)
+        }
         Filter::Not(f) => !matches_element(f, element, parent),
         Filter::Present(p) => get_ci(element, &p.attr).is_some_and(|v| !v.is_null()),
         Filter::Compare(p, op, expected) => {
@@ -469,7 +472,13 @@ fn values_at<'v>(resource: &'v Value, path: &AttrPath) -> Vec<&'v Value> {
     match &path.sub {
         None => items
             .into_iter()
-            .map(|v| if v.is_object() { get_ci(v, "value").unwrap_or(v) } else { v })
+            .map(|v| {
+                if v.is_object() {
+                    get_ci(v, "value").unwrap_or(v)
+                } else {
+                    v
+                }
+            })
             .collect(),
         Some(sub) => items.into_iter().filter_map(|v| get_ci(v, sub)).collect(),
     }
@@ -555,12 +564,19 @@ mod tests {
         assert_eq!(
             p(r#"userName eq "bjensen""#),
             Filter::Compare(
-                AttrPath { urn: None, attr: "userName".into(), sub: None },
+                AttrPath {
+                    urn: None,
+                    attr: "userName".into(),
+                    sub: None
+                },
                 CompareOp::Eq,
                 json!("bjensen")
             )
         );
-        assert!(matches!(p(r#"USERNAME EQ "x""#), Filter::Compare(_, CompareOp::Eq, _)));
+        assert!(matches!(
+            p(r#"USERNAME EQ "x""#),
+            Filter::Compare(_, CompareOp::Eq, _)
+        ));
     }
 
     #[test]
@@ -571,27 +587,45 @@ mod tests {
 
     #[test]
     fn urn_prefix_and_sub_attributes() {
-        let f = p(r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "26""#);
-        let Filter::Compare(path, ..) = f else { panic!() };
-        assert_eq!(path.urn.as_deref(), Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"));
+        let f = p(
+            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "26""#,
+        );
+        let Filter::Compare(path, ..) = f else {
+            panic!()
+        };
+        assert_eq!(
+            path.urn.as_deref(),
+            Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")
+        );
         assert_eq!(path.attr, "manager");
         assert_eq!(path.sub.as_deref(), Some("value"));
     }
 
     #[test]
     fn value_paths_not_and_literals() {
-        p(r#"emails[type eq "work" and value co "@example.com"] or ims[type eq "xmpp" and value co "@foo.com"]"#);
+        p(
+            r#"emails[type eq "work" and value co "@example.com"] or ims[type eq "xmpp" and value co "@foo.com"]"#,
+        );
         p(r#"not (title pr) and userType eq "Employee""#);
-        p(r#"meta.lastModified gt "2011-05-13T04:42:34Z" and active eq true and x eq null and n ge -1.5e3"#);
+        p(
+            r#"meta.lastModified gt "2011-05-13T04:42:34Z" and active eq true and x eq null and n ge -1.5e3"#,
+        );
         p(r#"userName eq "a\"b\u00e9""#);
     }
 
     #[test]
     fn rejects_bad_filters_with_position() {
         for bad in [
-            "", "userName", "userName eq", r#"userName zz "x""#, r#"userName eq "x" and"#,
-            r#"(userName eq "x""#, r#"userName eq "unterminated"#, "userName eq bare",
-            r#"emails[type eq "work""#, r#"userName eq "x" extra"#,
+            "",
+            "userName",
+            "userName eq",
+            r#"userName zz "x""#,
+            r#"userName eq "x" and"#,
+            r#"(userName eq "x""#,
+            r#"userName eq "unterminated"#,
+            "userName eq bare",
+            r#"emails[type eq "work""#,
+            r#"userName eq "x" extra"#,
         ] {
             let e = parse(bad).expect_err(bad);
             assert_eq!(e.status, 400);
@@ -611,10 +645,19 @@ mod tests {
         });
         assert!(matches(&p(r#"userName eq "ada@example.com""#), &user));
         assert!(!matches(&p(r#"id eq "ABC""#), &user));
-        assert!(matches(&p(r#"emails[type eq "work" and value ew "example.com"]"#), &user));
+        assert!(matches(
+            &p(r#"emails[type eq "work" and value ew "example.com"]"#),
+            &user
+        ));
         assert!(matches(&p(r#"emails.value co "ADA""#), &user));
-        assert!(matches(&p(r#"meta.lastModified gt "2025-12-31T23:00:00-02:00""#), &user) == false);
-        assert!(matches(&p(r#"not (active eq false) and title pr or userName sw "ada""#), &user));
+        assert!(!matches(
+            &p(r#"meta.lastModified gt "2025-12-31T23:00:00-02:00""#),
+            &user
+        ));
+        assert!(matches(
+            &p(r#"not (active eq false) and title pr or userName sw "ada""#),
+            &user
+        ));
     }
 
     #[test]

@@ -22,7 +22,9 @@ pub struct ListQuery {
 impl ListQuery {
     /// From query-string pairs; parameter names are case-insensitive. Out-of-range values
     /// are clamped as RFC 7644 §3.4.2.4 says (startIndex < 1 → 1, count < 0 → 0).
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, ScimError> {
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, ScimError> {
         let mut q = ListQuery {
             filter: None,
             start_index: 1,
@@ -94,13 +96,19 @@ fn split_path(path: &str) -> (String, Option<String>) {
 }
 
 fn split_list(v: &str) -> Vec<(String, Option<String>)> {
-    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(split_path).collect()
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(split_path)
+        .collect()
 }
 
 const ALWAYS: [&str; 2] = ["id", "schemas"];
 
 impl Projection {
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, ScimError> {
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, ScimError> {
         let mut p = Projection::default();
         for (k, v) in pairs {
             if k.eq_ignore_ascii_case("attributes") {
@@ -118,11 +126,16 @@ impl Projection {
         if !self.attributes.is_empty() {
             return self.attributes.iter().any(|(a, _)| *a == attr);
         }
-        !self.excluded.iter().any(|(a, sub)| *a == attr && sub.is_none())
+        !self
+            .excluded
+            .iter()
+            .any(|(a, sub)| *a == attr && sub.is_none())
     }
 
     pub fn apply(&self, resource: Value) -> Value {
-        let Value::Object(obj) = resource else { return resource };
+        let Value::Object(obj) = resource else {
+            return resource;
+        };
         let mut out = serde_json::Map::new();
         for (key, value) in obj {
             let k = key.to_ascii_lowercase();
@@ -131,7 +144,12 @@ impl Projection {
                 continue;
             }
             if !self.attributes.is_empty() {
-                let wanted: Vec<&Option<String>> = self.attributes.iter().filter(|(a, _)| *a == k).map(|(_, s)| s).collect();
+                let wanted: Vec<&Option<String>> = self
+                    .attributes
+                    .iter()
+                    .filter(|(a, _)| *a == k)
+                    .map(|(_, s)| s)
+                    .collect();
                 if wanted.is_empty() {
                     continue;
                 }
@@ -143,7 +161,12 @@ impl Projection {
                 }
                 continue;
             }
-            let excluded: Vec<&Option<String>> = self.excluded.iter().filter(|(a, _)| *a == k).map(|(_, s)| s).collect();
+            let excluded: Vec<&Option<String>> = self
+                .excluded
+                .iter()
+                .filter(|(a, _)| *a == k)
+                .map(|(_, s)| s)
+                .collect();
             if excluded.iter().any(|s| s.is_none()) {
                 continue;
             }
@@ -160,7 +183,11 @@ impl Projection {
 
 fn keep_subs(v: Value, subs: &[&str]) -> Value {
     match v {
-        Value::Object(o) => Value::Object(o.into_iter().filter(|(k, _)| subs.contains(&k.to_ascii_lowercase().as_str())).collect()),
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .filter(|(k, _)| subs.contains(&k.to_ascii_lowercase().as_str()))
+                .collect(),
+        ),
         Value::Array(a) => Value::Array(a.into_iter().map(|e| keep_subs(e, subs)).collect()),
         other => other,
     }
@@ -168,7 +195,11 @@ fn keep_subs(v: Value, subs: &[&str]) -> Value {
 
 fn drop_subs(v: Value, subs: &[&str]) -> Value {
     match v {
-        Value::Object(o) => Value::Object(o.into_iter().filter(|(k, _)| !subs.contains(&k.to_ascii_lowercase().as_str())).collect()),
+        Value::Object(o) => Value::Object(
+            o.into_iter()
+                .filter(|(k, _)| !subs.contains(&k.to_ascii_lowercase().as_str()))
+                .collect(),
+        ),
         Value::Array(a) => Value::Array(a.into_iter().map(|e| drop_subs(e, subs)).collect()),
         other => other,
     }
@@ -181,10 +212,20 @@ mod tests {
     #[test]
     fn projection_keeps_id_and_named_attributes() {
         let r = json!({"id": "1", "schemas": [], "userName": "a", "name": {"givenName": "A", "familyName": "B"}, "meta": {}});
-        let p = Projection::from_pairs([("attributes", "name.givenName,urn:ietf:params:scim:schemas:core:2.0:User:userName")]).unwrap();
-        assert_eq!(p.apply(r.clone()), json!({"id": "1", "schemas": [], "userName": "a", "name": {"givenName": "A"}}));
+        let p = Projection::from_pairs([(
+            "attributes",
+            "name.givenName,urn:ietf:params:scim:schemas:core:2.0:User:userName",
+        )])
+        .unwrap();
+        assert_eq!(
+            p.apply(r.clone()),
+            json!({"id": "1", "schemas": [], "userName": "a", "name": {"givenName": "A"}})
+        );
         let p = Projection::from_pairs([("excludedAttributes", "name,meta,id")]).unwrap();
-        assert_eq!(p.apply(r), json!({"id": "1", "schemas": [], "userName": "a"}));
+        assert_eq!(
+            p.apply(r),
+            json!({"id": "1", "schemas": [], "userName": "a"})
+        );
         assert!(!p.includes("name") && p.includes("members"));
     }
 

@@ -46,11 +46,16 @@ pub fn parse(body: &Value) -> Result<Vec<PatchOperation>, ScimError> {
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("a PATCH body must be a JSON object"))?;
     if let Some(schemas) = get_ci(body, "schemas") {
-        let ok = schemas
-            .as_array()
-            .is_some_and(|a| a.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(PATCH_OP_SCHEMA))));
+        let ok = schemas.as_array().is_some_and(|a| {
+            a.iter().any(|s| {
+                s.as_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(PATCH_OP_SCHEMA))
+            })
+        });
         if !ok {
-            return Err(ScimError::invalid_syntax(format!("schemas must contain {PATCH_OP_SCHEMA}")));
+            return Err(ScimError::invalid_syntax(format!(
+                "schemas must contain {PATCH_OP_SCHEMA}"
+            )));
         }
     }
     let ops = obj
@@ -67,9 +72,15 @@ pub fn parse(body: &Value) -> Result<Vec<PatchOperation>, ScimError> {
 
 fn parse_operation(v: &Value) -> Result<PatchOperation, ScimError> {
     if !v.is_object() {
-        return Err(ScimError::invalid_syntax("each operation must be an object"));
+        return Err(ScimError::invalid_syntax(
+            "each operation must be an object",
+        ));
     }
-    let op = match get_ci(v, "op").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
+    let op = match get_ci(v, "op")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("add") => OpKind::Add,
         Some("replace") => OpKind::Replace,
         Some("remove") => OpKind::Remove,
@@ -95,14 +106,20 @@ fn parse_operation(v: &Value) -> Result<PatchOperation, ScimError> {
 /// Applies `ops` to `doc` (the stored resource without `id`/`meta`). For groups, `members`
 /// operations are collected instead of applied. All or nothing: the caller keeps the
 /// original on error.
-pub fn apply(doc: &mut Value, ops: &[PatchOperation], target: Target) -> Result<Vec<MemberOp>, ScimError> {
+pub fn apply(
+    doc: &mut Value,
+    ops: &[PatchOperation],
+    target: Target,
+) -> Result<Vec<MemberOp>, ScimError> {
     let mut member_ops = Vec::new();
     for op in ops {
         match &op.path {
             Some(p) => apply_path(doc, op.op, p, op.value.as_ref(), target, &mut member_ops)?,
             None => {
                 let Some(Value::Object(values)) = &op.value else {
-                    return Err(ScimError::invalid_value("a PATCH without path needs an object value"));
+                    return Err(ScimError::invalid_value(
+                        "a PATCH without path needs an object value",
+                    ));
                 };
                 for (key, value) in values {
                     apply_pathless(doc, op.op, key, value, target, &mut member_ops)?;
@@ -122,22 +139,114 @@ fn apply_pathless(
     member_ops: &mut Vec<MemberOp>,
 ) -> Result<(), ScimError> {
     // Okta and others echo server-owned attributes in path-less values: skip them.
-    if ["id", "meta", "schemas"].iter().any(|k| k.eq_ignore_ascii_case(key)) {
+    if ["id", "meta", "schemas"]
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(key))
+    {
         return Ok(());
     }
-    if key.len() > 4 && key[..4].eq_ignore_ascii_case("urn:") && !key.contains(":2.0:User:") && !key.contains(":2.0:Group:") {
-        // A whole extension object: each of its attributes is a path under the URN.
-        if let Value::Object(ext) = value {
-            for (k, v) in ext {
-                let path = filter::parse_patch_path(&format!("{key}:{k}"))?;
-                apply_path(doc, op, &path, Some(v), target, member_ops)?;
+    if is_urn(key) {
+        if let Value::Object(values) = value {
+            if is_core_schema(key) {
+                // `{"urn:…:core:2.0:User": {...}}`: the core attributes themselves.
+                for (k, v) in values {
+                    apply_pathless(doc, op, k, v, target, member_ops)?;
+                }
+                return Ok(());
             }
-            return Ok(());
+            if !key.contains(":2.0:User:") && !key.contains(":2.0:Group:") {
+                // A whole extension object: each of its attributes is a path under the URN.
+                for (k, v) in values {
+                    if k.eq_ignore_ascii_case("schemas") {
+                        continue;
+                    }
+                    let path = filter::parse_patch_path(&format!("{key}:{k}"))?;
+                    apply_path(doc, op, &path, Some(v), target, member_ops)?;
+                }
+                return Ok(());
+            }
         }
     }
     // Dotted keys (`name.givenName`) and URN-qualified names are paths.
     let path = filter::parse_patch_path(key)?;
     apply_path(doc, op, &path, Some(value), target, member_ops)
+}
+
+fn is_urn(s: &str) -> bool {
+    s.len() > 4 && s[..4].eq_ignore_ascii_case("urn:")
+}
+
+fn is_core_schema(s: &str) -> bool {
+    s.eq_ignore_ascii_case(super::USER_SCHEMA) || s.eq_ignore_ascii_case(super::GROUP_SCHEMA)
+}
+
+/// A path that names a whole schema (`urn:…:enterprise:2.0:User`) parses as URN `…:2.0`
+/// plus attribute `User`; returns the full URN when that is what was meant.
+fn whole_schema(doc: &Value, pp: &PatchPath) -> Option<String> {
+    let urn = pp.path.urn.as_deref()?;
+    if pp.path.sub.is_some() || pp.filter.is_some() {
+        return None;
+    }
+    let full = format!("{urn}:{}", pp.path.attr);
+    let known = is_core_schema(&full)
+        || full.eq_ignore_ascii_case(super::ENTERPRISE_USER_SCHEMA)
+        || doc
+            .as_object()
+            .is_some_and(|o| o.keys().any(|k| k.eq_ignore_ascii_case(&full)))
+        || get_ci(doc, "schemas")
+            .and_then(Value::as_array)
+            .is_some_and(|a| {
+                a.iter()
+                    .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(&full)))
+            });
+    known.then_some(full)
+}
+
+/// An operation on a whole extension object.
+fn apply_whole_extension(
+    doc: &mut Value,
+    op: OpKind,
+    urn: &str,
+    value: Option<&Value>,
+) -> Result<(), ScimError> {
+    let root = doc
+        .as_object_mut()
+        .ok_or_else(|| ScimError::invalid_syntax("resource is not an object"))?;
+    let key = existing_key(root, urn);
+    match op {
+        OpKind::Remove => {
+            root.remove(&key);
+            if let Some(Value::Array(schemas)) = root.get_mut("schemas") {
+                schemas.retain(|s| !s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(urn)));
+            }
+            Ok(())
+        }
+        OpKind::Add | OpKind::Replace => {
+            let Some(Value::Object(values)) = value else {
+                return Err(ScimError::invalid_value(format!(
+                    "{urn} takes an object value"
+                )));
+            };
+            let values: Map<String, Value> = values
+                .iter()
+                .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            match (op, root.get_mut(&key)) {
+                (OpKind::Add, Some(Value::Object(existing))) => {
+                    for (k, v) in values {
+                        let k2 = existing_key(existing, &k);
+                        existing.insert(k2, v);
+                    }
+                }
+                _ => {
+                    root.insert(key.clone(), Value::Object(values));
+                }
+            }
+            declare_schema(root, &key);
+            Ok(())
+        }
+    }
 }
 
 fn read_only(target: Target, attr: &AttrPath) -> bool {
@@ -155,6 +264,26 @@ fn apply_path(
     member_ops: &mut Vec<MemberOp>,
 ) -> Result<(), ScimError> {
     let attr = &pp.path;
+    if let Some(full) = whole_schema(doc, pp) {
+        if is_core_schema(&full) {
+            // The core schema as a path: its value holds core attributes.
+            return match (op, value) {
+                (OpKind::Remove, _) => {
+                    Err(ScimError::invalid_path("the core schema cannot be removed"))
+                }
+                (_, Some(Value::Object(values))) => {
+                    for (k, v) in values {
+                        apply_pathless(doc, op, k, v, target, member_ops)?;
+                    }
+                    Ok(())
+                }
+                _ => Err(ScimError::invalid_value(format!(
+                    "{full} takes an object value"
+                ))),
+            };
+        }
+        return apply_whole_extension(doc, op, &full, value);
+    }
     if read_only(target, attr) {
         return Err(ScimError::mutability(format!("{} is read-only", attr.attr)));
     }
@@ -164,7 +293,10 @@ fn apply_path(
     if attr.attr.eq_ignore_ascii_case("schemas") {
         return Ok(());
     }
-    if target == Target::Group && attr.attr.eq_ignore_ascii_case("members") && attr.urn.as_deref().is_none_or(|u| u.contains(":core:")) {
+    if target == Target::Group
+        && attr.attr.eq_ignore_ascii_case("members")
+        && attr.urn.as_deref().is_none_or(|u| u.contains(":core:"))
+    {
         member_ops.push(member_op(op, pp, value)?);
         return Ok(());
     }
@@ -175,62 +307,79 @@ fn apply_path(
     let key = existing_key(container, &attr.attr);
     match (&pp.filter, &attr.sub) {
         (None, None) => set_attribute(container, key, op, value),
-        (None, Some(sub)) => {
-            match container.get_mut(&key) {
-                Some(Value::Array(items)) => {
-                    for item in items.iter_mut().filter(|i| i.is_object()) {
-                        set_sub(item, sub, op, value)?;
-                    }
-                    Ok(())
+        (None, Some(sub)) => match container.get_mut(&key) {
+            Some(Value::Array(items)) => {
+                for item in items.iter_mut().filter(|i| i.is_object()) {
+                    set_sub(item, sub, op, value)?;
                 }
-                Some(v @ Value::Object(_)) => set_sub(v, sub, op, value),
-                Some(Value::Null) | None if op != OpKind::Remove => {
-                    let mut obj = Value::Object(Map::new());
-                    set_sub(&mut obj, sub, op, value)?;
-                    container.insert(key, obj);
-                    Ok(())
-                }
-                None | Some(Value::Null) => Ok(()),
-                Some(_) => Err(ScimError::invalid_path(format!("{} has no sub-attributes", attr.attr))),
+                Ok(())
             }
-        }
+            Some(v @ Value::Object(_)) => set_sub(v, sub, op, value),
+            Some(Value::Null) | None if op != OpKind::Remove => {
+                let mut obj = Value::Object(Map::new());
+                set_sub(&mut obj, sub, op, value)?;
+                container.insert(key, obj);
+                Ok(())
+            }
+            None | Some(Value::Null) => Ok(()),
+            Some(_) => Err(ScimError::invalid_path(format!(
+                "{} has no sub-attributes",
+                attr.attr
+            ))),
+        },
         (Some(f), _) => apply_filtered(container, key, f, pp.sub.as_deref(), op, value),
     }
 }
 
 fn member_op(op: OpKind, pp: &PatchPath, value: Option<&Value>) -> Result<MemberOp, ScimError> {
     if pp.path.sub.is_some() || pp.sub.is_some() {
-        return Err(ScimError::invalid_path("members sub-attributes cannot be changed"));
+        return Err(ScimError::invalid_path(
+            "members sub-attributes cannot be changed",
+        ));
     }
     match (&pp.filter, op) {
         (None, OpKind::Add) => Ok(MemberOp::Add(member_ids(value.unwrap_or(&Value::Null))?)),
-        (None, OpKind::Replace) => Ok(MemberOp::Replace(member_ids(value.unwrap_or(&Value::Null))?)),
+        (None, OpKind::Replace) => Ok(MemberOp::Replace(member_ids(
+            value.unwrap_or(&Value::Null),
+        )?)),
         (None, OpKind::Remove) => match value {
             // Entra: remove with path "members" and the members to remove as the value.
             Some(v) if !v.is_null() => Ok(MemberOp::Remove(member_ids(v)?)),
             _ => Ok(MemberOp::RemoveAll),
         },
         (Some(f), OpKind::Remove) => Ok(MemberOp::Remove(member_values_in(f)?)),
-        (Some(_), _) => Err(ScimError::invalid_path("members[...] paths are only valid with remove")),
+        (Some(_), _) => Err(ScimError::invalid_path(
+            "members[...] paths are only valid with remove",
+        )),
     }
 }
 
 /// The ids a member filter names: `value eq "id"` joined by `or`.
 fn member_values_in(f: &Filter) -> Result<Vec<String>, ScimError> {
     match f {
-        Filter::Compare(p, filter::CompareOp::Eq, Value::String(id)) if p.is("value", None) => Ok(vec![id.clone()]),
+        Filter::Compare(p, filter::CompareOp::Eq, Value::String(id)) if p.is("value", None) => {
+            Ok(vec![id.clone()])
+        }
         Filter::Or(a, b) => {
             let mut ids = member_values_in(a)?;
             ids.extend(member_values_in(b)?);
             Ok(ids)
         }
-        _ => Err(ScimError::invalid_filter("member filters must be value eq \"id\" (joined by or)")),
+        _ => Err(ScimError::invalid_filter(
+            "member filters must be value eq \"id\" (joined by or)",
+        )),
     }
 }
 
 /// The object holding an attribute: the resource, or its extension object for a URN path.
-fn container_mut<'d>(doc: &'d mut Value, attr: &AttrPath, create: bool) -> Result<Option<&'d mut Map<String, Value>>, ScimError> {
-    let root = doc.as_object_mut().ok_or_else(|| ScimError::invalid_syntax("resource is not an object"))?;
+fn container_mut<'d>(
+    doc: &'d mut Value,
+    attr: &AttrPath,
+    create: bool,
+) -> Result<Option<&'d mut Map<String, Value>>, ScimError> {
+    let root = doc
+        .as_object_mut()
+        .ok_or_else(|| ScimError::invalid_syntax("resource is not an object"))?;
     let Some(urn) = attr.urn.as_deref() else {
         return Ok(Some(root));
     };
@@ -247,13 +396,18 @@ fn container_mut<'d>(doc: &'d mut Value, attr: &AttrPath, create: bool) -> Resul
     }
     match root.get_mut(&key) {
         Some(Value::Object(o)) => Ok(Some(o)),
-        _ => Err(ScimError::invalid_path(format!("{urn} is not an extension object"))),
+        _ => Err(ScimError::invalid_path(format!(
+            "{urn} is not an extension object"
+        ))),
     }
 }
 
 fn declare_schema(root: &mut Map<String, Value>, urn: &str) {
     if let Some(Value::Array(schemas)) = root.get_mut("schemas") {
-        if !schemas.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(urn))) {
+        if !schemas
+            .iter()
+            .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(urn)))
+        {
             schemas.push(Value::String(urn.to_string()));
         }
     }
@@ -267,7 +421,12 @@ fn existing_key(obj: &Map<String, Value>, name: &str) -> String {
         .unwrap_or_else(|| name.to_string())
 }
 
-fn set_attribute(container: &mut Map<String, Value>, key: String, op: OpKind, value: Option<&Value>) -> Result<(), ScimError> {
+fn set_attribute(
+    container: &mut Map<String, Value>,
+    key: String,
+    op: OpKind,
+    value: Option<&Value>,
+) -> Result<(), ScimError> {
     let value = value.cloned().unwrap_or(Value::Null);
     match op {
         OpKind::Remove => {
@@ -314,7 +473,9 @@ fn set_attribute(container: &mut Map<String, Value>, key: String, op: OpKind, va
 
 fn set_sub(obj: &mut Value, sub: &str, op: OpKind, value: Option<&Value>) -> Result<(), ScimError> {
     let Value::Object(o) = obj else {
-        return Err(ScimError::invalid_path(format!("cannot set {sub} on a non-object")));
+        return Err(ScimError::invalid_path(format!(
+            "cannot set {sub} on a non-object"
+        )));
     };
     let key = existing_key(o, sub);
     match op {
@@ -350,7 +511,11 @@ fn apply_filtered(
             }
         }
         None | Some(Value::Null) => return Ok(()),
-        Some(_) => return Err(ScimError::invalid_path(format!("{key} is not multi-valued"))),
+        Some(_) => {
+            return Err(ScimError::invalid_path(format!(
+                "{key} is not multi-valued"
+            )))
+        }
     };
     let matched: Vec<usize> = items
         .iter()
@@ -365,8 +530,9 @@ fn apply_filtered(
             // Entra replaces `emails[type eq "work"].value` on users that have no work
             // email yet: create the element the filter describes.
             OpKind::Add | OpKind::Replace => {
-                let mut element = element_from_filter(f)
-                    .ok_or_else(|| ScimError::no_target(format!("no {key} value matches the filter")))?;
+                let mut element = element_from_filter(f).ok_or_else(|| {
+                    ScimError::no_target(format!("no {key} value matches the filter"))
+                })?;
                 match sub {
                     Some(s) => set_sub(&mut element, s, OpKind::Replace, value)?,
                     None => merge_into(&mut element, value),
@@ -466,8 +632,14 @@ mod tests {
         .unwrap();
         assert_eq!(doc["emails"][0]["value"], "new@x.com");
         assert_eq!(doc["name"]["givenName"], "Ada");
-        assert_eq!(doc["phoneNumbers"][0], json!({"type": "work", "value": "123"}));
-        assert_eq!(doc["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"], "R&D");
+        assert_eq!(
+            doc["phoneNumbers"][0],
+            json!({"type": "work", "value": "123"})
+        );
+        assert_eq!(
+            doc["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["department"],
+            "R&D"
+        );
     }
 
     #[test]
@@ -507,13 +679,56 @@ mod tests {
     }
 
     #[test]
+    fn whole_extension_paths() {
+        const EXT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+        let doc = json!({"schemas": [crate::scim::USER_SCHEMA], "userName": "a"});
+        let (doc, _) = run(
+            doc,
+            ops(
+                json!([{"op": "add", "path": EXT, "value": {"schemas": [EXT], "department": "R"}}]),
+            ),
+            Target::User,
+        )
+        .unwrap();
+        assert_eq!(doc[EXT], json!({"department": "R"}));
+        assert_eq!(doc["schemas"][1], EXT);
+        let (doc, _) = run(
+            doc,
+            ops(json!([{"op": "replace", "path": EXT, "value": {"division": "D"}}])),
+            Target::User,
+        )
+        .unwrap();
+        assert_eq!(doc[EXT], json!({"division": "D"}));
+        let (doc, _) = run(
+            doc,
+            ops(json!([{"op": "remove", "path": EXT}])),
+            Target::User,
+        )
+        .unwrap();
+        assert!(doc.get(EXT).is_none());
+        assert_eq!(doc["schemas"].as_array().unwrap().len(), 1);
+        let (doc, _) = run(doc, ops(json!([{"op": "replace", "path": crate::scim::USER_SCHEMA, "value": {"title": "T"}}])), Target::User).unwrap();
+        assert_eq!(doc["title"], "T");
+        assert!(doc.get("User").is_none());
+    }
+
+    #[test]
     fn errors() {
         let doc = json!({"userName": "a"});
         for (body, scim_type) in [
-            (ops(json!([{"op": "jump", "path": "x", "value": 1}])), "invalidSyntax"),
-            (ops(json!([{"op": "replace", "path": "id", "value": "x"}])), "mutability"),
+            (
+                ops(json!([{"op": "jump", "path": "x", "value": 1}])),
+                "invalidSyntax",
+            ),
+            (
+                ops(json!([{"op": "replace", "path": "id", "value": "x"}])),
+                "mutability",
+            ),
             (ops(json!([{"op": "remove"}])), "noTarget"),
-            (ops(json!([{"op": "add", "path": "emails[type eq", "value": 1}])), "invalidPath"),
+            (
+                ops(json!([{"op": "add", "path": "emails[type eq", "value": 1}])),
+                "invalidPath",
+            ),
             (json!({"Operations": "x"}), "invalidSyntax"),
         ] {
             let e = run(doc.clone(), body, Target::User).unwrap_err();

@@ -10,9 +10,27 @@ use super::{ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
 /// Top-level User attributes, in their canonical spelling (keys are matched
 /// case-insensitively and rewritten to these).
 const USER_ATTRIBUTES: &[&str] = &[
-    "schemas", "externalId", "userName", "name", "displayName", "nickName", "profileUrl",
-    "title", "userType", "preferredLanguage", "locale", "timezone", "active", "emails",
-    "phoneNumbers", "ims", "photos", "addresses", "entitlements", "roles", "x509Certificates",
+    "schemas",
+    "externalId",
+    "userName",
+    "name",
+    "displayName",
+    "nickName",
+    "profileUrl",
+    "title",
+    "userType",
+    "preferredLanguage",
+    "locale",
+    "timezone",
+    "active",
+    "emails",
+    "phoneNumbers",
+    "ims",
+    "photos",
+    "addresses",
+    "entitlements",
+    "roles",
+    "x509Certificates",
 ];
 const GROUP_ATTRIBUTES: &[&str] = &["schemas", "externalId", "displayName"];
 /// Never stored: server-assigned, derived, or secret.
@@ -92,8 +110,14 @@ pub fn user_fields(raw: &Value) -> Result<UserFields, ScimError> {
             return Err(ScimError::invalid_value("name must be an object"));
         }
     }
-    let given_name = name.and_then(|n| get_ci(n, "givenName")).and_then(Value::as_str).map(str::to_string);
-    let family_name = name.and_then(|n| get_ci(n, "familyName")).and_then(Value::as_str).map(str::to_string);
+    let given_name = name
+        .and_then(|n| get_ci(n, "givenName"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let family_name = name
+        .and_then(|n| get_ci(n, "familyName"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let display_name = optional_string(raw, "displayName")?;
     let active = match raw.get("active") {
         None | Some(Value::Null) => true,
@@ -114,7 +138,9 @@ pub fn user_fields(raw: &Value) -> Result<UserFields, ScimError> {
 }
 
 /// Validates and cleans a Group body. Members are returned apart: they are stored as rows.
-pub fn normalize_group(body: Value) -> Result<(Value, GroupFields, Option<Vec<String>>), ScimError> {
+pub fn normalize_group(
+    body: Value,
+) -> Result<(Value, GroupFields, Option<Vec<String>>), ScimError> {
     let mut obj = into_object(body, "Group")?;
     let members = match obj
         .iter()
@@ -159,9 +185,17 @@ pub fn member_ids(members: &Value) -> Result<Vec<String>, ScimError> {
             Value::String(s) => s.clone(),
             Value::Object(_) => match get_ci(item, "value") {
                 Some(Value::String(s)) => s.clone(),
-                _ => return Err(ScimError::invalid_value("each member needs a string \"value\"")),
+                _ => {
+                    return Err(ScimError::invalid_value(
+                        "each member needs a string \"value\"",
+                    ))
+                }
             },
-            _ => return Err(ScimError::invalid_value("members must be objects with a \"value\"")),
+            _ => {
+                return Err(ScimError::invalid_value(
+                    "members must be objects with a \"value\"",
+                ))
+            }
         };
         if !ids.contains(&id) {
             ids.push(id);
@@ -198,7 +232,9 @@ pub fn render(raw: &Value, meta: &ResourceMeta, derived: Option<(&str, Vec<Value
 fn into_object(body: Value, what: &str) -> Result<Map<String, Value>, ScimError> {
     match body {
         Value::Object(o) => Ok(o),
-        _ => Err(ScimError::invalid_syntax(format!("a {what} must be a JSON object"))),
+        _ => Err(ScimError::invalid_syntax(format!(
+            "a {what} must be a JSON object"
+        ))),
     }
 }
 
@@ -220,7 +256,9 @@ fn canonicalize_keys(obj: &mut Map<String, Value>, known: &[&str]) {
     // Extension objects keep the URN as sent, except the enterprise one, spelled canonically.
     let ext: Vec<String> = obj
         .keys()
-        .filter(|k| k.eq_ignore_ascii_case(ENTERPRISE_USER_SCHEMA) && k.as_str() != ENTERPRISE_USER_SCHEMA)
+        .filter(|k| {
+            k.eq_ignore_ascii_case(ENTERPRISE_USER_SCHEMA) && k.as_str() != ENTERPRISE_USER_SCHEMA
+        })
         .cloned()
         .collect();
     for k in ext {
@@ -239,13 +277,18 @@ fn ensure_schemas(obj: &mut Map<String, Value>, core: &str) {
         Some(Value::Array(a)) => a.iter().filter(|v| v.is_string()).cloned().collect(),
         _ => Vec::new(),
     };
-    if !schemas.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(core))) {
+    if !schemas
+        .iter()
+        .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(core)))
+    {
         schemas.insert(0, json!(core));
     }
     // An extension object present in the body is declared in `schemas` (RFC 7643 §3).
     for key in obj.keys() {
         if key.starts_with("urn:")
-            && !schemas.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(key)))
+            && !schemas
+                .iter()
+                .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(key)))
         {
             schemas.push(json!(key));
         }
@@ -284,7 +327,9 @@ pub fn coerce_bool(v: &mut Value, name: &str) -> Result<(), ScimError> {
             *v = Value::Bool(false);
             Ok(())
         }
-        _ => Err(ScimError::invalid_value(format!("{name} must be a boolean"))),
+        _ => Err(ScimError::invalid_value(format!(
+            "{name} must be a boolean"
+        ))),
     }
 }
 
@@ -303,7 +348,11 @@ fn primary_value(items: Option<&Value>) -> Result<Option<String>, ScimError> {
         Some(Value::Array(a)) => a,
         Some(_) => return Err(ScimError::invalid_value("emails must be an array")),
     };
-    let value_of = |v: &Value| get_ci(v, "value").and_then(Value::as_str).map(str::to_string);
+    let value_of = |v: &Value| {
+        get_ci(v, "value")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     let primary = items
         .iter()
         .find(|v| get_ci(v, "primary").and_then(Value::as_bool) == Some(true))

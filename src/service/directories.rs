@@ -72,7 +72,9 @@ impl BoolLike {
             Self::Bool(b) => Ok(*b),
             Self::Text(s) if s.eq_ignore_ascii_case("true") => Ok(true),
             Self::Text(s) if s.eq_ignore_ascii_case("false") => Ok(false),
-            Self::Text(_) => Err(ScimError::invalid_value(format!("{name} must be true or false")).into()),
+            Self::Text(_) => {
+                Err(ScimError::invalid_value(format!("{name} must be true or false")).into())
+            }
         }
     }
 }
@@ -90,7 +92,9 @@ fn check_tenancy(name: &str, v: &str) -> Result<(), Error> {
         return Err(ScimError::invalid_value(format!("{name} is required")).into());
     }
     if v.contains(':') {
-        return Err(ScimError::invalid_value(format!("{name} cannot contain the character :")).into());
+        return Err(
+            ScimError::invalid_value(format!("{name} cannot contain the character :")).into(),
+        );
     }
     Ok(())
 }
@@ -119,12 +123,17 @@ pub fn directory_event_data(d: &DirectoryRow) -> Value {
 }
 
 /// Creates a directory; returns it with its SCIM secret, which is stored only hashed.
-pub fn create(conn: &mut AnyConnection, input: NewDirectory) -> Result<(DirectoryRow, String), Error> {
+pub fn create(
+    conn: &mut AnyConnection,
+    input: NewDirectory,
+) -> Result<(DirectoryRow, String), Error> {
     let tenant = input.tenant.unwrap_or_default();
     let product = input.product.unwrap_or_default();
     check_tenancy("tenant", &tenant)?;
     check_tenancy("product", &product)?;
-    let provider_type = input.provider_type.unwrap_or_else(|| "generic-scim-v2".into());
+    let provider_type = input
+        .provider_type
+        .unwrap_or_else(|| "generic-scim-v2".into());
     if !PROVIDER_TYPES.contains(&provider_type.as_str()) {
         return Err(ScimError::invalid_value(format!(
             "invalid directory type {provider_type:?}; expected one of {}",
@@ -171,17 +180,29 @@ pub fn create(conn: &mut AnyConnection, input: NewDirectory) -> Result<(Director
 }
 
 pub fn get(conn: &mut AnyConnection, id: &str) -> Result<DirectoryRow, Error> {
-    store::get(conn, id)?.ok_or_else(|| ScimError::not_found("Directory configuration not found.").into())
+    store::get(conn, id)?
+        .ok_or_else(|| ScimError::not_found("Directory configuration not found.").into())
 }
 
-pub fn list(conn: &mut AnyConnection, tenant: Option<&str>, product: Option<&str>, page: Page) -> Result<(Vec<DirectoryRow>, i64), Error> {
+pub fn list(
+    conn: &mut AnyConnection,
+    tenant: Option<&str>,
+    product: Option<&str>,
+    page: Page,
+) -> Result<(Vec<DirectoryRow>, i64), Error> {
     store::list(conn, tenant, product, page)
 }
 
-pub fn update(conn: &mut AnyConnection, id: &str, input: DirectoryUpdate) -> Result<DirectoryRow, Error> {
+pub fn update(
+    conn: &mut AnyConnection,
+    id: &str,
+    input: DirectoryUpdate,
+) -> Result<DirectoryRow, Error> {
     let mut changes = DirectoryChanges {
         name: input.name.filter(|n| !n.trim().is_empty()),
-        webhook_url: input.webhook_url.map(|u| u.filter(|u| !u.trim().is_empty())),
+        webhook_url: input
+            .webhook_url
+            .map(|u| u.filter(|u| !u.trim().is_empty())),
         webhook_secret: input.webhook_secret.map(|s| s.filter(|s| !s.is_empty())),
         user_limit: input.user_limit,
         organizational_unit_id: input.organizational_unit_id,
@@ -211,7 +232,11 @@ pub fn update(conn: &mut AnyConnection, id: &str, input: DirectoryUpdate) -> Res
         store::update(conn, id, &changes)?;
         let after = get(conn, id)?;
         if before.deactivated != after.deactivated {
-            let kind = if after.deactivated { DSYNC_DEACTIVATED } else { DSYNC_ACTIVATED };
+            let kind = if after.deactivated {
+                DSYNC_DEACTIVATED
+            } else {
+                DSYNC_ACTIVATED
+            };
             events::record(conn, &after, kind, directory_event_data(&after))?;
         }
         get(conn, id)
@@ -224,13 +249,23 @@ pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<DirectoryRow, Error>
     write_tx(conn, |conn| {
         let row = get(conn, id)?;
         store::delete(conn, id)?;
-        events::insert(conn, &row, row.last_event_sequence + 1, DSYNC_DELETED, directory_event_data(&row))?;
+        events::insert(
+            conn,
+            &row,
+            row.last_event_sequence + 1,
+            DSYNC_DELETED,
+            directory_event_data(&row),
+        )?;
         Ok(row)
     })
 }
 
 /// Issues a new SCIM secret; the previous one keeps working for `grace`.
-pub fn rotate_secret(conn: &mut AnyConnection, id: &str, grace: Duration) -> Result<(DirectoryRow, String), Error> {
+pub fn rotate_secret(
+    conn: &mut AnyConnection,
+    id: &str,
+    grace: Duration,
+) -> Result<(DirectoryRow, String), Error> {
     let secret = secrets::random_token(32)?;
     let row = write_tx(conn, |conn| {
         let row = get(conn, id)?;
@@ -245,7 +280,11 @@ pub fn rotate_secret(conn: &mut AnyConnection, id: &str, grace: Duration) -> Res
 
 /// Finds the directory a SCIM bearer token opens. Unknown directories and wrong tokens
 /// answer the same 401, so directory ids cannot be probed; a deactivated one answers 403.
-pub fn authenticate(conn: &mut AnyConnection, id: &str, token: Option<&str>) -> Result<DirectoryRow, Error> {
+pub fn authenticate(
+    conn: &mut AnyConnection,
+    id: &str,
+    token: Option<&str>,
+) -> Result<DirectoryRow, Error> {
     let unauthorized = || Error::from(ScimError::unauthorized("missing or invalid bearer token"));
     let token = token.ok_or_else(unauthorized)?;
     let row = store::get(conn, id)?.ok_or_else(unauthorized)?;

@@ -5,7 +5,9 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Value};
 
-use super::events::{self, GROUP_CREATED, GROUP_DELETED, GROUP_UPDATED, GROUP_USER_ADDED, GROUP_USER_REMOVED};
+use super::events::{
+    self, GROUP_CREATED, GROUP_DELETED, GROUP_UPDATED, GROUP_USER_ADDED, GROUP_USER_REMOVED,
+};
 use super::users::{self as user_service, user_summary};
 use super::DirectoryScope;
 use crate::error::Error;
@@ -69,7 +71,11 @@ pub fn group_summary(row: &GroupRow, raw: Value) -> Value {
 }
 
 /// A group and its rendering without members, for event payloads.
-pub fn load_group_resource(conn: &mut AnyConnection, scope: &DirectoryScope, id: &str) -> Result<(GroupRow, Value), Error> {
+pub fn load_group_resource(
+    conn: &mut AnyConnection,
+    scope: &DirectoryScope,
+    id: &str,
+) -> Result<(GroupRow, Value), Error> {
     let row = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
     let rendered = render(&row, None, &scope.base_url);
     Ok((row, rendered))
@@ -80,17 +86,29 @@ fn not_found(id: &str) -> Error {
 }
 
 fn duplicate(name: &str) -> Error {
-    ScimError::uniqueness(format!("a group with displayName {name:?} already exists in this directory")).into()
+    ScimError::uniqueness(format!(
+        "a group with displayName {name:?} already exists in this directory"
+    ))
+    .into()
 }
 
 fn map_race<T>(result: Result<T, Error>) -> Result<T, Error> {
     match result {
-        Err(e) if db::is_unique_violation(&e) => Err(ScimError::uniqueness("displayName already exists in this directory").into()),
+        Err(e) if db::is_unique_violation(&e) => {
+            Err(ScimError::uniqueness("displayName already exists in this directory").into())
+        }
         other => other,
     }
 }
 
-fn row_from(scope: &DirectoryScope, id: String, raw: &Value, f: &GroupFields, version: i64, created: chrono::NaiveDateTime) -> GroupRow {
+fn row_from(
+    scope: &DirectoryScope,
+    id: String,
+    raw: &Value,
+    f: &GroupFields,
+    version: i64,
+    created: chrono::NaiveDateTime,
+) -> GroupRow {
     GroupRow {
         id,
         directory_id: scope.id().to_string(),
@@ -104,27 +122,55 @@ fn row_from(scope: &DirectoryScope, id: String, raw: &Value, f: &GroupFields, ve
     }
 }
 
-pub fn create(conn: &mut AnyConnection, scope: &DirectoryScope, body: Value) -> Result<GroupView, Error> {
+pub fn create(
+    conn: &mut AnyConnection,
+    scope: &DirectoryScope,
+    body: Value,
+) -> Result<GroupView, Error> {
     let (raw, fields, members) = resource::normalize_group(body)?;
-    let row = row_from(scope, uuid::Uuid::new_v4().to_string(), &raw, &fields, 1, now());
+    let row = row_from(
+        scope,
+        uuid::Uuid::new_v4().to_string(),
+        &raw,
+        &fields,
+        1,
+        now(),
+    );
     map_race(write_tx(conn, |conn| {
         if store::display_name_taken(conn, scope.id(), &row.display_name_lower, None)? {
             return Err(duplicate(&row.display_name));
         }
         store::insert(conn, &row)?;
         let rendered = render(&row, None, &scope.base_url);
-        events::record(conn, &scope.directory, GROUP_CREATED, group_summary(&row, rendered))?;
+        events::record(
+            conn,
+            &scope.directory,
+            GROUP_CREATED,
+            group_summary(&row, rendered),
+        )?;
         if let Some(ids) = members {
             change_members(conn, scope, &row, &[MemberOp::Replace(ids)])?;
         }
         let members = memberships::members(conn, scope.id(), &row.id, None)?;
-        Ok(GroupView { row, members: Some(members) })
+        Ok(GroupView {
+            row,
+            members: Some(members),
+        })
     }))
 }
 
-pub fn get(conn: &mut AnyConnection, scope: &DirectoryScope, id: &str, with_members: bool) -> Result<GroupView, Error> {
+pub fn get(
+    conn: &mut AnyConnection,
+    scope: &DirectoryScope,
+    id: &str,
+    with_members: bool,
+) -> Result<GroupView, Error> {
     let row = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
-    let members = if with_members { Some(memberships::members(conn, scope.id(), id, None)?) } else { None };
+    let members = if with_members {
+        Some(memberships::members(conn, scope.id(), id, None)?)
+    } else {
+        None
+    };
     Ok(GroupView { row, members })
 }
 
@@ -135,7 +181,9 @@ fn indexed_conditions(f: &Filter) -> Option<Vec<GroupCondition>> {
             c.extend(indexed_conditions(b)?);
             Some(c)
         }
-        Filter::Compare(p, CompareOp::Eq, v) if p.urn.as_deref().is_none_or(|u| u.contains(":core:")) => {
+        Filter::Compare(p, CompareOp::Eq, v)
+            if p.urn.as_deref().is_none_or(|u| u.contains(":core:")) =>
+        {
             let s = v.as_str()?.to_string();
             let c = if p.is("displayName", None) {
                 GroupCondition::DisplayName(s)
@@ -154,8 +202,16 @@ fn indexed_conditions(f: &Filter) -> Option<Vec<GroupCondition>> {
 
 const SCAN_BATCH: i64 = 200;
 
-pub fn list(conn: &mut AnyConnection, scope: &DirectoryScope, q: &ListQuery, with_members: bool) -> Result<(Vec<GroupView>, i64), Error> {
-    let page = Page { offset: q.offset(), limit: q.count };
+pub fn list(
+    conn: &mut AnyConnection,
+    scope: &DirectoryScope,
+    q: &ListQuery,
+    with_members: bool,
+) -> Result<(Vec<GroupView>, i64), Error> {
+    let page = Page {
+        offset: q.offset(),
+        limit: q.count,
+    };
     let (rows, total) = match &q.filter {
         None => db::read_tx(conn, |c| store::list(c, scope.id(), &[], page))?,
         Some(f) => match indexed_conditions(f) {
@@ -165,17 +221,34 @@ pub fn list(conn: &mut AnyConnection, scope: &DirectoryScope, q: &ListQuery, wit
     };
     let mut views = Vec::with_capacity(rows.len());
     for row in rows {
-        let members = if with_members { Some(memberships::members(conn, scope.id(), &row.id, None)?) } else { None };
+        let members = if with_members {
+            Some(memberships::members(conn, scope.id(), &row.id, None)?)
+        } else {
+            None
+        };
         views.push(GroupView { row, members });
     }
     Ok((views, total))
 }
 
-fn scan(conn: &mut AnyConnection, scope: &DirectoryScope, f: &Filter, page: Page) -> Result<(Vec<GroupRow>, i64), Error> {
+fn scan(
+    conn: &mut AnyConnection,
+    scope: &DirectoryScope,
+    f: &Filter,
+    page: Page,
+) -> Result<(Vec<GroupRow>, i64), Error> {
     db::read_tx(conn, |conn| {
         let (mut matched, mut total, mut offset) = (Vec::new(), 0i64, 0i64);
         loop {
-            let (batch, _) = store::list(conn, scope.id(), &[], Page { offset, limit: SCAN_BATCH })?;
+            let (batch, _) = store::list(
+                conn,
+                scope.id(),
+                &[],
+                Page {
+                    offset,
+                    limit: SCAN_BATCH,
+                },
+            )?;
             let n = batch.len() as i64;
             for row in batch {
                 let members = memberships::members(conn, scope.id(), &row.id, None)?;
@@ -198,7 +271,12 @@ fn scan(conn: &mut AnyConnection, scope: &DirectoryScope, f: &Filter, page: Page
 /// Applies member operations in order to the current member set, then writes the
 /// difference in bulk and records one event per member added or removed.
 /// Returns whether anything changed.
-fn change_members(conn: &mut AnyConnection, scope: &DirectoryScope, group: &GroupRow, ops: &[MemberOp]) -> Result<bool, Error> {
+fn change_members(
+    conn: &mut AnyConnection,
+    scope: &DirectoryScope,
+    group: &GroupRow,
+    ops: &[MemberOp],
+) -> Result<bool, Error> {
     let original: Vec<String> = memberships::member_ids(conn, scope.id(), &group.id)?;
     let original_set: HashSet<&str> = original.iter().map(String::as_str).collect();
     let mut set: HashSet<String> = original.iter().cloned().collect();
@@ -231,9 +309,15 @@ fn change_members(conn: &mut AnyConnection, scope: &DirectoryScope, group: &Grou
     let mut seen = HashSet::new();
     let added: Vec<String> = added_order
         .into_iter()
-        .filter(|id| set.contains(id) && !original_set.contains(id.as_str()) && seen.insert(id.clone()))
+        .filter(|id| {
+            set.contains(id) && !original_set.contains(id.as_str()) && seen.insert(id.clone())
+        })
         .collect();
-    let removed: Vec<String> = original.iter().filter(|id| !set.contains(*id)).cloned().collect();
+    let removed: Vec<String> = original
+        .iter()
+        .filter(|id| !set.contains(*id))
+        .cloned()
+        .collect();
     if added.is_empty() && removed.is_empty() {
         return Ok(false);
     }
@@ -245,7 +329,10 @@ fn change_members(conn: &mut AnyConnection, scope: &DirectoryScope, group: &Grou
         }
     }
     if let Some(unknown) = added.iter().find(|id| !users.contains_key(*id)) {
-        return Err(ScimError::invalid_value(format!("member {unknown} is not a user of this directory")).into());
+        return Err(ScimError::invalid_value(format!(
+            "member {unknown} is not a user of this directory"
+        ))
+        .into());
     }
     memberships::delete(conn, scope.id(), &group.id, &removed)?;
     let created_at = now();
@@ -261,7 +348,7 @@ fn change_members(conn: &mut AnyConnection, scope: &DirectoryScope, group: &Grou
     memberships::insert(conn, &rows)?;
 
     let group_data = group_summary(group, render(group, None, &scope.base_url));
-    for (ids, event) in [(&added, GROUP_USER_ADDED), (&removed, GROUP_USER_REMOVED)] {
+    for (ids, event) in [(&removed, GROUP_USER_REMOVED), (&added, GROUP_USER_ADDED)] {
         for uid in ids {
             if let Some(u) = users.get(uid) {
                 let mut data = user_summary(u, user_service::render(u, &[], &scope.base_url));
@@ -274,8 +361,22 @@ fn change_members(conn: &mut AnyConnection, scope: &DirectoryScope, group: &Grou
 }
 
 /// Stores a new state of a group's attributes and, if given, its members.
-fn save(conn: &mut AnyConnection, scope: &DirectoryScope, old: &GroupRow, raw: Value, fields: GroupFields, member_ops: &[MemberOp]) -> Result<GroupView, Error> {
-    let row = row_from(scope, old.id.clone(), &raw, &fields, old.version + 1, old.created_at);
+fn save(
+    conn: &mut AnyConnection,
+    scope: &DirectoryScope,
+    old: &GroupRow,
+    raw: Value,
+    fields: GroupFields,
+    member_ops: &[MemberOp],
+) -> Result<GroupView, Error> {
+    let row = row_from(
+        scope,
+        old.id.clone(),
+        &raw,
+        &fields,
+        old.version + 1,
+        old.created_at,
+    );
     if store::display_name_taken(conn, scope.id(), &row.display_name_lower, Some(&row.id))? {
         return Err(duplicate(&row.display_name));
     }
@@ -283,18 +384,31 @@ fn save(conn: &mut AnyConnection, scope: &DirectoryScope, old: &GroupRow, raw: V
     store::update(conn, &row)?;
     if attributes_changed {
         let rendered = render(&row, None, &scope.base_url);
-        events::record(conn, &scope.directory, GROUP_UPDATED, group_summary(&row, rendered))?;
+        events::record(
+            conn,
+            &scope.directory,
+            GROUP_UPDATED,
+            group_summary(&row, rendered),
+        )?;
     }
     if !member_ops.is_empty() {
         change_members(conn, scope, &row, member_ops)?;
     }
     let members = memberships::members(conn, scope.id(), &row.id, None)?;
-    Ok(GroupView { row, members: Some(members) })
+    Ok(GroupView {
+        row,
+        members: Some(members),
+    })
 }
 
 /// PUT: replaces the attributes; `members`, when present, replaces the membership (when
 /// absent, memberships are kept: some IdPs PUT a group only to rename it).
-pub fn replace(conn: &mut AnyConnection, scope: &DirectoryScope, id: &str, body: Value) -> Result<GroupView, Error> {
+pub fn replace(
+    conn: &mut AnyConnection,
+    scope: &DirectoryScope,
+    id: &str,
+    body: Value,
+) -> Result<GroupView, Error> {
     let (raw, fields, members) = resource::normalize_group(body)?;
     let ops: Vec<MemberOp> = members.map(MemberOp::Replace).into_iter().collect();
     map_race(write_tx(conn, |conn| {
@@ -303,11 +417,17 @@ pub fn replace(conn: &mut AnyConnection, scope: &DirectoryScope, id: &str, body:
     }))
 }
 
-pub fn patch(conn: &mut AnyConnection, scope: &DirectoryScope, id: &str, body: Value) -> Result<GroupView, Error> {
+pub fn patch(
+    conn: &mut AnyConnection,
+    scope: &DirectoryScope,
+    id: &str,
+    body: Value,
+) -> Result<GroupView, Error> {
     let ops = patch::parse(&body)?;
     map_race(write_tx(conn, |conn| {
         let old = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
-        let mut doc: Value = serde_json::from_str(&old.raw).map_err(|e| Error::Internal(format!("stored group is not JSON: {e}")))?;
+        let mut doc: Value = serde_json::from_str(&old.raw)
+            .map_err(|e| Error::Internal(format!("stored group is not JSON: {e}")))?;
         let member_ops = patch::apply(&mut doc, &ops, Target::Group)?;
         let (raw, fields, _) = resource::normalize_group(doc)?;
         save(conn, scope, &old, raw, fields, &member_ops)
@@ -321,7 +441,12 @@ pub fn delete(conn: &mut AnyConnection, scope: &DirectoryScope, id: &str) -> Res
         change_members(conn, scope, &row, &[MemberOp::RemoveAll])?;
         store::delete(conn, scope.id(), id)?;
         let rendered = render(&row, None, &scope.base_url);
-        events::record(conn, &scope.directory, GROUP_DELETED, group_summary(&row, rendered))?;
+        events::record(
+            conn,
+            &scope.directory,
+            GROUP_DELETED,
+            group_summary(&row, rendered),
+        )?;
         Ok(())
     })
 }

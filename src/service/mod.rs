@@ -20,7 +20,10 @@ pub struct DirectoryScope {
 impl DirectoryScope {
     pub fn new(directory: DirectoryRow, external_url: &str) -> Self {
         let base_url = scim_base_url(external_url, &directory.id);
-        Self { directory, base_url }
+        Self {
+            directory,
+            base_url,
+        }
     }
     pub fn id(&self) -> &str {
         &self.directory.id
@@ -32,5 +35,9 @@ pub fn scim_path(directory_id: &str) -> String {
 }
 
 pub fn scim_base_url(external_url: &str, directory_id: &str) -> String {
-    format!("{}{}", external_url.trim_end_matches('/'), scim_path(directory_id))
+    format!(
+        "{}{}",
+        external_url.trim_end_matches('/'),
+        scim_path(directory_id)
+    )
 }

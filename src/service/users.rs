@@ -76,7 +76,14 @@ pub fn user_summary(row: &UserRow, raw: Value) -> Value {
     })
 }
 
-fn row_from(scope: &DirectoryScope, id: String, raw: &Value, f: &UserFields, version: i64, created: chrono::NaiveDateTime) -> UserRow {
+fn row_from(
+    scope: &DirectoryScope,
+    id: String,
+    raw: &Value,
+    f: &UserFields,
+    version: i64,
+    created: chrono::NaiveDateTime,
+) -> UserRow {
     UserRow {
         id,
         directory_id: scope.id().to_string(),
@@ -97,7 +104,10 @@ fn row_from(scope: &DirectoryScope, id: String, raw: &Value, f: &UserFields, ver
 }
 
 fn duplicate(user_name: &str) -> Error {
-    ScimError::uniqueness(format!("a user with userName {user_name:?} already exists in this directory")).into()
+    ScimError::uniqueness(format!(
+        "a user with userName {user_name:?} already exists in this directory"
+    ))
+    .into()
 }
 
 fn not_found(id: &str) -> Error {
@@ -117,7 +127,11 @@ fn check_seats(conn: &mut AnyConnection, scope: &DirectoryScope) -> Result<(), E
     Ok(())
 }
 
-pub fn create(conn: &mut AnyConnection, scope: &DirectoryScope, body: Value) -> Result<UserView, Error> {
+pub fn create(
+    conn: &mut AnyConnection,
+    scope: &DirectoryScope,
+    body: Value,
+) -> Result<UserView, Error> {
     let (raw, fields) = resource::normalize_user(body)?;
     let id = uuid::Uuid::new_v4().to_string();
     let row = row_from(scope, id, &raw, &fields, 1, now());
@@ -130,14 +144,22 @@ pub fn create(conn: &mut AnyConnection, scope: &DirectoryScope, body: Value) -> 
         }
         store::insert(conn, &row)?;
         let rendered = render(&row, &[], &scope.base_url);
-        events::record(conn, &scope.directory, USER_CREATED, user_summary(&row, rendered))?;
+        events::record(
+            conn,
+            &scope.directory,
+            USER_CREATED,
+            user_summary(&row, rendered),
+        )?;
         Ok(())
     });
     match result {
         // Two concurrent creates of one userName: the index decides, the loser gets a 409.
         Err(e) if db::is_unique_violation(&e) => Err(duplicate(&row.user_name)),
         Err(e) => Err(e),
-        Ok(()) => Ok(UserView { row, groups: Vec::new() }),
+        Ok(()) => Ok(UserView {
+            row,
+            groups: Vec::new(),
+        }),
     }
 }
 
@@ -156,7 +178,9 @@ fn indexed_conditions(f: &Filter) -> Option<Vec<UserCondition>> {
             c.extend(indexed_conditions(b)?);
             Some(c)
         }
-        Filter::Compare(p, CompareOp::Eq, v) if p.urn.as_deref().is_none_or(|u| u.contains(":core:")) => {
+        Filter::Compare(p, CompareOp::Eq, v)
+            if p.urn.as_deref().is_none_or(|u| u.contains(":core:")) =>
+        {
             let s = v.as_str().map(str::to_string);
             let c = if p.is("userName", None) {
                 s.map(UserCondition::UserName)
@@ -178,8 +202,15 @@ fn indexed_conditions(f: &Filter) -> Option<Vec<UserCondition>> {
 /// Rows scanned per batch when a filter has to be evaluated over the JSON.
 const SCAN_BATCH: i64 = 500;
 
-pub fn list(conn: &mut AnyConnection, scope: &DirectoryScope, q: &ListQuery) -> Result<(Vec<UserView>, i64), Error> {
-    let page = Page { offset: q.offset(), limit: q.count };
+pub fn list(
+    conn: &mut AnyConnection,
+    scope: &DirectoryScope,
+    q: &ListQuery,
+) -> Result<(Vec<UserView>, i64), Error> {
+    let page = Page {
+        offset: q.offset(),
+        limit: q.count,
+    };
     let (rows, total) = match &q.filter {
         None => db::read_tx(conn, |c| store::list(c, scope.id(), &[], page))?,
         Some(f) => match indexed_conditions(f) {
@@ -206,11 +237,24 @@ pub fn list(conn: &mut AnyConnection, scope: &DirectoryScope, q: &ListQuery) -> 
 
 /// Evaluates a filter the indexes cannot answer over every user of the directory, in
 /// batches, keeping the requested page and the true total.
-fn scan(conn: &mut AnyConnection, scope: &DirectoryScope, f: &Filter, page: Page) -> Result<(Vec<UserRow>, i64), Error> {
+fn scan(
+    conn: &mut AnyConnection,
+    scope: &DirectoryScope,
+    f: &Filter,
+    page: Page,
+) -> Result<(Vec<UserRow>, i64), Error> {
     db::read_tx(conn, |conn| {
         let (mut matched, mut total, mut offset) = (Vec::new(), 0i64, 0i64);
         loop {
-            let (batch, _) = store::list(conn, scope.id(), &[], Page { offset, limit: SCAN_BATCH })?;
+            let (batch, _) = store::list(
+                conn,
+                scope.id(),
+                &[],
+                Page {
+                    offset,
+                    limit: SCAN_BATCH,
+                },
+            )?;
             let n = batch.len() as i64;
             let ids: Vec<String> = batch.iter().map(|r| r.id.clone()).collect();
             let mut by_user: HashMap<String, Vec<UserGroup>> = HashMap::new();
@@ -236,8 +280,21 @@ fn scan(conn: &mut AnyConnection, scope: &DirectoryScope, f: &Filter, page: Page
 }
 
 /// Stores a new state of an existing user (PUT and PATCH), with its event.
-fn save(conn: &mut AnyConnection, scope: &DirectoryScope, old: &UserRow, raw: Value, fields: UserFields) -> Result<UserView, Error> {
-    let row = row_from(scope, old.id.clone(), &raw, &fields, old.version + 1, old.created_at);
+fn save(
+    conn: &mut AnyConnection,
+    scope: &DirectoryScope,
+    old: &UserRow,
+    raw: Value,
+    fields: UserFields,
+) -> Result<UserView, Error> {
+    let row = row_from(
+        scope,
+        old.id.clone(),
+        &raw,
+        &fields,
+        old.version + 1,
+        old.created_at,
+    );
     if store::user_name_taken(conn, scope.id(), &row.user_name_lower, Some(&row.id))? {
         return Err(duplicate(&row.user_name));
     }
@@ -247,18 +304,30 @@ fn save(conn: &mut AnyConnection, scope: &DirectoryScope, old: &UserRow, raw: Va
     store::update(conn, &row)?;
     let groups = memberships::groups_of_users(conn, scope.id(), std::slice::from_ref(&row.id))?;
     let rendered = render(&row, &groups, &scope.base_url);
-    events::record(conn, &scope.directory, USER_UPDATED, user_summary(&row, rendered))?;
+    events::record(
+        conn,
+        &scope.directory,
+        USER_UPDATED,
+        user_summary(&row, rendered),
+    )?;
     Ok(UserView { row, groups })
 }
 
 fn map_race(result: Result<UserView, Error>) -> Result<UserView, Error> {
     match result {
-        Err(e) if db::is_unique_violation(&e) => Err(ScimError::uniqueness("userName already exists in this directory").into()),
+        Err(e) if db::is_unique_violation(&e) => {
+            Err(ScimError::uniqueness("userName already exists in this directory").into())
+        }
         other => other,
     }
 }
 
-pub fn replace(conn: &mut AnyConnection, scope: &DirectoryScope, id: &str, body: Value) -> Result<UserView, Error> {
+pub fn replace(
+    conn: &mut AnyConnection,
+    scope: &DirectoryScope,
+    id: &str,
+    body: Value,
+) -> Result<UserView, Error> {
     let (raw, fields) = resource::normalize_user(body)?;
     map_race(write_tx(conn, |conn| {
         let old = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
@@ -266,11 +335,17 @@ pub fn replace(conn: &mut AnyConnection, scope: &DirectoryScope, id: &str, body:
     }))
 }
 
-pub fn patch(conn: &mut AnyConnection, scope: &DirectoryScope, id: &str, body: Value) -> Result<UserView, Error> {
+pub fn patch(
+    conn: &mut AnyConnection,
+    scope: &DirectoryScope,
+    id: &str,
+    body: Value,
+) -> Result<UserView, Error> {
     let ops = patch::parse(&body)?;
     map_race(write_tx(conn, |conn| {
         let old = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
-        let mut doc: Value = serde_json::from_str(&old.raw).map_err(|e| Error::Internal(format!("stored user is not JSON: {e}")))?;
+        let mut doc: Value = serde_json::from_str(&old.raw)
+            .map_err(|e| Error::Internal(format!("stored user is not JSON: {e}")))?;
         patch::apply(&mut doc, &ops, Target::User)?;
         let (raw, fields) = resource::normalize_user(doc)?;
         save(conn, scope, &old, raw, fields)
@@ -291,7 +366,12 @@ pub fn delete(conn: &mut AnyConnection, scope: &DirectoryScope, id: &str) -> Res
         }
         memberships::delete_for_user(conn, scope.id(), id)?;
         store::delete(conn, scope.id(), id)?;
-        events::record(conn, &scope.directory, USER_DELETED, user_summary(&row, rendered))?;
+        events::record(
+            conn,
+            &scope.directory,
+            USER_DELETED,
+            user_summary(&row, rendered),
+        )?;
         Ok(())
     })
 }

@@ -18,7 +18,9 @@ pub struct EventRow {
 }
 
 pub fn insert(conn: &mut AnyConnection, row: &EventRow) -> Result<(), Error> {
-    diesel::insert_into(events::table).values(row).execute(conn)?;
+    diesel::insert_into(events::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 

@@ -132,7 +132,9 @@ impl Db {
         };
         let manager = ConnectionManager { url };
         // Connect once outside the pool so a bad URL fails fast with libpq's own message.
-        let mut first = manager.connect().map_err(|e| Error::Config(e.to_string()))?;
+        let mut first = manager
+            .connect()
+            .map_err(|e| Error::Config(e.to_string()))?;
         run_migrations(&mut first)?;
         drop(first);
         let pool = Pool::builder()

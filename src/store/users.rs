@@ -57,7 +57,9 @@ fn scoped<'a>(directory_id: &'a str, conditions: &'a [UserCondition]) -> BoxedUs
 }
 
 pub fn insert(conn: &mut AnyConnection, row: &UserRow) -> Result<(), Error> {
-    diesel::insert_into(users::table).values(row).execute(conn)?;
+    diesel::insert_into(users::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 

@@ -14,7 +14,7 @@ CREATE TABLE directories (
     deactivated BOOLEAN NOT NULL DEFAULT FALSE,
     user_limit BIGINT,
     organizational_unit_id TEXT,
-    last_event_sequence BIGINT NOT NULL DEFAULT FALSE,
+    last_event_sequence BIGINT NOT NULL DEFAULT 0,
     created_at TIMESTAMP NOT NULL,
     updated_at TIMESTAMP NOT NULL
 );

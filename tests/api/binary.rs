@@ -1,0 +1,99 @@
+//! The `scimgate` binary as a user runs it: no configuration, SQLite in the working
+//! directory, a generated admin key, graceful shutdown on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_with_no_configuration_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scimgate"));
+    cmd.current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SCIMGATE_") {
+            cmd.env_remove(k);
+        }
+    }
+    // Only the port: the default 5225 may be taken on a shared machine.
+    cmd.env("SCIMGATE_LISTEN", "127.0.0.1:0");
+    let mut child = cmd.spawn().expect("spawn scimgate");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next().expect("a line").expect("stdout");
+    let base = line
+        .strip_prefix("listening on ")
+        .expect("listening line")
+        .to_string();
+    assert!(base.starts_with("http://127.0.0.1:"), "{line}");
+
+    // SQLite file and a private admin key file in the working directory.
+    assert!(dir.path().join("scimgate.db").exists());
+    let key_path = dir.path().join("scimgate-admin-key");
+    let key = std::fs::read_to_string(&key_path).expect("admin key file");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(format!("{base}/api/v1/directory-sync"))
+        .header("Authorization", format!("Api-Key {}", key.trim()))
+        .json(&serde_json::json!({"tenant": "t", "product": "p"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(body["data"]["scim"]["endpoint"]
+        .as_str()
+        .unwrap()
+        .starts_with(&base));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            assert!(exit.success(), "exit status {exit}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A restart reuses the key and the database.
+    let out = Command::new(env!("CARGO_BIN_EXE_scimgate"))
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env_remove("SCIMGATE_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(std::fs::read_to_string(&key_path).unwrap(), key);
+}
+
+#[test]
+fn rejects_unknown_arguments() {
+    let out = Command::new(env!("CARGO_BIN_EXE_scimgate"))
+        .arg("--frobnicate")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(env!("CARGO_BIN_EXE_scimgate"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("serve"));
+}

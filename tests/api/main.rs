@@ -1,0 +1,13 @@
+//! Integration tests: the real HTTP server over real SQLite and PostgreSQL databases.
+//! Every storage-touching test runs on both backends (see `backend_tests!`).
+
+mod common;
+
+mod admin;
+mod binary;
+mod concurrency;
+mod discovery;
+mod events;
+mod scim_errors;
+mod scim_groups;
+mod scim_users;
