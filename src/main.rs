@@ -6,10 +6,13 @@ use std::process::ExitCode;
 use scimgate::config::{Config, LogFormat};
 use scimgate::store::Db;
 
-const USAGE: &str = "usage: scimgate [serve | migrate] [--config FILE]
+const USAGE: &str = "usage: scimgate [serve | migrate | directory create OPTIONS] [--config FILE]
 
-  serve     run the gateway (default)
-  migrate   apply database migrations and exit
+  serve             run the gateway (default)
+  migrate           apply database migrations and exit
+  directory create  create a directory and print it with its SCIM secret (JSON):
+                    --tenant T --product P [--name N] [--type okta-scim-v2|azure-scim-v2|...]
+                    [--webhook-url URL] [--webhook-secret S] [--user-limit N]
 
 Configuration comes from SCIMGATE_* environment variables (see README.md),
 optionally on top of a TOML file given with --config or SCIMGATE_CONFIG.";
@@ -18,6 +21,7 @@ fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let mut command = None;
     let mut config_file = std::env::var_os("SCIMGATE_CONFIG").map(PathBuf::from);
+    let mut options: Vec<(String, String)> = Vec::new();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--config" | "-c" => match args.next() {
@@ -29,6 +33,16 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             "serve" | "migrate" if command.is_none() => command = Some(arg),
+            "directory" if command.is_none() => match args.next().as_deref() {
+                Some("create") => command = Some("directory create".into()),
+                _ => return usage_error("expected: directory create"),
+            },
+            flag if flag.starts_with("--") && command.as_deref() == Some("directory create") => {
+                match args.next() {
+                    Some(v) => options.push((flag.trim_start_matches("--").to_string(), v)),
+                    None => return usage_error(&format!("{flag} needs a value")),
+                }
+            }
             other => return usage_error(&format!("unknown argument {other:?}")),
         }
     }
@@ -42,6 +56,7 @@ fn main() -> ExitCode {
     init_tracing(config.log_format);
     let result = match command.as_deref().unwrap_or("serve") {
         "migrate" => Db::open(&config.database_url).map(|_| println!("migrations applied")),
+        "directory create" => create_directory(&config, &options),
         _ => serve(config),
     };
     match result {
@@ -56,6 +71,43 @@ fn main() -> ExitCode {
 fn usage_error(msg: &str) -> ExitCode {
     eprintln!("scimgate: {msg}\n\n{USAGE}");
     ExitCode::from(2)
+}
+
+/// `scimgate directory create`: for scripts and first-time set-up without curl.
+fn create_directory(config: &Config, options: &[(String, String)]) -> Result<(), scimgate::Error> {
+    let mut input = serde_json::Map::new();
+    for (k, v) in options {
+        let key = match k.as_str() {
+            "tenant" | "product" | "name" | "type" => k.clone(),
+            "webhook-url" => "webhook_url".into(),
+            "webhook-secret" => "webhook_secret".into(),
+            "user-limit" => {
+                let n: i64 = v.parse().map_err(|_| {
+                    scimgate::Error::Config(format!("--user-limit: not a number: {v}"))
+                })?;
+                input.insert("user_limit".into(), n.into());
+                continue;
+            }
+            other => return Err(scimgate::Error::Config(format!("unknown option --{other}"))),
+        };
+        input.insert(key, v.clone().into());
+    }
+    let input = serde_json::from_value(input.into())
+        .map_err(|e| scimgate::Error::Config(format!("invalid directory: {e}")))?;
+    let db = Db::open(&config.database_url)?;
+    let (row, secret) = scimgate::service::directories::create(&mut *db.conn()?, input)?;
+    let external = config
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.listen));
+    let json = scimgate::http::admin::directory_json(
+        &row,
+        &external,
+        Some(&secret),
+        row.webhook_secret.as_deref(),
+    );
+    println!("{json:#}");
+    Ok(())
 }
 
 fn init_tracing(format: LogFormat) {

@@ -113,7 +113,7 @@ fn next_offset(page: Page, returned: usize, total: Option<i64>) -> Option<i64> {
 /// The directory as the admin API shows it. `secret` is the SCIM secret, known only at
 /// creation and rotation (it is stored hashed); `webhook_secret` likewise is echoed only
 /// when the admin has just sent it.
-fn directory_json(
+pub fn directory_json(
     row: &DirectoryRow,
     external_url: &str,
     secret: Option<&str>,
@@ -453,14 +453,18 @@ async fn get_group(
             let row = crate::store::groups::get_in(c, &ids, &gid)?
                 .ok_or_else(|| ScimError::not_found(format!("Group with id {gid} not found.")))?;
             let members = crate::store::memberships::members(c, &row.directory_id, &row.id, None)?;
-            Ok(groups::group_summary(
+            let mut raw = groups::render(
                 &row,
-                groups::render(
-                    &row,
-                    Some(&members),
-                    &scim_base_url(&external, &row.directory_id),
-                ),
-            ))
+                Some(&members),
+                &scim_base_url(&external, &row.directory_id),
+            );
+            // Jackson's group reads show each member's `display`; SCIM's schema has none.
+            if let Some(items) = raw.get_mut("members").and_then(Value::as_array_mut) {
+                for (item, m) in items.iter_mut().zip(&members) {
+                    item["display"] = json!(m.display_name.as_deref().unwrap_or(&m.user_name));
+                }
+            }
+            Ok(groups::group_summary(&row, raw))
         })
         .await?;
     Ok(ok(data))

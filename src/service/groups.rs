@@ -41,9 +41,9 @@ pub fn render(row: &GroupRow, members: Option<&[Member]>, base_url: &str) -> Val
             "members",
             m.iter()
                 .map(|m| {
+                    // RFC 7643 §8.7.1 gives members value, $ref and type only.
                     json!({
                         "value": m.user_id,
-                        "display": m.display_name.as_deref().unwrap_or(&m.user_name),
                         "$ref": format!("{base_url}/Users/{}", m.user_id),
                         "type": "User",
                     })

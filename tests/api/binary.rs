@@ -84,6 +84,49 @@ async fn serves_with_no_configuration_and_stops_on_sigterm() {
 }
 
 #[test]
+fn directory_create_prints_the_secret_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_scimgate"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("SCIMGATE_DATABASE_URL")
+            .env("SCIMGATE_EXTERNAL_URL", "https://scim.example.com")
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "directory",
+        "create",
+        "--tenant",
+        "acme",
+        "--product",
+        "crm",
+        "--type",
+        "azure-scim-v2",
+        "--user-limit",
+        "5",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(json["type"], "azure-scim-v2");
+    assert_eq!(json["user_limit"], 5);
+    assert!(json["scim"]["secret"].as_str().unwrap().len() >= 32);
+    assert!(json["scim"]["endpoint"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://scim.example.com/api/scim/v2.0/"));
+    let bad = run(&["directory", "create", "--tenant", "a:b", "--product", "crm"]);
+    assert!(!bad.status.success());
+    let bad = run(&["directory", "create", "--bogus", "x"]);
+    assert!(!bad.status.success());
+}
+
+#[test]
 fn rejects_unknown_arguments() {
     let out = Command::new(env!("CARGO_BIN_EXE_scimgate"))
         .arg("--frobnicate")

@@ -7,7 +7,10 @@ use reqwest::{Method, StatusCode};
 use crate::backend_tests;
 use crate::common::{send, user, TestApp};
 
-backend_tests!(eight_clients_four_directories);
+backend_tests!(
+    eight_clients_four_directories,
+    racing_duplicates_get_one_201_and_409s
+);
 
 const PER_CLIENT: usize = 25;
 
@@ -75,4 +78,55 @@ async fn eight_clients_four_directories(app: TestApp) {
             );
         }
     }
+}
+
+/// IdPs retry: the same user POSTed 8 times at once is created once; the others get
+/// `409 uniqueness`, never a 500.
+async fn racing_duplicates_get_one_201_and_409s(app: TestApp) {
+    let app = Arc::new(app);
+    let dir = Arc::new(app.create_directory("acme", "crm").await);
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (app, dir) = (app.clone(), dir.clone());
+        // Different letter case every time: uniqueness is case-insensitive.
+        let name = if i % 2 == 0 {
+            "Race@Acme.com"
+        } else {
+            "race@acme.COM"
+        };
+        tasks.push(tokio::spawn(async move {
+            send(app.scim(&dir, Method::POST, "/Users").json(&user(name))).await
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        if status == StatusCode::CONFLICT {
+            assert_eq!(body["scimType"], "uniqueness", "{body}");
+        }
+        statuses.push(status);
+    }
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CONFLICT)
+            .count(),
+        7,
+        "{statuses:?}"
+    );
+    let (_, list) = send(app.scim(&dir, Method::GET, "/Users")).await;
+    assert_eq!(list["totalResults"], 1);
+    assert_eq!(
+        app.events(&dir).await.len(),
+        2,
+        "dsync.created and one user.created"
+    );
 }

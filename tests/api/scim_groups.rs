@@ -71,9 +71,11 @@ async fn create_group_with_members(app: TestApp) {
         .iter()
         .find(|m| m["value"] == ids[0].as_str())
         .unwrap();
-    assert_eq!(
-        first["display"], "member0@acme.com",
-        "display is the user's, not what was sent"
+    assert_eq!(first["type"], "User");
+    assert_eq!(first["$ref"], format!("{}/Users/{}", dir.endpoint, ids[0]));
+    assert!(
+        first.get("display").is_none(),
+        "members carry value, $ref and type (RFC 7643 §8.7.1)"
     );
 
     let (_, got) = send(app.scim(
