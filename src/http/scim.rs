@@ -464,9 +464,9 @@ async fn search_all(
             let skip_groups = (q.offset() - u_total).max(0);
             let room = q.count - u.len() as i64;
             let gq = ListQuery {
-                filter: q.filter.clone(),
                 start_index: skip_groups + 1,
                 count: room.max(0),
+                ..q.clone()
             };
             let (g, g_total) = groups::list(c, &scope, &gq, with_members)?;
             let mut out: Vec<Value> = u.iter().map(|v| v.render(&scope.base_url)).collect();

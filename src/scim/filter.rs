@@ -378,6 +378,8 @@ pub fn case_exact(attr: &str, sub: Option<&str>) -> bool {
     match (a.as_str(), sub.map(|s| s.to_ascii_lowercase())) {
         ("id" | "externalid" | "password", None) => true,
         ("meta", Some(s)) => s == "version" || s == "location",
+        // Without a sub-attribute, a multi-valued reference compares its `value`: an id.
+        ("members" | "groups", None) => true,
         ("members" | "groups", Some(s)) => s == "value" || s == "$ref",
         (_, Some(s)) if s == "$ref" => true,
         _ => false,
@@ -470,17 +472,70 @@ fn values_at<'v>(resource: &'v Value, path: &AttrPath) -> Vec<&'v Value> {
         v => vec![v],
     };
     match &path.sub {
+        // A complex element compares by its `value`; one without a value has nothing to compare.
         None => items
             .into_iter()
-            .map(|v| {
+            .filter_map(|v| {
                 if v.is_object() {
-                    get_ci(v, "value").unwrap_or(v)
+                    get_ci(v, "value")
                 } else {
-                    v
+                    Some(v)
                 }
             })
             .collect(),
         Some(sub) => items.into_iter().filter_map(|v| get_ci(v, sub)).collect(),
+    }
+}
+
+/// A value to sort resources by (RFC 7644 §3.4.2.3): strings case-insensitively,
+/// multi-valued attributes by their primary (else first) value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortKey {
+    Bool(bool),
+    Number(f64),
+    Text(String),
+}
+
+impl SortKey {
+    pub fn compare(&self, other: &Self) -> std::cmp::Ordering {
+        use SortKey::*;
+        match (self, other) {
+            (Bool(a), Bool(b)) => a.cmp(b),
+            (Number(a), Number(b)) => a.total_cmp(b),
+            (Text(a), Text(b)) => a.cmp(b),
+            (a, b) => a.rank().cmp(&b.rank()),
+        }
+    }
+    fn rank(&self) -> u8 {
+        match self {
+            SortKey::Bool(_) => 0,
+            SortKey::Number(_) => 1,
+            SortKey::Text(_) => 2,
+        }
+    }
+}
+
+/// The sort key of `resource` for a `sortBy` attribute path, if it has a value.
+pub fn sort_key(resource: &Value, sort_by: &str) -> Option<SortKey> {
+    let path = parse_patch_path(sort_by).ok()?.path;
+    let top = scope(resource, &path).and_then(|s| get_ci(s, &path.attr))?;
+    let item = match top {
+        Value::Array(items) => items
+            .iter()
+            .find(|i| get_ci(i, "primary").and_then(Value::as_bool) == Some(true))
+            .or_else(|| items.first())?,
+        v => v,
+    };
+    let v = match &path.sub {
+        Some(sub) => get_ci(item, sub)?,
+        None if item.is_object() => get_ci(item, "value")?,
+        None => item,
+    };
+    match v {
+        Value::Bool(b) => Some(SortKey::Bool(*b)),
+        Value::Number(n) => n.as_f64().map(SortKey::Number),
+        Value::String(s) => Some(SortKey::Text(s.to_lowercase())),
+        _ => None,
     }
 }
 

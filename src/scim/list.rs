@@ -17,6 +17,9 @@ pub struct ListQuery {
     /// 1-based.
     pub start_index: i64,
     pub count: i64,
+    /// `sortBy`, as sent.
+    pub sort_by: Option<String>,
+    pub descending: bool,
 }
 
 impl ListQuery {
@@ -29,6 +32,8 @@ impl ListQuery {
             filter: None,
             start_index: 1,
             count: DEFAULT_COUNT,
+            sort_by: None,
+            descending: false,
         };
         for (k, v) in pairs {
             if k.eq_ignore_ascii_case("filter") {
@@ -39,6 +44,29 @@ impl ListQuery {
                 q.start_index = parse_int(k, v)?.max(1);
             } else if k.eq_ignore_ascii_case("count") {
                 q.count = parse_int(k, v)?.clamp(0, MAX_COUNT);
+            } else if k.eq_ignore_ascii_case("sortBy") {
+                let v = v.trim();
+                if !v.is_empty() {
+                    filter::parse_patch_path(v)
+                        .ok()
+                        .filter(|p| p.filter.is_none())
+                        .ok_or_else(|| {
+                            ScimError::invalid_value(format!(
+                                "sortBy is not an attribute path: {v:?}"
+                            ))
+                        })?;
+                    q.sort_by = Some(v.to_string());
+                }
+            } else if k.eq_ignore_ascii_case("sortOrder") {
+                q.descending = match v.trim().to_ascii_lowercase().as_str() {
+                    "" | "ascending" => false,
+                    "descending" => true,
+                    _ => {
+                        return Err(ScimError::invalid_value(
+                            "sortOrder must be ascending or descending",
+                        ))
+                    }
+                };
             }
         }
         Ok(q)

@@ -47,6 +47,16 @@ pub struct UserFields {
     pub family_name: Option<String>,
     pub display_name: Option<String>,
     pub active: bool,
+    /// Every email, in order, for indexed `emails` filters.
+    pub emails: Vec<EmailEntry>,
+}
+
+/// One element of `emails`, as indexed: value and type lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailEntry {
+    pub value_lower: Option<String>,
+    pub email_type: Option<String>,
+    pub primary: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +100,11 @@ pub fn normalize_user(body: Value) -> Result<(Value, UserFields), ScimError> {
     drop_keys(&mut obj, USER_DROPPED);
     ensure_schemas(&mut obj, USER_SCHEMA);
     coerce_booleans(&mut obj)?;
+    // An IdP that never mentions `active` means an active user: say so in the resource,
+    // so what we render, index, count as a seat and announce agree.
+    if obj.get("active").is_none_or(Value::is_null) {
+        obj.insert("active".into(), Value::Bool(true));
+    }
     let raw = Value::Object(obj);
     let fields = user_fields(&raw)?;
     Ok((raw, fields))
@@ -126,7 +141,9 @@ pub fn user_fields(raw: &Value) -> Result<UserFields, ScimError> {
     };
     let email = primary_value(raw.get("emails"))?
         .or_else(|| user_name.contains('@').then(|| user_name.clone()));
+    let emails = email_entries(raw.get("emails"))?;
     Ok(UserFields {
+        emails,
         user_name,
         external_id,
         email,
@@ -339,6 +356,51 @@ fn optional_string(raw: &Value, key: &str) -> Result<Option<String>, ScimError> 
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(ScimError::invalid_value(format!("{key} must be a string"))),
     }
+}
+
+fn email_entries(items: Option<&Value>) -> Result<Vec<EmailEntry>, ScimError> {
+    let Some(Value::Array(items)) = items else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let entry = match item {
+            Value::String(s) => EmailEntry {
+                value_lower: Some(s.to_lowercase()),
+                email_type: None,
+                primary: None,
+            },
+            Value::Object(_) => {
+                let value = match get_ci(item, "value") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) => Some(s.to_lowercase()),
+                    Some(_) => {
+                        return Err(ScimError::invalid_value("emails.value must be a string"))
+                    }
+                };
+                let email_type = match get_ci(item, "type") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) => Some(s.to_lowercase()),
+                    Some(_) => {
+                        return Err(ScimError::invalid_value("emails.type must be a string"))
+                    }
+                };
+                EmailEntry {
+                    value_lower: value,
+                    email_type,
+                    primary: get_ci(item, "primary").and_then(Value::as_bool),
+                }
+            }
+            Value::Null => continue,
+            _ => {
+                return Err(ScimError::invalid_value(
+                    "each email must be an object with a value",
+                ))
+            }
+        };
+        out.push(entry);
+    }
+    Ok(out)
 }
 
 /// The `value` of the primary element of a multi-valued attribute, else of the first.

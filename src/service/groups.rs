@@ -11,12 +11,12 @@ use super::events::{
 use super::users::{self as user_service, user_summary};
 use super::DirectoryScope;
 use crate::error::Error;
-use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::list::ListQuery;
 use crate::scim::patch::{self, MemberOp, Target};
 use crate::scim::resource::{self, GroupFields, ResourceMeta};
 use crate::scim::ScimError;
-use crate::store::groups::{self as store, GroupCondition, GroupRow};
+use crate::store::filter_sql::{self, Order};
+use crate::store::groups::{self as store, GroupRow};
 use crate::store::memberships::{self, Member, MembershipRow};
 use crate::store::users::{self as user_store, UserRow};
 use crate::store::{self as db, now, write_tx, AnyConnection, Page};
@@ -174,97 +174,86 @@ pub fn get(
     Ok(GroupView { row, members })
 }
 
-fn indexed_conditions(f: &Filter) -> Option<Vec<GroupCondition>> {
-    match f {
-        Filter::And(a, b) => {
-            let mut c = indexed_conditions(a)?;
-            c.extend(indexed_conditions(b)?);
-            Some(c)
-        }
-        Filter::Compare(p, CompareOp::Eq, v)
-            if p.urn.as_deref().is_none_or(|u| u.contains(":core:")) =>
-        {
-            let s = v.as_str()?.to_string();
-            let c = if p.is("displayName", None) {
-                GroupCondition::DisplayName(s)
-            } else if p.is("id", None) {
-                GroupCondition::Id(s)
-            } else if p.is("externalId", None) {
-                GroupCondition::ExternalId(s)
-            } else {
-                return None;
-            };
-            Some(vec![c])
-        }
-        _ => None,
-    }
-}
-
-const SCAN_BATCH: i64 = 200;
-
-pub fn list(
+fn with_members(
     conn: &mut AnyConnection,
     scope: &DirectoryScope,
-    q: &ListQuery,
-    with_members: bool,
-) -> Result<(Vec<GroupView>, i64), Error> {
-    let page = Page {
-        offset: q.offset(),
-        limit: q.count,
-    };
-    let (rows, total) = match &q.filter {
-        None => db::read_tx(conn, |c| store::list(c, scope.id(), &[], page))?,
-        Some(f) => match indexed_conditions(f) {
-            Some(conds) => db::read_tx(conn, |c| store::list(c, scope.id(), &conds, page))?,
-            None => scan(conn, scope, f, page)?,
-        },
-    };
+    rows: Vec<GroupRow>,
+    load: bool,
+) -> Result<Vec<GroupView>, Error> {
     let mut views = Vec::with_capacity(rows.len());
     for row in rows {
-        let members = if with_members {
+        let members = if load {
             Some(memberships::members(conn, scope.id(), &row.id, None)?)
         } else {
             None
         };
         views.push(GroupView { row, members });
     }
-    Ok((views, total))
+    Ok(views)
 }
 
-fn scan(
+/// A page of groups; as for users, the indexed part of the filter runs as SQL and the
+/// rest over the candidates (which then need their members).
+pub fn list(
     conn: &mut AnyConnection,
     scope: &DirectoryScope,
-    f: &Filter,
-    page: Page,
-) -> Result<(Vec<GroupRow>, i64), Error> {
-    db::read_tx(conn, |conn| {
-        let (mut matched, mut total, mut offset) = (Vec::new(), 0i64, 0i64);
-        loop {
-            let (batch, _) = store::list(
-                conn,
-                scope.id(),
-                &[],
-                Page {
-                    offset,
-                    limit: SCAN_BATCH,
+    q: &ListQuery,
+    load_members: bool,
+) -> Result<(Vec<GroupView>, i64), Error> {
+    let dir = scope.id();
+    let page = Page {
+        offset: q.offset(),
+        limit: q.count,
+    };
+    let sql = || {
+        q.filter
+            .as_ref()
+            .and_then(|f| filter_sql::split_group_filter(f, dir).sql)
+    };
+    let residual = q
+        .filter
+        .as_ref()
+        .and_then(|f| filter_sql::split_group_filter(f, dir).residual);
+    let column_order = match q.sort_by.as_deref() {
+        None => Some(Order::default()),
+        Some(by) => filter_sql::group_sort_column(by).map(|c| Order {
+            column: Some(c),
+            descending: q.descending,
+        }),
+    };
+    db::read_tx(conn, |conn| match column_order {
+        Some(order) if residual.is_none() => {
+            let total = store::count(conn, dir, sql())?;
+            let rows = if page.limit > 0 {
+                store::select(conn, dir, sql(), order, page)?
+            } else {
+                Vec::new()
+            };
+            Ok((with_members(conn, scope, rows, load_members)?, total))
+        }
+        _ => {
+            let order = column_order.unwrap_or_default();
+            let sort = match column_order {
+                Some(_) => None,
+                None => q.sort_by.as_deref().map(|by| (by, q.descending)),
+            };
+            let (mut views, total) = super::scan(
+                |p| {
+                    let rows = store::select(conn, dir, sql(), order, p)?;
+                    with_members(conn, scope, rows, true)
                 },
+                |v| v.render(&scope.base_url),
+                residual.as_ref(),
+                sort,
+                page,
             )?;
-            let n = batch.len() as i64;
-            for row in batch {
-                let members = memberships::members(conn, scope.id(), &row.id, None)?;
-                if crate::scim::filter::matches(f, &render(&row, Some(&members), &scope.base_url)) {
-                    if total >= page.offset && (matched.len() as i64) < page.limit {
-                        matched.push(row);
-                    }
-                    total += 1;
+            if !load_members {
+                for v in &mut views {
+                    v.members = None;
                 }
             }
-            if n < SCAN_BATCH {
-                break;
-            }
-            offset += SCAN_BATCH;
+            Ok((views, total))
         }
-        Ok((matched, total))
     })
 }
 

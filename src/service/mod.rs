@@ -7,7 +7,12 @@ pub mod events;
 pub mod groups;
 pub mod users;
 
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::scim::filter::{self, Filter};
 use crate::store::directories::DirectoryRow;
+use crate::store::Page;
 
 /// The directory a SCIM request acts on, and the base of the URLs it renders.
 #[derive(Debug, Clone)]
@@ -40,4 +45,60 @@ pub fn scim_base_url(external_url: &str, directory_id: &str) -> String {
         external_url.trim_end_matches('/'),
         scim_path(directory_id)
     )
+}
+
+/// Rows fetched per batch when a listing is evaluated in Rust.
+const SCAN_BATCH: i64 = 500;
+
+/// A listing that SQL alone cannot answer: candidates are fetched in batches (in SQL
+/// order), kept when `residual` matches their rendering, and — for a `sortBy` no column
+/// answers — sorted in memory. Returns the page and the true total.
+pub(crate) fn scan<T>(
+    mut fetch: impl FnMut(Page) -> Result<Vec<T>, Error>,
+    render: impl Fn(&T) -> Value,
+    residual: Option<&Filter>,
+    sort: Option<(&str, bool)>,
+    page: Page,
+) -> Result<(Vec<T>, i64), Error> {
+    let (mut kept, mut keyed, mut total, mut offset) = (Vec::new(), Vec::new(), 0i64, 0i64);
+    loop {
+        let batch = fetch(Page {
+            offset,
+            limit: SCAN_BATCH,
+        })?;
+        let n = batch.len() as i64;
+        for item in batch {
+            let rendered = render(&item);
+            if residual.is_some_and(|f| !filter::matches(f, &rendered)) {
+                continue;
+            }
+            match sort {
+                Some((by, _)) => keyed.push((filter::sort_key(&rendered, by), item)),
+                None if total >= page.offset && (kept.len() as i64) < page.limit => kept.push(item),
+                None => {}
+            }
+            total += 1;
+        }
+        if n < SCAN_BATCH {
+            break;
+        }
+        offset += SCAN_BATCH;
+    }
+    if let Some((_, descending)) = sort {
+        // Resources without a value sort last either way (RFC 7644 §3.4.2.3).
+        keyed.sort_by(|(a, _), (b, _)| match (a, b) {
+            (Some(a), Some(b)) if descending => b.compare(a),
+            (Some(a), Some(b)) => a.compare(b),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        });
+        kept = keyed
+            .into_iter()
+            .skip(page.offset as usize)
+            .take(page.limit as usize)
+            .map(|(_, item)| item)
+            .collect();
+    }
+    Ok((kept, total))
 }

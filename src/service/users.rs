@@ -8,13 +8,13 @@ use super::events::{self, USER_CREATED, USER_DELETED, USER_UPDATED};
 use super::groups::{group_summary, load_group_resource};
 use super::DirectoryScope;
 use crate::error::Error;
-use crate::scim::filter::{CompareOp, Filter};
 use crate::scim::list::ListQuery;
 use crate::scim::patch::{self, Target};
 use crate::scim::resource::{self, ResourceMeta, UserFields};
 use crate::scim::ScimError;
+use crate::store::filter_sql::{self, Order};
 use crate::store::memberships::{self, UserGroup};
-use crate::store::users::{self as store, UserCondition, UserRow};
+use crate::store::users::{self as store, EmailRow, UserRow};
 use crate::store::{self as db, now, write_tx, AnyConnection, Page};
 
 /// A user as stored plus its groups, ready to render.
@@ -103,6 +103,22 @@ fn row_from(
     }
 }
 
+fn email_rows(row: &UserRow, fields: &UserFields) -> Vec<EmailRow> {
+    fields
+        .emails
+        .iter()
+        .enumerate()
+        .map(|(i, e)| EmailRow {
+            user_id: row.id.clone(),
+            position: i as i64,
+            directory_id: row.directory_id.clone(),
+            value_lower: e.value_lower.clone(),
+            email_type: e.email_type.clone(),
+            is_primary: e.primary,
+        })
+        .collect()
+}
+
 fn duplicate(user_name: &str) -> Error {
     ScimError::uniqueness(format!(
         "a user with userName {user_name:?} already exists in this directory"
@@ -143,6 +159,7 @@ pub fn create(
             check_seats(conn, scope)?;
         }
         store::insert(conn, &row)?;
+        store::set_emails(conn, &row.id, &email_rows(&row, &fields))?;
         let rendered = render(&row, &[], &scope.base_url);
         events::record(
             conn,
@@ -169,55 +186,11 @@ pub fn get(conn: &mut AnyConnection, scope: &DirectoryScope, id: &str) -> Result
     Ok(UserView { row, groups })
 }
 
-/// The conditions of a filter that the indexes answer exactly, if the whole filter is such
-/// a conjunction; other filters are evaluated over the JSON.
-fn indexed_conditions(f: &Filter) -> Option<Vec<UserCondition>> {
-    match f {
-        Filter::And(a, b) => {
-            let mut c = indexed_conditions(a)?;
-            c.extend(indexed_conditions(b)?);
-            Some(c)
-        }
-        Filter::Compare(p, CompareOp::Eq, v)
-            if p.urn.as_deref().is_none_or(|u| u.contains(":core:")) =>
-        {
-            let s = v.as_str().map(str::to_string);
-            let c = if p.is("userName", None) {
-                s.map(UserCondition::UserName)
-            } else if p.is("id", None) {
-                s.map(UserCondition::Id)
-            } else if p.is("externalId", None) {
-                s.map(UserCondition::ExternalId)
-            } else if p.is("active", None) {
-                v.as_bool().map(UserCondition::Active)
-            } else {
-                None
-            };
-            c.map(|c| vec![c])
-        }
-        _ => None,
-    }
-}
-
-/// Rows scanned per batch when a filter has to be evaluated over the JSON.
-const SCAN_BATCH: i64 = 500;
-
-pub fn list(
+fn with_groups(
     conn: &mut AnyConnection,
     scope: &DirectoryScope,
-    q: &ListQuery,
-) -> Result<(Vec<UserView>, i64), Error> {
-    let page = Page {
-        offset: q.offset(),
-        limit: q.count,
-    };
-    let (rows, total) = match &q.filter {
-        None => db::read_tx(conn, |c| store::list(c, scope.id(), &[], page))?,
-        Some(f) => match indexed_conditions(f) {
-            Some(conds) => db::read_tx(conn, |c| store::list(c, scope.id(), &conds, page))?,
-            None => scan(conn, scope, f, page)?,
-        },
-    };
+    rows: Vec<UserRow>,
+) -> Result<Vec<UserView>, Error> {
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let mut by_user: HashMap<String, Vec<UserGroup>> = HashMap::new();
     if !ids.is_empty() {
@@ -225,57 +198,70 @@ pub fn list(
             by_user.entry(g.user_id.clone()).or_default().push(g);
         }
     }
-    let views = rows
+    Ok(rows
         .into_iter()
         .map(|row| {
             let groups = by_user.remove(&row.id).unwrap_or_default();
             UserView { row, groups }
         })
-        .collect();
-    Ok((views, total))
+        .collect())
 }
 
-/// Evaluates a filter the indexes cannot answer over every user of the directory, in
-/// batches, keeping the requested page and the true total.
-fn scan(
+/// A page of users. The filter's indexed part runs as SQL; a residual (attributes no
+/// column holds) and a `sortBy` no column answers are evaluated over the candidates.
+pub fn list(
     conn: &mut AnyConnection,
     scope: &DirectoryScope,
-    f: &Filter,
-    page: Page,
-) -> Result<(Vec<UserRow>, i64), Error> {
-    db::read_tx(conn, |conn| {
-        let (mut matched, mut total, mut offset) = (Vec::new(), 0i64, 0i64);
-        loop {
-            let (batch, _) = store::list(
-                conn,
-                scope.id(),
-                &[],
-                Page {
-                    offset,
-                    limit: SCAN_BATCH,
-                },
-            )?;
-            let n = batch.len() as i64;
-            let ids: Vec<String> = batch.iter().map(|r| r.id.clone()).collect();
-            let mut by_user: HashMap<String, Vec<UserGroup>> = HashMap::new();
-            for g in memberships::groups_of_users(conn, scope.id(), &ids)? {
-                by_user.entry(g.user_id.clone()).or_default().push(g);
-            }
-            for row in batch {
-                let groups = by_user.remove(&row.id).unwrap_or_default();
-                if crate::scim::filter::matches(f, &render(&row, &groups, &scope.base_url)) {
-                    if total >= page.offset && (matched.len() as i64) < page.limit {
-                        matched.push(row);
-                    }
-                    total += 1;
-                }
-            }
-            if n < SCAN_BATCH {
-                break;
-            }
-            offset += SCAN_BATCH;
+    q: &ListQuery,
+) -> Result<(Vec<UserView>, i64), Error> {
+    let dir = scope.id();
+    let page = Page {
+        offset: q.offset(),
+        limit: q.count,
+    };
+    let sql = || {
+        q.filter
+            .as_ref()
+            .and_then(|f| filter_sql::split_user_filter(f, dir).sql)
+    };
+    let residual = q
+        .filter
+        .as_ref()
+        .and_then(|f| filter_sql::split_user_filter(f, dir).residual);
+    let column_order = match q.sort_by.as_deref() {
+        None => Some(Order::default()),
+        Some(by) => filter_sql::user_sort_column(by).map(|c| Order {
+            column: Some(c),
+            descending: q.descending,
+        }),
+    };
+    db::read_tx(conn, |conn| match column_order {
+        Some(order) if residual.is_none() => {
+            let total = store::count(conn, dir, sql())?;
+            let rows = if page.limit > 0 {
+                store::select(conn, dir, sql(), order, page)?
+            } else {
+                Vec::new()
+            };
+            Ok((with_groups(conn, scope, rows)?, total))
         }
-        Ok((matched, total))
+        _ => {
+            let order = column_order.unwrap_or_default();
+            let sort = match column_order {
+                Some(_) => None,
+                None => q.sort_by.as_deref().map(|by| (by, q.descending)),
+            };
+            super::scan(
+                |p| {
+                    let rows = store::select(conn, dir, sql(), order, p)?;
+                    with_groups(conn, scope, rows)
+                },
+                |v| v.render(&scope.base_url),
+                residual.as_ref(),
+                sort,
+                page,
+            )
+        }
     })
 }
 
@@ -302,6 +288,7 @@ fn save(
         check_seats(conn, scope)?;
     }
     store::update(conn, &row)?;
+    store::set_emails(conn, &row.id, &email_rows(&row, &fields))?;
     let groups = memberships::groups_of_users(conn, scope.id(), std::slice::from_ref(&row.id))?;
     let rendered = render(&row, &groups, &scope.base_url);
     events::record(

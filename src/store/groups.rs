@@ -1,9 +1,10 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::filter_sql::{GroupExpr, Order};
 use super::schema::scim_groups;
 use super::schema::scim_groups::dsl as g;
-use super::{AnyConnection, Page};
+use super::{AnyConnection, MultiBackend, Page};
 use crate::error::Error;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
@@ -20,27 +21,15 @@ pub struct GroupRow {
     pub updated_at: NaiveDateTime,
 }
 
-/// A condition an index can answer; a query ANDs them.
-#[derive(Debug, Clone, PartialEq)]
-pub enum GroupCondition {
-    Id(String),
-    /// Compared lower-cased: `displayName` is case-insensitive.
-    DisplayName(String),
-    ExternalId(String),
-}
-
-type BoxedGroups<'a> = scim_groups::BoxedQuery<'a, super::MultiBackend>;
-
-fn scoped<'a>(directory_id: &'a str, conditions: &'a [GroupCondition]) -> BoxedGroups<'a> {
+fn scoped(
+    directory_id: &str,
+    sql: Option<GroupExpr>,
+) -> scim_groups::BoxedQuery<'static, MultiBackend> {
     let mut q = scim_groups::table
-        .filter(g::directory_id.eq(directory_id))
+        .filter(g::directory_id.eq(directory_id.to_string()))
         .into_boxed();
-    for c in conditions {
-        q = match c {
-            GroupCondition::Id(v) => q.filter(g::id.eq(v)),
-            GroupCondition::DisplayName(v) => q.filter(g::display_name_lower.eq(v.to_lowercase())),
-            GroupCondition::ExternalId(v) => q.filter(g::external_id.eq(v)),
-        };
+    if let Some(e) = sql {
+        q = q.filter(e);
     }
     q
 }
@@ -93,20 +82,29 @@ pub fn display_name_taken(
     Ok(q.first::<String>(conn).optional()?.is_some())
 }
 
-pub fn list(
+/// A page of a directory's groups matching `sql`, in `order`.
+pub fn select(
     conn: &mut AnyConnection,
     directory_id: &str,
-    conditions: &[GroupCondition],
+    sql: Option<GroupExpr>,
+    order: Order,
     page: Page,
-) -> Result<(Vec<GroupRow>, i64), Error> {
-    let rows = scoped(directory_id, conditions)
-        .order((g::created_at.asc(), g::id.asc()))
+) -> Result<Vec<GroupRow>, Error> {
+    let clause = order.sql(conn.backend());
+    Ok(scoped(directory_id, sql)
+        .order(diesel::dsl::sql::<diesel::sql_types::Text>(&clause))
         .offset(page.offset)
         .limit(page.limit)
         .select(GroupRow::as_select())
-        .load(conn)?;
-    let total = scoped(directory_id, conditions).count().get_result(conn)?;
-    Ok((rows, total))
+        .load(conn)?)
+}
+
+pub fn count(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    sql: Option<GroupExpr>,
+) -> Result<i64, Error> {
+    Ok(scoped(directory_id, sql).count().get_result(conn)?)
 }
 
 pub fn list_in(

@@ -3,11 +3,10 @@ use diesel::prelude::*;
 
 use super::schema::memberships::dsl as m;
 use super::schema::{memberships, scim_groups, users};
-use super::{AnyConnection, Page};
+use super::{AnyConnection, Page, SqlValue};
 use crate::error::Error;
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = memberships)]
+#[derive(Debug, Clone)]
 pub struct MembershipRow {
     pub group_id: String,
     pub user_id: String,
@@ -31,15 +30,25 @@ pub struct UserGroup {
     pub display_name: String,
 }
 
+/// Inserts memberships set-wise: one multi-row statement per few thousand rows.
 pub fn insert(conn: &mut AnyConnection, rows: &[MembershipRow]) -> Result<(), Error> {
-    // Chunked: SQLite caps bound parameters per statement (32 766 in 3.32+), 4 per row here.
-    for chunk in rows.chunks(1000) {
-        for row in chunk {
-            diesel::insert_into(memberships::table)
-                .values(row)
-                .execute(conn)?;
-        }
-    }
+    let values: Vec<Vec<SqlValue>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                SqlValue::Text(r.group_id.clone()),
+                SqlValue::Text(r.user_id.clone()),
+                SqlValue::Text(r.directory_id.clone()),
+                SqlValue::Timestamp(r.created_at),
+            ]
+        })
+        .collect();
+    super::bulk_insert(
+        conn,
+        "memberships",
+        &["group_id", "user_id", "directory_id", "created_at"],
+        &values,
+    )?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 
 pub mod directories;
 pub mod events;
+pub mod filter_sql;
 pub mod groups;
 pub mod memberships;
 pub mod schema;
@@ -26,6 +27,15 @@ pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migration
 pub enum AnyConnection {
     Postgres(PgConnection),
     Sqlite(SqliteConnection),
+}
+
+impl AnyConnection {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,10 +100,12 @@ impl ManageConnection for ConnectionManager {
             DatabaseUrl::Sqlite(path) => {
                 let mut c = SqliteConnection::establish(path)
                     .map_err(diesel::r2d2::Error::ConnectionError)?;
-                // Per-connection settings; WAL itself persists in the file.
+                // Per-connection settings; WAL itself persists in the file. LIKE must respect
+                // case as PostgreSQL's does: filters on case-exact attributes use it.
                 c.batch_execute(
                     "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                     PRAGMA case_sensitive_like = ON;",
                 )
                 .map_err(diesel::r2d2::Error::QueryError)?;
                 Ok(AnyConnection::Sqlite(c))
@@ -215,8 +227,12 @@ pub fn read_tx<T>(
     conn.transaction(f)
 }
 
+/// The current time at millisecond precision: what `meta` shows is exactly what is stored,
+/// so filters on `meta.created`/`meta.lastModified` agree in SQL and in memory.
 pub fn now() -> chrono::NaiveDateTime {
-    chrono::Utc::now().naive_utc()
+    use chrono::{DurationRound, TimeDelta};
+    let t = chrono::Utc::now().naive_utc();
+    t.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(t)
 }
 
 /// True when a diesel error is a unique-constraint violation (a lost race on insert).
@@ -235,4 +251,70 @@ pub fn is_unique_violation(e: &Error) -> bool {
 pub struct Page {
     pub offset: i64,
     pub limit: i64,
+}
+
+/// A value bound into a hand-built statement.
+#[derive(Debug, Clone)]
+pub enum SqlValue {
+    Text(String),
+    OptText(Option<String>),
+    BigInt(i64),
+    OptBool(Option<bool>),
+    Timestamp(chrono::NaiveDateTime),
+}
+
+/// Largest number of bound parameters per statement (SQLite allows 32 766, PostgreSQL
+/// 65 535).
+const MAX_BINDS: usize = 30_000;
+
+/// A multi-row `INSERT`, chunked under the bind limit: set-based writes of many rows
+/// (diesel's batch insert does not compile for the multi-backend connection).
+pub fn bulk_insert(
+    conn: &mut AnyConnection,
+    table: &str,
+    columns: &[&str],
+    rows: &[Vec<SqlValue>],
+) -> Result<usize, Error> {
+    use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+    use diesel::RunQueryDsl;
+    let per_chunk = (MAX_BINDS / columns.len().max(1)).max(1);
+    let mut inserted = 0;
+    for chunk in rows.chunks(per_chunk) {
+        let tuple = format!("({})", vec!["?"; columns.len()].join(", "));
+        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+        sql.push_str(&vec![tuple.as_str(); chunk.len()].join(", "));
+        if conn.backend() == Backend::Postgres {
+            sql = number_placeholders(&sql);
+        }
+        let mut q = diesel::sql_query(sql).into_boxed::<MultiBackend>();
+        for row in chunk {
+            for v in row {
+                q = match v.clone() {
+                    SqlValue::Text(s) => q.bind::<Text, _>(s),
+                    SqlValue::OptText(s) => q.bind::<Nullable<Text>, _>(s),
+                    SqlValue::BigInt(n) => q.bind::<BigInt, _>(n),
+                    SqlValue::OptBool(b) => q.bind::<Nullable<diesel::sql_types::Bool>, _>(b),
+                    SqlValue::Timestamp(t) => q.bind::<Timestamp, _>(t),
+                };
+            }
+        }
+        inserted += q.execute(conn)?;
+    }
+    Ok(inserted)
+}
+
+/// `?` placeholders as PostgreSQL's `$1, $2, …` (the statement text has no literals).
+fn number_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + sql.len() / 2);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -77,4 +77,24 @@ diesel::table! {
 
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(memberships -> scim_groups (group_id));
-diesel::allow_tables_to_appear_in_same_query!(directories, users, scim_groups, memberships, events);
+diesel::allow_tables_to_appear_in_same_query!(
+    directories,
+    users,
+    scim_groups,
+    memberships,
+    events,
+    user_emails
+);
+
+diesel::table! {
+    user_emails (user_id, position) {
+        user_id -> Text,
+        position -> BigInt,
+        directory_id -> Text,
+        value_lower -> Nullable<Text>,
+        email_type -> Nullable<Text>,
+        is_primary -> Nullable<Bool>,
+    }
+}
+
+diesel::joinable!(user_emails -> users (user_id));

@@ -1,9 +1,10 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::users;
+use super::filter_sql::{Order, UserExpr};
 use super::schema::users::dsl as u;
-use super::{AnyConnection, Page};
+use super::schema::{user_emails, users};
+use super::{AnyConnection, MultiBackend, Page, SqlValue};
 use crate::error::Error;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
@@ -26,32 +27,12 @@ pub struct UserRow {
     pub updated_at: NaiveDateTime,
 }
 
-/// A condition an index can answer; a query ANDs them.
-#[derive(Debug, Clone, PartialEq)]
-pub enum UserCondition {
-    Id(String),
-    /// Compared lower-cased: `userName` is case-insensitive.
-    UserName(String),
-    ExternalId(String),
-    /// Compared lower-cased against the primary email.
-    Email(String),
-    Active(bool),
-}
-
-type BoxedUsers<'a> = users::BoxedQuery<'a, super::MultiBackend>;
-
-fn scoped<'a>(directory_id: &'a str, conditions: &'a [UserCondition]) -> BoxedUsers<'a> {
+fn scoped(directory_id: &str, sql: Option<UserExpr>) -> users::BoxedQuery<'static, MultiBackend> {
     let mut q = users::table
-        .filter(u::directory_id.eq(directory_id))
+        .filter(u::directory_id.eq(directory_id.to_string()))
         .into_boxed();
-    for c in conditions {
-        q = match c {
-            UserCondition::Id(v) => q.filter(u::id.eq(v)),
-            UserCondition::UserName(v) => q.filter(u::user_name_lower.eq(v.to_lowercase())),
-            UserCondition::ExternalId(v) => q.filter(u::external_id.eq(v)),
-            UserCondition::Email(v) => q.filter(u::email_lower.eq(v.to_lowercase())),
-            UserCondition::Active(v) => q.filter(u::active.eq(*v)),
-        };
+    if let Some(e) = sql {
+        q = q.filter(e);
     }
     q
 }
@@ -106,20 +87,29 @@ pub fn user_name_taken(
     Ok(q.first::<String>(conn).optional()?.is_some())
 }
 
-pub fn list(
+/// A page of a directory's users matching `sql`, in `order`.
+pub fn select(
     conn: &mut AnyConnection,
     directory_id: &str,
-    conditions: &[UserCondition],
+    sql: Option<UserExpr>,
+    order: Order,
     page: Page,
-) -> Result<(Vec<UserRow>, i64), Error> {
-    let rows = scoped(directory_id, conditions)
-        .order((u::created_at.asc(), u::id.asc()))
+) -> Result<Vec<UserRow>, Error> {
+    let clause = order.sql(conn.backend());
+    Ok(scoped(directory_id, sql)
+        .order(diesel::dsl::sql::<diesel::sql_types::Text>(&clause))
         .offset(page.offset)
         .limit(page.limit)
         .select(UserRow::as_select())
-        .load(conn)?;
-    let total = scoped(directory_id, conditions).count().get_result(conn)?;
-    Ok((rows, total))
+        .load(conn)?)
+}
+
+pub fn count(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    sql: Option<UserExpr>,
+) -> Result<i64, Error> {
+    Ok(scoped(directory_id, sql).count().get_result(conn)?)
 }
 
 /// Users across several directories (the admin API's tenant+product scope).
@@ -190,4 +180,46 @@ pub fn delete(conn: &mut AnyConnection, directory_id: &str, id: &str) -> Result<
             .filter(u::id.eq(id)),
     )
     .execute(conn)?)
+}
+
+#[derive(Debug, Clone)]
+pub struct EmailRow {
+    pub user_id: String,
+    pub position: i64,
+    pub directory_id: String,
+    pub value_lower: Option<String>,
+    pub email_type: Option<String>,
+    pub is_primary: Option<bool>,
+}
+
+/// Replaces the indexed emails of a user.
+pub fn set_emails(conn: &mut AnyConnection, user_id: &str, rows: &[EmailRow]) -> Result<(), Error> {
+    diesel::delete(user_emails::table.filter(user_emails::user_id.eq(user_id))).execute(conn)?;
+    let values: Vec<Vec<SqlValue>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                SqlValue::Text(r.user_id.clone()),
+                SqlValue::BigInt(r.position),
+                SqlValue::Text(r.directory_id.clone()),
+                SqlValue::OptText(r.value_lower.clone()),
+                SqlValue::OptText(r.email_type.clone()),
+                SqlValue::OptBool(r.is_primary),
+            ]
+        })
+        .collect();
+    super::bulk_insert(
+        conn,
+        "user_emails",
+        &[
+            "user_id",
+            "position",
+            "directory_id",
+            "value_lower",
+            "email_type",
+            "is_primary",
+        ],
+        &values,
+    )?;
+    Ok(())
 }

@@ -8,6 +8,7 @@ mod binary;
 mod concurrency;
 mod discovery;
 mod events;
+mod filters;
 mod fixtures;
 mod scim_errors;
 mod scim_groups;
