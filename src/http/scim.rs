@@ -9,6 +9,7 @@ use super::error::ScimFailure;
 use super::extract::{json_body, ScimAuth};
 use super::AppState;
 use crate::scim::list::{list_response, ListQuery, Projection};
+use crate::scim::resource::EtagCondition;
 use crate::scim::{discovery, ScimError, CONTENT_TYPE};
 use crate::service::{groups, users};
 
@@ -116,6 +117,28 @@ fn resource_reply(status: StatusCode, body: Value, projection: &Projection) -> H
     r.body(projection.apply(body).to_string())
 }
 
+/// `If-Match` of a write (RFC 7644 §3.14).
+fn if_match(req: &HttpRequest) -> Option<EtagCondition> {
+    let v = req.headers().get("if-match")?.to_str().ok()?;
+    Some(EtagCondition::parse(v))
+}
+
+/// `304 Not Modified` when the client's `If-None-Match` names the current version.
+fn not_modified(req: &HttpRequest, body: &Value) -> Option<HttpResponse> {
+    let header = req.headers().get("if-none-match")?.to_str().ok()?;
+    let version = body["meta"]["version"].as_str()?;
+    let current = version
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .parse::<i64>()
+        .ok()?;
+    EtagCondition::parse(header).matches(current).then(|| {
+        HttpResponse::NotModified()
+            .insert_header(("ETag", version.to_string()))
+            .finish()
+    })
+}
+
 fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, ScimError> {
     web::Query::<Vec<(String, String)>>::from_query(req.query_string())
         .map(|q| q.into_inner())
@@ -160,13 +183,19 @@ async fn not_found() -> Reply {
     Err(ScimError::not_found("no such SCIM endpoint").into())
 }
 
-async fn bulk(_auth: ScimAuth) -> Reply {
-    Err(ScimError::new(
-        501,
-        None,
-        "bulk operations are not supported (see /ServiceProviderConfig)",
-    )
-    .into())
+async fn bulk(
+    ScimAuth(scope): ScimAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Reply {
+    let body = json_body(payload, &req, crate::scim::bulk::MAX_PAYLOAD_BYTES).await?;
+    let request = crate::scim::bulk::parse(&body)?;
+    let response = state
+        .db
+        .run(move |c| Ok(crate::service::bulk::execute(c, &scope, request)))
+        .await?;
+    Ok(reply(StatusCode::OK, &response))
 }
 
 // ---- Users ----
@@ -241,11 +270,11 @@ async fn get_user(
     let (_, id) = path.into_inner();
     let base = scope.base_url.clone();
     let view = state.db.run(move |c| users::get(c, &scope, &id)).await?;
-    Ok(resource_reply(
-        StatusCode::OK,
-        view.render(&base),
-        &projection,
-    ))
+    let body = view.render(&base);
+    if let Some(r) = not_modified(&req, &body) {
+        return Ok(r);
+    }
+    Ok(resource_reply(StatusCode::OK, body, &projection))
 }
 
 async fn replace_user(
@@ -257,11 +286,12 @@ async fn replace_user(
 ) -> Reply {
     let projection = projection_of(&query_pairs(&req)?)?;
     let body = json_body(payload, &req, state.max_body_bytes).await?;
+    let if_match = if_match(&req);
     let (_, id) = path.into_inner();
     let base = scope.base_url.clone();
     let view = state
         .db
-        .run(move |c| users::replace(c, &scope, &id, body))
+        .run(move |c| users::replace(c, &scope, &id, body, if_match.as_ref()))
         .await?;
     Ok(resource_reply(
         StatusCode::OK,
@@ -279,11 +309,12 @@ async fn patch_user(
 ) -> Reply {
     let projection = projection_of(&query_pairs(&req)?)?;
     let body = json_body(payload, &req, state.max_body_bytes).await?;
+    let if_match = if_match(&req);
     let (_, id) = path.into_inner();
     let base = scope.base_url.clone();
     let view = state
         .db
-        .run(move |c| users::patch(c, &scope, &id, body))
+        .run(move |c| users::patch(c, &scope, &id, body, if_match.as_ref()))
         .await?;
     Ok(resource_reply(
         StatusCode::OK,
@@ -295,10 +326,15 @@ async fn patch_user(
 async fn delete_user(
     ScimAuth(scope): ScimAuth,
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Reply {
     let (_, id) = path.into_inner();
-    state.db.run(move |c| users::delete(c, &scope, &id)).await?;
+    let if_match = if_match(&req);
+    state
+        .db
+        .run(move |c| users::delete(c, &scope, &id, if_match.as_ref()))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -379,11 +415,11 @@ async fn get_group(
         .db
         .run(move |c| groups::get(c, &scope, &id, with_members))
         .await?;
-    Ok(resource_reply(
-        StatusCode::OK,
-        view.render(&base),
-        &projection,
-    ))
+    let body = view.render(&base);
+    if let Some(r) = not_modified(&req, &body) {
+        return Ok(r);
+    }
+    Ok(resource_reply(StatusCode::OK, body, &projection))
 }
 
 async fn replace_group(
@@ -395,11 +431,12 @@ async fn replace_group(
 ) -> Reply {
     let projection = projection_of(&query_pairs(&req)?)?;
     let body = json_body(payload, &req, state.max_body_bytes).await?;
+    let if_match = if_match(&req);
     let (_, id) = path.into_inner();
     let base = scope.base_url.clone();
     let view = state
         .db
-        .run(move |c| groups::replace(c, &scope, &id, body))
+        .run(move |c| groups::replace(c, &scope, &id, body, if_match.as_ref()))
         .await?;
     Ok(resource_reply(
         StatusCode::OK,
@@ -417,11 +454,12 @@ async fn patch_group(
 ) -> Reply {
     let projection = projection_of(&query_pairs(&req)?)?;
     let body = json_body(payload, &req, state.max_body_bytes).await?;
+    let if_match = if_match(&req);
     let (_, id) = path.into_inner();
     let base = scope.base_url.clone();
     let view = state
         .db
-        .run(move |c| groups::patch(c, &scope, &id, body))
+        .run(move |c| groups::patch(c, &scope, &id, body, if_match.as_ref()))
         .await?;
     Ok(resource_reply(
         StatusCode::OK,
@@ -433,12 +471,14 @@ async fn patch_group(
 async fn delete_group(
     ScimAuth(scope): ScimAuth,
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Reply {
     let (_, id) = path.into_inner();
+    let if_match = if_match(&req);
     state
         .db
-        .run(move |c| groups::delete(c, &scope, &id))
+        .run(move |c| groups::delete(c, &scope, &id, if_match.as_ref()))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,6 +1,7 @@
 //! The SCIM 2.0 protocol (RFC 7643 / RFC 7644): resources, schemas, filters, PATCH, lists
 //! and errors. Pure data and logic: no HTTP framework and no database here.
 
+pub mod bulk;
 pub mod discovery;
 pub mod error;
 pub mod filter;

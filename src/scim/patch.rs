@@ -113,6 +113,7 @@ pub fn apply(
 ) -> Result<Vec<MemberOp>, ScimError> {
     let mut member_ops = Vec::new();
     for op in ops {
+        let before = primaries(doc);
         match &op.path {
             Some(p) => apply_path(doc, op.op, p, op.value.as_ref(), target, &mut member_ops)?,
             None => {
@@ -126,8 +127,59 @@ pub fn apply(
                 }
             }
         }
+        keep_one_primary(doc, &before);
     }
     Ok(member_ops)
+}
+
+/// Which elements of each top-level multi-valued attribute are `primary`.
+fn primaries(doc: &Value) -> Vec<(String, usize)> {
+    let mut out = Vec::new();
+    if let Value::Object(o) = doc {
+        for (k, v) in o {
+            if let Value::Array(items) = v {
+                for (i, item) in items.iter().enumerate() {
+                    if get_ci(item, "primary") == Some(&Value::Bool(true)) {
+                        out.push((k.clone(), i));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `primary` may be true on one element only (RFC 7643 §2.4): when an operation makes
+/// another element primary, the previously primary one stops being so.
+fn keep_one_primary(doc: &mut Value, before: &[(String, usize)]) {
+    let after = primaries(doc);
+    let Value::Object(o) = doc else { return };
+    for (attr, _) in &after {
+        let count = after.iter().filter(|(a, _)| a == attr).count();
+        if count < 2 {
+            continue;
+        }
+        if let Some(Value::Array(items)) = o.get_mut(attr) {
+            let new_ones: Vec<usize> = after
+                .iter()
+                .filter(|(a, i)| a == attr && !before.contains(&(attr.clone(), *i)))
+                .map(|(_, i)| *i)
+                .collect();
+            let keep = new_ones
+                .last()
+                .copied()
+                .or_else(|| after.iter().rev().find(|(a, _)| a == attr).map(|(_, i)| *i));
+            for (i, item) in items.iter_mut().enumerate() {
+                if Some(i) != keep {
+                    if let Value::Object(m) = item {
+                        if m.get("primary") == Some(&Value::Bool(true)) {
+                            m.insert("primary".into(), Value::Bool(false));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn apply_pathless(
@@ -710,6 +762,40 @@ mod tests {
         let (doc, _) = run(doc, ops(json!([{"op": "replace", "path": crate::scim::USER_SCHEMA, "value": {"title": "T"}}])), Target::User).unwrap();
         assert_eq!(doc["title"], "T");
         assert!(doc.get("User").is_none());
+    }
+
+    #[test]
+    fn one_primary_at_a_time() {
+        let doc = json!({"userName": "a", "emails": [
+            {"value": "a@x.com", "type": "work", "primary": true},
+            {"value": "a@home.org", "type": "home"}
+        ]});
+        let (doc, _) = run(
+            doc,
+            ops(json!([
+                {"op": "replace", "path": "emails[type eq \"home\"].primary", "value": "True"}
+            ])),
+            Target::User,
+        )
+        .unwrap();
+        assert_eq!(doc["emails"][0]["primary"], false);
+        assert_eq!(doc["emails"][1]["primary"], true);
+        let (doc, _) = run(
+            doc,
+            ops(json!([
+                {"op": "add", "path": "emails", "value": [{"value": "new@x.com", "primary": true}]}
+            ])),
+            Target::User,
+        )
+        .unwrap();
+        let primaries: Vec<&Value> = doc["emails"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["primary"] == true)
+            .collect();
+        assert_eq!(primaries.len(), 1);
+        assert_eq!(primaries[0]["value"], "new@x.com");
     }
 
     #[test]

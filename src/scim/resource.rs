@@ -87,6 +87,57 @@ pub fn etag(version: i64) -> String {
     format!("W/\"{version}\"")
 }
 
+/// An `If-Match` / `If-None-Match` header (RFC 7232), compared weakly: `W/"3"` and `"3"`
+/// name the same version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EtagCondition {
+    Any,
+    Tags(Vec<String>),
+}
+
+impl EtagCondition {
+    pub fn parse(header: &str) -> Self {
+        let header = header.trim();
+        if header == "*" {
+            return Self::Any;
+        }
+        Self::Tags(
+            header
+                .split(',')
+                .map(|t| {
+                    t.trim()
+                        .trim_start_matches("W/")
+                        .trim_matches('"')
+                        .to_string()
+                })
+                .filter(|t| !t.is_empty())
+                .collect(),
+        )
+    }
+
+    pub fn matches(&self, version: i64) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Tags(tags) => tags.iter().any(|t| *t == version.to_string()),
+        }
+    }
+}
+
+/// A write's `If-Match`: refused with 412 when the resource moved on.
+pub fn check_if_match(condition: Option<&EtagCondition>, version: i64) -> Result<(), ScimError> {
+    match condition {
+        Some(c) if !c.matches(version) => Err(ScimError::new(
+            412,
+            None,
+            format!(
+                "precondition failed: the resource is now at version {}",
+                etag(version)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub fn timestamp(t: chrono::NaiveDateTime) -> String {
     t.and_utc()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -100,11 +151,6 @@ pub fn normalize_user(body: Value) -> Result<(Value, UserFields), ScimError> {
     drop_keys(&mut obj, USER_DROPPED);
     ensure_schemas(&mut obj, USER_SCHEMA);
     coerce_booleans(&mut obj)?;
-    // An IdP that never mentions `active` means an active user: say so in the resource,
-    // so what we render, index, count as a seat and announce agree.
-    if obj.get("active").is_none_or(Value::is_null) {
-        obj.insert("active".into(), Value::Bool(true));
-    }
     let raw = Value::Object(obj);
     let fields = user_fields(&raw)?;
     Ok((raw, fields))
@@ -321,10 +367,18 @@ fn coerce_booleans(obj: &mut Map<String, Value>) -> Result<(), ScimError> {
     }
     for (_, v) in obj.iter_mut() {
         if let Value::Array(items) = v {
+            // `primary` is true on one element at most (RFC 7643 §2.4): the first wins.
+            let mut seen_primary = false;
             for item in items.iter_mut() {
                 if let Value::Object(o) = item {
                     if let Some(p) = o.get_mut("primary") {
                         coerce_bool(p, "primary")?;
+                        if *p == Value::Bool(true) {
+                            if seen_primary {
+                                *p = Value::Bool(false);
+                            }
+                            seen_primary = true;
+                        }
                     }
                 }
             }
@@ -448,6 +502,20 @@ mod tests {
         assert_eq!(e.status, 400);
         assert!(normalize_user(json!([1])).is_err());
         assert!(normalize_user(json!({"userName": 5})).is_err());
+    }
+
+    #[test]
+    fn etag_conditions() {
+        assert!(EtagCondition::parse("*").matches(7));
+        assert!(EtagCondition::parse("W/\"3\", \"7\"").matches(7));
+        assert!(!EtagCondition::parse("W/\"3\"").matches(7));
+        assert_eq!(
+            check_if_match(Some(&EtagCondition::parse("W/\"1\"")), 2)
+                .unwrap_err()
+                .status,
+            412
+        );
+        assert!(check_if_match(None, 2).is_ok());
     }
 
     #[test]

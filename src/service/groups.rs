@@ -13,7 +13,7 @@ use super::DirectoryScope;
 use crate::error::Error;
 use crate::scim::list::ListQuery;
 use crate::scim::patch::{self, MemberOp, Target};
-use crate::scim::resource::{self, GroupFields, ResourceMeta};
+use crate::scim::resource::{self, EtagCondition, GroupFields, ResourceMeta};
 use crate::scim::ScimError;
 use crate::store::filter_sql::{self, Order};
 use crate::store::groups::{self as store, GroupRow};
@@ -337,15 +337,17 @@ fn change_members(
     memberships::insert(conn, &rows)?;
 
     let group_data = group_summary(group, render(group, None, &scope.base_url));
+    let mut batch = Vec::with_capacity(added.len() + removed.len());
     for (ids, event) in [(&removed, GROUP_USER_REMOVED), (&added, GROUP_USER_ADDED)] {
         for uid in ids {
             if let Some(u) = users.get(uid) {
                 let mut data = user_summary(u, user_service::render(u, &[], &scope.base_url));
                 data["group"] = group_data.clone();
-                events::record(conn, &scope.directory, event, data)?;
+                batch.push((event, data));
             }
         }
     }
+    events::record_many(conn, &scope.directory, batch)?;
     Ok(true)
 }
 
@@ -397,11 +399,13 @@ pub fn replace(
     scope: &DirectoryScope,
     id: &str,
     body: Value,
+    if_match: Option<&EtagCondition>,
 ) -> Result<GroupView, Error> {
     let (raw, fields, members) = resource::normalize_group(body)?;
     let ops: Vec<MemberOp> = members.map(MemberOp::Replace).into_iter().collect();
     map_race(write_tx(conn, |conn| {
         let old = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
+        resource::check_if_match(if_match, old.version)?;
         save(conn, scope, &old, raw, fields, &ops)
     }))
 }
@@ -411,10 +415,12 @@ pub fn patch(
     scope: &DirectoryScope,
     id: &str,
     body: Value,
+    if_match: Option<&EtagCondition>,
 ) -> Result<GroupView, Error> {
     let ops = patch::parse(&body)?;
     map_race(write_tx(conn, |conn| {
         let old = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
+        resource::check_if_match(if_match, old.version)?;
         let mut doc: Value = serde_json::from_str(&old.raw)
             .map_err(|e| Error::Internal(format!("stored group is not JSON: {e}")))?;
         let member_ops = patch::apply(&mut doc, &ops, Target::Group)?;
@@ -424,9 +430,15 @@ pub fn patch(
 }
 
 /// Deletes a group: `group.user_removed` for each member, then `group.deleted`.
-pub fn delete(conn: &mut AnyConnection, scope: &DirectoryScope, id: &str) -> Result<(), Error> {
+pub fn delete(
+    conn: &mut AnyConnection,
+    scope: &DirectoryScope,
+    id: &str,
+    if_match: Option<&EtagCondition>,
+) -> Result<(), Error> {
     write_tx(conn, |conn| {
         let row = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
+        resource::check_if_match(if_match, row.version)?;
         change_members(conn, scope, &row, &[MemberOp::RemoveAll])?;
         store::delete(conn, scope.id(), id)?;
         let rendered = render(&row, None, &scope.base_url);

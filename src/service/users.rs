@@ -10,7 +10,7 @@ use super::DirectoryScope;
 use crate::error::Error;
 use crate::scim::list::ListQuery;
 use crate::scim::patch::{self, Target};
-use crate::scim::resource::{self, ResourceMeta, UserFields};
+use crate::scim::resource::{self, EtagCondition, ResourceMeta, UserFields};
 use crate::scim::ScimError;
 use crate::store::filter_sql::{self, Order};
 use crate::store::memberships::{self, UserGroup};
@@ -314,10 +314,12 @@ pub fn replace(
     scope: &DirectoryScope,
     id: &str,
     body: Value,
+    if_match: Option<&EtagCondition>,
 ) -> Result<UserView, Error> {
     let (raw, fields) = resource::normalize_user(body)?;
     map_race(write_tx(conn, |conn| {
         let old = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
+        resource::check_if_match(if_match, old.version)?;
         save(conn, scope, &old, raw, fields)
     }))
 }
@@ -327,10 +329,12 @@ pub fn patch(
     scope: &DirectoryScope,
     id: &str,
     body: Value,
+    if_match: Option<&EtagCondition>,
 ) -> Result<UserView, Error> {
     let ops = patch::parse(&body)?;
     map_race(write_tx(conn, |conn| {
         let old = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
+        resource::check_if_match(if_match, old.version)?;
         let mut doc: Value = serde_json::from_str(&old.raw)
             .map_err(|e| Error::Internal(format!("stored user is not JSON: {e}")))?;
         patch::apply(&mut doc, &ops, Target::User)?;
@@ -340,25 +344,28 @@ pub fn patch(
 }
 
 /// Deletes a user: `group.user_removed` for each of its memberships, then `user.deleted`.
-pub fn delete(conn: &mut AnyConnection, scope: &DirectoryScope, id: &str) -> Result<(), Error> {
+pub fn delete(
+    conn: &mut AnyConnection,
+    scope: &DirectoryScope,
+    id: &str,
+    if_match: Option<&EtagCondition>,
+) -> Result<(), Error> {
     write_tx(conn, |conn| {
         let row = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
+        resource::check_if_match(if_match, row.version)?;
         let groups = memberships::groups_of_users(conn, scope.id(), std::slice::from_ref(&row.id))?;
         let rendered = render(&row, &groups, &scope.base_url);
+        let mut batch = Vec::with_capacity(groups.len() + 1);
         for g in &groups {
-            let group = load_group_resource(conn, scope, &g.group_id)?;
+            let (group, group_raw) = load_group_resource(conn, scope, &g.group_id)?;
             let mut data = user_summary(&row, rendered.clone());
-            data["group"] = group_summary(&group.0, group.1);
-            events::record(conn, &scope.directory, events::GROUP_USER_REMOVED, data)?;
+            data["group"] = group_summary(&group, group_raw);
+            batch.push((events::GROUP_USER_REMOVED, data));
         }
+        batch.push((USER_DELETED, user_summary(&row, rendered)));
         memberships::delete_for_user(conn, scope.id(), id)?;
         store::delete(conn, scope.id(), id)?;
-        events::record(
-            conn,
-            &scope.directory,
-            USER_DELETED,
-            user_summary(&row, rendered),
-        )?;
+        events::record_many(conn, &scope.directory, batch)?;
         Ok(())
     })
 }

@@ -124,16 +124,21 @@ pub fn set_secret(
     Ok(())
 }
 
-/// Takes the next event sequence number of a directory. Inside a write transaction the
-/// row lock (PostgreSQL) or the write lock (SQLite) makes the sequence gapless.
-pub fn next_event_sequence(conn: &mut AnyConnection, id: &str) -> Result<i64, Error> {
+/// Reserves `n` consecutive event sequence numbers; returns the last.
+pub fn reserve_event_sequences(conn: &mut AnyConnection, id: &str, n: i64) -> Result<i64, Error> {
     diesel::update(directories::table.find(id))
-        .set(d::last_event_sequence.eq(d::last_event_sequence + 1))
+        .set(d::last_event_sequence.eq(d::last_event_sequence + n))
         .execute(conn)?;
     Ok(directories::table
         .find(id)
         .select(d::last_event_sequence)
         .first(conn)?)
+}
+
+/// Takes the next event sequence number of a directory. Inside a write transaction the
+/// row lock (PostgreSQL) or the write lock (SQLite) makes the sequence gapless.
+pub fn next_event_sequence(conn: &mut AnyConnection, id: &str) -> Result<i64, Error> {
+    reserve_event_sequences(conn, id, 1)
 }
 
 /// Deletes a directory and everything it owns, children first so no backend relies on

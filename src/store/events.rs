@@ -3,7 +3,7 @@ use diesel::prelude::*;
 
 use super::schema::events;
 use super::schema::events::dsl as e;
-use super::AnyConnection;
+use super::{AnyConnection, SqlValue};
 use crate::error::Error;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -21,6 +21,36 @@ pub fn insert(conn: &mut AnyConnection, row: &EventRow) -> Result<(), Error> {
     diesel::insert_into(events::table)
         .values(row)
         .execute(conn)?;
+    Ok(())
+}
+
+pub fn insert_many(conn: &mut AnyConnection, rows: &[EventRow]) -> Result<(), Error> {
+    let values: Vec<Vec<SqlValue>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                SqlValue::Text(r.id.clone()),
+                SqlValue::Text(r.directory_id.clone()),
+                SqlValue::BigInt(r.sequence),
+                SqlValue::Text(r.event_type.clone()),
+                SqlValue::Text(r.payload.clone()),
+                SqlValue::Timestamp(r.created_at),
+            ]
+        })
+        .collect();
+    super::bulk_insert(
+        conn,
+        "events",
+        &[
+            "id",
+            "directory_id",
+            "sequence",
+            "event_type",
+            "payload",
+            "created_at",
+        ],
+        &values,
+    )?;
     Ok(())
 }
 

@@ -167,10 +167,9 @@ fn user_exact(f: &Filter, dir: &str) -> Option<UserExpr> {
         Filter::Or(a, b) => Some(Box::new(user_exact(a, dir)?.or(user_exact(b, dir)?))),
         Filter::Not(a) => Some(Box::new(not(user_exact(a, dir)?))),
         Filter::Present(p) if is_core(p) => {
-            // Always present in a rendered user (`active` defaults to true when unsent).
+            // Always present in a rendered user.
             if p.is("id", None)
                 || p.is("userName", None)
-                || p.is("active", None)
                 || p.is("meta", Some("created"))
                 || p.is("meta", Some("lastModified"))
             {
@@ -192,13 +191,6 @@ fn user_exact(f: &Filter, dir: &str) -> Option<UserExpr> {
                 text_compare!(users::user_name_lower, *op, plain_string(v)?.to_lowercase())
             } else if p.is("externalId", None) {
                 nullable_text_compare!(users::external_id, *op, plain_string(v)?.to_string())
-            } else if p.is("active", None) {
-                let b = v.as_bool()?;
-                match op {
-                    CompareOp::Eq => Some(Box::new(users::active.eq(b))),
-                    CompareOp::Ne => Some(Box::new(users::active.ne(b))),
-                    _ => None,
-                }
             } else if p.is("meta", Some("created")) {
                 time_compare!(users::created_at, *op, instant(v)?)
             } else if p.is("meta", Some("lastModified")) {

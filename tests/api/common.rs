@@ -171,15 +171,21 @@ impl TestApp {
         body
     }
 
-    /// Every event of a directory, in order, from the admin API.
+    /// Every event of a directory, in order, from the admin API (paging with `after`).
     pub async fn events(&self, dir: &Dir) -> Vec<Value> {
-        let (status, body) = send(self.admin(
-            Method::GET,
-            &format!("/directory-sync/{}/events?limit=1000", dir.id),
-        ))
-        .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["data"].as_array().cloned().unwrap_or_default()
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let path = format!("/directory-sync/{}/events?after={after}&limit=1000", dir.id);
+            let (status, body) = send(self.admin(Method::GET, &path)).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let page = body["data"].as_array().cloned().unwrap_or_default();
+            if page.is_empty() {
+                return all;
+            }
+            after = body["after"].as_i64().expect("cursor");
+            all.extend(page);
+        }
     }
 }
 

@@ -15,16 +15,11 @@ async fn discovery_endpoints(app: TestApp) {
     assert_eq!(spc["patch"]["supported"], true);
     assert_eq!(spc["filter"]["supported"], true);
     assert!(spc["filter"]["maxResults"].as_i64().unwrap() > 0);
-    assert_eq!(spc["bulk"]["supported"], false);
+    assert_eq!(spc["bulk"]["supported"], true);
+    assert_eq!(spc["etag"]["supported"], true);
+    assert_eq!(spc["sort"]["supported"], true);
     assert_eq!(spc["changePassword"]["supported"], false);
     assert_eq!(spc["authenticationSchemes"][0]["type"], "oauthbearertoken");
-    // Bulk is declared unsupported, and says so when called.
-    let (status, err) = send(
-        app.scim(&dir, Method::POST, "/Bulk")
-            .json(&serde_json::json!({})),
-    )
-    .await;
-    assert_scim_error(status, &err, 501, None);
 
     let (_, types) = send(app.scim(&dir, Method::GET, "/ResourceTypes")).await;
     assert_eq!(types["totalResults"], 2);

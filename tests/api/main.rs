@@ -5,6 +5,7 @@ mod common;
 
 mod admin;
 mod binary;
+mod bulk;
 mod concurrency;
 mod discovery;
 mod events;

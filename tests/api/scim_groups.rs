@@ -14,6 +14,7 @@ backend_tests!(
     deleting_a_user_removes_its_memberships,
     excluded_members_are_not_returned,
     filter_groups_by_display_name,
+    large_membership_changes_are_set_based,
 );
 
 async fn users(app: &TestApp, dir: &Dir, n: usize) -> Vec<String> {
@@ -352,4 +353,86 @@ async fn filter_groups_by_display_name(app: TestApp) {
     )
     .await;
     assert_eq!(r["totalResults"], 2);
+}
+
+/// Thousands of members in one PATCH: applied in a few statements, one event each.
+async fn large_membership_changes_are_set_based(app: TestApp) {
+    let dir = app.create_directory("acme", "crm").await;
+    const N: usize = 2500;
+    // Users arrive through Bulk, 1000 at a time.
+    let mut ids = Vec::new();
+    for chunk in 0..N.div_ceil(1000) {
+        let ops: Vec<Value> = (chunk * 1000..((chunk + 1) * 1000).min(N))
+            .map(|i| json!({"method": "POST", "path": "/Users", "bulkId": format!("u{i}"), "data": {"userName": format!("user{i}@acme.com")}}))
+            .collect();
+        let (status, body) = send(
+            app.scim(&dir, Method::POST, "/Bulk")
+                .json(&json!({"Operations": ops})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        for op in body["Operations"].as_array().unwrap() {
+            assert_eq!(op["status"], "201", "{op}");
+            ids.push(
+                op["location"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+    }
+    let (_, g) = send(
+        app.scim(&dir, Method::POST, "/Groups")
+            .json(&json!({"displayName": "Everyone"})),
+    )
+    .await;
+    let path = format!("/Groups/{}", g["id"].as_str().unwrap());
+    let members: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
+    let before = app.events(&dir).await.len();
+    let (status, body) = send(
+        app.scim(
+            &dir,
+            Method::PATCH,
+            &format!("{path}?excludedAttributes=members"),
+        )
+        .json(&patch(
+            json!([{"op": "add", "path": "members", "value": members}]),
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("members").is_none());
+    let (_, full) = send(app.scim(&dir, Method::GET, &path)).await;
+    assert_eq!(full["members"].as_array().unwrap().len(), N);
+    let (status, events) = send(app.admin(
+        Method::GET,
+        &format!(
+            "/directory-sync/{}/events?after={}&limit=1000",
+            dir.id, before
+        ),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["event"] == "group.user_added"));
+    // Sequences stay gapless across the multi-row insert.
+    let last: i64 = events["data"].as_array().unwrap().last().unwrap()["sequence"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(last, before as i64 + 1000);
+    // Replace with half: half removed in one go.
+    let half: Vec<Value> = ids[..N / 2].iter().map(|id| json!({"value": id})).collect();
+    let (status, _) = send(app.scim(&dir, Method::PATCH, &path).json(&patch(
+        json!([{"op": "replace", "path": "members", "value": half}]),
+    )))
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, full) = send(app.scim(&dir, Method::GET, &path)).await;
+    assert_eq!(full["members"].as_array().unwrap().len(), N / 2);
 }

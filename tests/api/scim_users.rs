@@ -16,6 +16,7 @@ backend_tests!(
     delete_answers_204_then_404,
     directories_are_isolated,
     seats_are_enforced,
+    etags_and_preconditions,
 );
 
 async fn create_and_read_a_user(app: TestApp) {
@@ -458,4 +459,65 @@ async fn seats_are_enforced(app: TestApp) {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+}
+
+async fn etags_and_preconditions(app: TestApp) {
+    let dir = app.create_directory("acme", "crm").await;
+    let created = app.create_user(&dir, "ada@acme.com").await;
+    let path = format!("/Users/{}", created["id"].as_str().unwrap());
+    let v1 = created["meta"]["version"].as_str().unwrap().to_string();
+
+    // If-None-Match with the current version: 304, no body.
+    let resp = app
+        .scim(&dir, Method::GET, &path)
+        .header("If-None-Match", &v1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(resp.headers()["etag"], v1.as_str());
+    let resp = app
+        .scim(&dir, Method::GET, &path)
+        .header("If-None-Match", "W/\"999\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    // If-Match with the current version succeeds and moves the version on.
+    let patch = json!({"Operations": [{"op": "replace", "path": "title", "value": "Countess"}]});
+    let resp = app
+        .scim(&dir, Method::PATCH, &path)
+        .header("If-Match", &v1)
+        .json(&patch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v2 = resp.headers()["etag"].to_str().unwrap().to_string();
+    assert_ne!(v1, v2);
+    // A stale If-Match is refused with 412 and changes nothing.
+    for (method, body) in [
+        (Method::PATCH, Some(patch.clone())),
+        (Method::PUT, Some(user("ada@acme.com"))),
+        (Method::DELETE, None),
+    ] {
+        let mut req = app
+            .scim(&dir, method.clone(), &path)
+            .header("If-Match", &v1);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let (status, err) = send(req).await;
+        assert_scim_error(status, &err, 412, None);
+    }
+    let (_, now) = send(app.scim(&dir, Method::GET, &path)).await;
+    assert_eq!(now["meta"]["version"], v2.as_str());
+    // `*` matches any existing version.
+    let (status, _) = send(
+        app.scim(&dir, Method::DELETE, &path)
+            .header("If-Match", "*"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
 }
