@@ -32,6 +32,9 @@ pub struct Config {
     pub secret_grace_seconds: i64,
     /// Where a generated admin key is kept when `api_keys` is empty.
     pub admin_key_file: PathBuf,
+    /// How long a directory row is reused for SCIM authentication, in milliseconds
+    /// (0 reads it on every request). Bounds how late other instances see an admin change.
+    pub directory_cache_ms: u64,
 }
 
 impl Default for Config {
@@ -49,6 +52,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             secret_grace_seconds: 24 * 3600,
             admin_key_file: PathBuf::from("scimgate-admin-key"),
+            directory_cache_ms: 1000,
         }
     }
 }
@@ -69,6 +73,7 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     secret_grace_seconds: Option<i64>,
     admin_key_file: Option<PathBuf>,
+    directory_cache_ms: Option<u64>,
 }
 
 impl Config {
@@ -97,7 +102,8 @@ impl Config {
             webhook_allow_private,
             max_body_bytes,
             secret_grace_seconds,
-            admin_key_file
+            admin_key_file,
+            directory_cache_ms
         );
         self.external_url = f.external_url.or(self.external_url.take());
         self.encryption_key = f.encryption_key.or(self.encryption_key.take());
@@ -146,6 +152,11 @@ impl Config {
         if let Some(v) = get("SCIMGATE_MAX_BODY_BYTES") {
             self.max_body_bytes = v.parse().map_err(|_| {
                 Error::Config(format!("SCIMGATE_MAX_BODY_BYTES: not a number: {v}"))
+            })?;
+        }
+        if let Some(v) = get("SCIMGATE_DIRECTORY_CACHE_MS") {
+            self.directory_cache_ms = v.parse().map_err(|_| {
+                Error::Config(format!("SCIMGATE_DIRECTORY_CACHE_MS: not a number: {v}"))
             })?;
         }
         if let Some(v) = get("SCIMGATE_ADMIN_KEY_FILE") {

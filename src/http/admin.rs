@@ -199,6 +199,7 @@ async fn update_directory(
         .db
         .run(move |c| directories::update(c, &id, input))
         .await?;
+    state.directories.evict(&row.id);
     Ok(ok(directory_json(&row, &state.external_url, None, None)))
 }
 
@@ -208,7 +209,8 @@ async fn delete_directory(
     id: web::Path<String>,
 ) -> Reply {
     let id = id.into_inner();
-    state.db.run(move |c| directories::delete(c, &id)).await?;
+    let row = state.db.run(move |c| directories::delete(c, &id)).await?;
+    state.directories.evict(&row.id);
     Ok(ok(json!({})))
 }
 
@@ -230,6 +232,7 @@ async fn rotate_secret(
         .db
         .run(move |c| directories::rotate_secret(c, &id, chrono::Duration::seconds(grace)))
         .await?;
+    state.directories.evict(&row.id);
     Ok(ok(directory_json(
         &row,
         &state.external_url,

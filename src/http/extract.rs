@@ -48,12 +48,23 @@ impl FromRequest for ScimAuth {
                 .unwrap_or_default()
                 .to_string();
             let token = credential(&req, &["Bearer"]).map(str::to_string);
-            let external_url = state.external_url.clone();
-            let row = state
-                .db
-                .run(move |c| directories::authenticate(c, &id, token.as_deref()))
-                .await?;
-            Ok(ScimAuth(DirectoryScope::new(row, &external_url)))
+            let row = match state.directories.get(&id) {
+                Some(row) => row,
+                None => {
+                    let lookup = id.clone();
+                    let row = state
+                        .db
+                        .run(move |c| crate::store::directories::get(c, &lookup))
+                        .await?
+                        .ok_or_else(|| {
+                            Error::from(ScimError::unauthorized("missing or invalid bearer token"))
+                        })?;
+                    state.directories.put(row.clone());
+                    row
+                }
+            };
+            directories::verify(&row, token.as_deref())?;
+            Ok(ScimAuth(DirectoryScope::new(row, &state.external_url)))
         })
     }
 }

@@ -16,6 +16,7 @@ use actix_web::{web, App, HttpServer};
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::service::directories::DirectoryCache;
 use crate::store::Db;
 
 /// What every handler can reach.
@@ -26,6 +27,8 @@ pub struct AppState {
     pub api_keys: Arc<Vec<String>>,
     pub max_body_bytes: usize,
     pub secret_grace_seconds: i64,
+    /// Directory rows for SCIM authentication (see [`DirectoryCache`]).
+    pub directories: DirectoryCache,
 }
 
 /// The route table.
@@ -63,6 +66,9 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
         api_keys: Arc::new(config.api_keys.clone()),
         max_body_bytes: config.max_body_bytes,
         secret_grace_seconds: config.secret_grace_seconds,
+        directories: DirectoryCache::new(std::time::Duration::from_millis(
+            config.directory_cache_ms,
+        )),
     });
     let server = HttpServer::new(move || {
         App::new()

@@ -431,12 +431,13 @@ async fn replace_group(
 ) -> Reply {
     let projection = projection_of(&query_pairs(&req)?)?;
     let body = json_body(payload, &req, state.max_body_bytes).await?;
+    let with_members = projection.includes("members");
     let if_match = if_match(&req);
     let (_, id) = path.into_inner();
     let base = scope.base_url.clone();
     let view = state
         .db
-        .run(move |c| groups::replace(c, &scope, &id, body, if_match.as_ref()))
+        .run(move |c| groups::replace(c, &scope, &id, body, if_match.as_ref(), with_members))
         .await?;
     Ok(resource_reply(
         StatusCode::OK,
@@ -454,12 +455,13 @@ async fn patch_group(
 ) -> Reply {
     let projection = projection_of(&query_pairs(&req)?)?;
     let body = json_body(payload, &req, state.max_body_bytes).await?;
+    let with_members = projection.includes("members");
     let if_match = if_match(&req);
     let (_, id) = path.into_inner();
     let base = scope.base_url.clone();
     let view = state
         .db
-        .run(move |c| groups::patch(c, &scope, &id, body, if_match.as_ref()))
+        .run(move |c| groups::patch(c, &scope, &id, body, if_match.as_ref(), with_members))
         .await?;
     Ok(resource_reply(
         StatusCode::OK,

@@ -107,7 +107,11 @@ pub struct Projection {
 /// extension attribute `urn:…:User:department` → (`urn:…:User`, `department`).
 fn split_path(path: &str) -> (String, Option<String>) {
     let path = path.trim();
-    if path.len() > 4 && path[..4].eq_ignore_ascii_case("urn:") {
+    if path.len() > 4
+        && path
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+    {
         if let Some(pos) = path.rfind(':') {
             let (urn, local) = (&path[..pos], &path[pos + 1..]);
             if urn.to_ascii_lowercase().contains(":core:") {
@@ -255,6 +259,8 @@ mod tests {
             json!({"id": "1", "schemas": [], "userName": "a"})
         );
         assert!(!p.includes("name") && p.includes("members"));
+        let odd = Projection::from_pairs([("attributes", "€€€€€,urn:€,.")]).unwrap();
+        assert_eq!(odd.apply(json!({"id": "1"})), json!({"id": "1"}));
     }
 
     #[test]

@@ -225,7 +225,7 @@ fn apply_pathless(
 }
 
 fn is_urn(s: &str) -> bool {
-    s.len() > 4 && s[..4].eq_ignore_ascii_case("urn:")
+    s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) && s.len() > 4
 }
 
 fn is_core_schema(s: &str) -> bool {
@@ -796,6 +796,26 @@ mod tests {
             .collect();
         assert_eq!(primaries.len(), 1);
         assert_eq!(primaries[0]["value"], "new@x.com");
+    }
+
+    #[test]
+    fn odd_keys_never_panic() {
+        for key in [
+            "ab€",
+            "€€€€€",
+            "urn:€",
+            "u",
+            "",
+            ".",
+            "a..b",
+            "urn:x:y:",
+            "name.€",
+        ] {
+            let body = ops(
+                json!([{"op": "add", "value": {key: 1}}, {"op": "replace", "path": key, "value": 1}]),
+            );
+            let _ = run(json!({"userName": "a"}), body, Target::User);
+        }
     }
 
     #[test]

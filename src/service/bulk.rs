@@ -93,7 +93,8 @@ fn run(conn: &mut AnyConnection, scope: &DirectoryScope, op: &Operation) -> Resu
         )),
         (Method::Put, Target::Group(id)) => Some((
             200,
-            groups::replace(conn, scope, id, data, if_match.as_ref())?.render(&scope.base_url),
+            groups::replace(conn, scope, id, data, if_match.as_ref(), false)?
+                .render(&scope.base_url),
         )),
         (Method::Patch, Target::User(id)) => Some((
             200,
@@ -101,7 +102,7 @@ fn run(conn: &mut AnyConnection, scope: &DirectoryScope, op: &Operation) -> Resu
         )),
         (Method::Patch, Target::Group(id)) => Some((
             200,
-            groups::patch(conn, scope, id, data, if_match.as_ref())?.render(&scope.base_url),
+            groups::patch(conn, scope, id, data, if_match.as_ref(), false)?.render(&scope.base_url),
         )),
         (Method::Delete, Target::User(id)) => {
             users::delete(conn, scope, id, if_match.as_ref())?;

@@ -285,16 +285,73 @@ pub fn authenticate(
     id: &str,
     token: Option<&str>,
 ) -> Result<DirectoryRow, Error> {
-    let unauthorized = || Error::from(ScimError::unauthorized("missing or invalid bearer token"));
-    let token = token.ok_or_else(unauthorized)?;
     let row = store::get(conn, id)?.ok_or_else(unauthorized)?;
-    if !secret_opens(&row, token, now()) {
+    verify(&row, token)?;
+    Ok(row)
+}
+
+fn unauthorized() -> Error {
+    ScimError::unauthorized("missing or invalid bearer token").into()
+}
+
+/// Checks a bearer token against a directory (current secret, or the previous one within
+/// its grace period), in constant time.
+pub fn verify(row: &DirectoryRow, token: Option<&str>) -> Result<(), Error> {
+    let token = token.ok_or_else(unauthorized)?;
+    if !secret_opens(row, token, now()) {
         return Err(unauthorized());
     }
     if row.deactivated {
         return Err(ScimError::forbidden("this directory is deactivated").into());
     }
-    Ok(row)
+    Ok(())
+}
+
+/// Directory rows kept briefly for SCIM authentication, so a request does not read its
+/// directory first. Admin changes made through this process evict at once; other
+/// instances see them within the time to live.
+pub struct DirectoryCache {
+    ttl: std::time::Duration,
+    entries:
+        std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, DirectoryRow)>>,
+}
+
+/// Entries kept at most; the cache starts over when full.
+const CACHE_CAPACITY: usize = 10_000;
+
+impl DirectoryCache {
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            ttl,
+            entries: Default::default(),
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<DirectoryRow> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(id)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, row)| row.clone())
+    }
+
+    pub fn put(&self, row: DirectoryRow) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= CACHE_CAPACITY {
+                entries.clear();
+            }
+            entries.insert(row.id.clone(), (std::time::Instant::now(), row));
+        }
+    }
+
+    pub fn evict(&self, id: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(id);
+        }
+    }
 }
 
 fn secret_opens(row: &DirectoryRow, token: &str, at: NaiveDateTime) -> bool {

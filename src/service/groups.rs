@@ -221,13 +221,17 @@ pub fn list(
             descending: q.descending,
         }),
     };
-    db::read_tx(conn, |conn| match column_order {
+    match column_order {
         Some(order) if residual.is_none() => {
-            let total = store::count(conn, dir, sql())?;
             let rows = if page.limit > 0 {
                 store::select(conn, dir, sql(), order, page)?
             } else {
                 Vec::new()
+            };
+            let total = if page.offset == 0 && (rows.len() as i64) < page.limit {
+                rows.len() as i64
+            } else {
+                store::count(conn, dir, sql())?
             };
             Ok((with_members(conn, scope, rows, load_members)?, total))
         }
@@ -237,16 +241,18 @@ pub fn list(
                 Some(_) => None,
                 None => q.sort_by.as_deref().map(|by| (by, q.descending)),
             };
-            let (mut views, total) = super::scan(
-                |p| {
-                    let rows = store::select(conn, dir, sql(), order, p)?;
-                    with_members(conn, scope, rows, true)
-                },
-                |v| v.render(&scope.base_url),
-                residual.as_ref(),
-                sort,
-                page,
-            )?;
+            let (mut views, total) = db::read_tx(conn, |conn| {
+                super::scan(
+                    |p| {
+                        let rows = store::select(conn, dir, sql(), order, p)?;
+                        with_members(conn, scope, rows, true)
+                    },
+                    |v| v.render(&scope.base_url),
+                    residual.as_ref(),
+                    sort,
+                    page,
+                )
+            })?;
             if !load_members {
                 for v in &mut views {
                     v.members = None;
@@ -254,7 +260,7 @@ pub fn list(
             }
             Ok((views, total))
         }
-    })
+    }
 }
 
 /// Applies member operations in order to the current member set, then writes the
@@ -359,6 +365,7 @@ fn save(
     raw: Value,
     fields: GroupFields,
     member_ops: &[MemberOp],
+    load_members: bool,
 ) -> Result<GroupView, Error> {
     let row = row_from(
         scope,
@@ -385,11 +392,12 @@ fn save(
     if !member_ops.is_empty() {
         change_members(conn, scope, &row, member_ops)?;
     }
-    let members = memberships::members(conn, scope.id(), &row.id, None)?;
-    Ok(GroupView {
-        row,
-        members: Some(members),
-    })
+    let members = if load_members {
+        Some(memberships::members(conn, scope.id(), &row.id, None)?)
+    } else {
+        None
+    };
+    Ok(GroupView { row, members })
 }
 
 /// PUT: replaces the attributes; `members`, when present, replaces the membership (when
@@ -400,13 +408,14 @@ pub fn replace(
     id: &str,
     body: Value,
     if_match: Option<&EtagCondition>,
+    load_members: bool,
 ) -> Result<GroupView, Error> {
     let (raw, fields, members) = resource::normalize_group(body)?;
     let ops: Vec<MemberOp> = members.map(MemberOp::Replace).into_iter().collect();
     map_race(write_tx(conn, |conn| {
         let old = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
         resource::check_if_match(if_match, old.version)?;
-        save(conn, scope, &old, raw, fields, &ops)
+        save(conn, scope, &old, raw, fields, &ops, load_members)
     }))
 }
 
@@ -416,6 +425,7 @@ pub fn patch(
     id: &str,
     body: Value,
     if_match: Option<&EtagCondition>,
+    load_members: bool,
 ) -> Result<GroupView, Error> {
     let ops = patch::parse(&body)?;
     map_race(write_tx(conn, |conn| {
@@ -425,7 +435,7 @@ pub fn patch(
             .map_err(|e| Error::Internal(format!("stored group is not JSON: {e}")))?;
         let member_ops = patch::apply(&mut doc, &ops, Target::Group)?;
         let (raw, fields, _) = resource::normalize_group(doc)?;
-        save(conn, scope, &old, raw, fields, &member_ops)
+        save(conn, scope, &old, raw, fields, &member_ops, load_members)
     }))
 }
 

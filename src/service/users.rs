@@ -152,14 +152,12 @@ pub fn create(
     let id = uuid::Uuid::new_v4().to_string();
     let row = row_from(scope, id, &raw, &fields, 1, now());
     let result = write_tx(conn, |conn| {
-        if store::user_name_taken(conn, scope.id(), &row.user_name_lower, None)? {
-            return Err(duplicate(&row.user_name));
-        }
         if row.active {
             check_seats(conn, scope)?;
         }
+        // The unique index decides duplicates (mapped to 409 below): no read first.
         store::insert(conn, &row)?;
-        store::set_emails(conn, &row.id, &email_rows(&row, &fields))?;
+        store::insert_emails(conn, &email_rows(&row, &fields))?;
         let rendered = render(&row, &[], &scope.base_url);
         events::record(
             conn,
@@ -170,7 +168,6 @@ pub fn create(
         Ok(())
     });
     match result {
-        // Two concurrent creates of one userName: the index decides, the loser gets a 409.
         Err(e) if db::is_unique_violation(&e) => Err(duplicate(&row.user_name)),
         Err(e) => Err(e),
         Ok(()) => Ok(UserView {
@@ -235,13 +232,19 @@ pub fn list(
             descending: q.descending,
         }),
     };
-    db::read_tx(conn, |conn| match column_order {
+    match column_order {
+        // Index lookups run outside a transaction: one statement, or two with a count.
         Some(order) if residual.is_none() => {
-            let total = store::count(conn, dir, sql())?;
             let rows = if page.limit > 0 {
                 store::select(conn, dir, sql(), order, page)?
             } else {
                 Vec::new()
+            };
+            // A first page that is not full is the whole result: no count needed.
+            let total = if page.offset == 0 && (rows.len() as i64) < page.limit {
+                rows.len() as i64
+            } else {
+                store::count(conn, dir, sql())?
             };
             Ok((with_groups(conn, scope, rows)?, total))
         }
@@ -251,18 +254,21 @@ pub fn list(
                 Some(_) => None,
                 None => q.sort_by.as_deref().map(|by| (by, q.descending)),
             };
-            super::scan(
-                |p| {
-                    let rows = store::select(conn, dir, sql(), order, p)?;
-                    with_groups(conn, scope, rows)
-                },
-                |v| v.render(&scope.base_url),
-                residual.as_ref(),
-                sort,
-                page,
-            )
+            // A scan reads in batches: one snapshot for all of them.
+            db::read_tx(conn, |conn| {
+                super::scan(
+                    |p| {
+                        let rows = store::select(conn, dir, sql(), order, p)?;
+                        with_groups(conn, scope, rows)
+                    },
+                    |v| v.render(&scope.base_url),
+                    residual.as_ref(),
+                    sort,
+                    page,
+                )
+            })
         }
-    })
+    }
 }
 
 /// Stores a new state of an existing user (PUT and PATCH), with its event.

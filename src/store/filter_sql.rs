@@ -439,11 +439,10 @@ pub fn group_sort_column(attr: &str) -> Option<&'static str> {
 
 fn strip_core_urn(attr: &str) -> &str {
     for urn in [crate::scim::USER_SCHEMA, crate::scim::GROUP_SCHEMA] {
-        if attr.len() > urn.len()
-            && attr[..urn.len()].eq_ignore_ascii_case(urn)
-            && attr.as_bytes()[urn.len()] == b':'
-        {
-            return &attr[urn.len() + 1..];
+        if let (Some(head), Some(rest)) = (attr.get(..urn.len()), attr.get(urn.len()..)) {
+            if head.eq_ignore_ascii_case(urn) && rest.starts_with(':') {
+                return &rest[1..];
+            }
         }
     }
     attr

@@ -195,6 +195,14 @@ pub struct EmailRow {
 /// Replaces the indexed emails of a user.
 pub fn set_emails(conn: &mut AnyConnection, user_id: &str, rows: &[EmailRow]) -> Result<(), Error> {
     diesel::delete(user_emails::table.filter(user_emails::user_id.eq(user_id))).execute(conn)?;
+    insert_emails(conn, rows)
+}
+
+/// Indexes the emails of a new user.
+pub fn insert_emails(conn: &mut AnyConnection, rows: &[EmailRow]) -> Result<(), Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     let values: Vec<Vec<SqlValue>> = rows
         .iter()
         .map(|r| {

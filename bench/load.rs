@@ -1,0 +1,443 @@
+//! HTTP load tool: starts scimgate in-process on 127.0.0.1 over SQLite or PostgreSQL,
+//! seeds a directory and measures the SCIM operations identity providers use most.
+//!
+//!   cargo run --release --example load -- [--database-url URL] [--users N]
+//!       [--requests N] [--concurrency C] [--members M]
+//!
+//! Without `--database-url` it uses a fresh SQLite file; a `postgres://` URL gets a
+//! fresh schema that is dropped afterwards. Results print as a Markdown table.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection};
+use scimgate::config::Config;
+use scimgate::store::{bulk_insert, Db, SqlValue};
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+
+struct Args {
+    database_url: Option<String>,
+    users: usize,
+    requests: usize,
+    concurrency: usize,
+    members: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        database_url: None,
+        users: 100_000,
+        requests: 10_000,
+        concurrency: 16,
+        members: 10_000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--database-url" => a.database_url = Some(value()),
+            "--users" => a.users = value().parse().expect("--users N"),
+            "--requests" => a.requests = value().parse().expect("--requests N"),
+            "--concurrency" => a.concurrency = value().parse().expect("--concurrency C"),
+            "--members" => a.members = value().parse().expect("--members M"),
+            _ => {
+                eprintln!("usage: load [--database-url URL] [--users N] [--requests N] [--concurrency C] [--members M]");
+                std::process::exit(2);
+            }
+        }
+    }
+    a
+}
+
+struct Stats {
+    name: String,
+    count: usize,
+    wall: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Stats {
+    fn row(&mut self) -> String {
+        self.latencies.sort();
+        let pct = |p: f64| {
+            let i = ((self.latencies.len() as f64 * p).ceil() as usize)
+                .clamp(1, self.latencies.len())
+                - 1;
+            self.latencies[i].as_secs_f64() * 1000.0
+        };
+        format!(
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            self.name,
+            self.count,
+            self.count as f64 / self.wall.as_secs_f64(),
+            pct(0.50),
+            pct(0.95),
+            pct(0.99),
+            self.latencies
+                .last()
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        )
+    }
+}
+
+/// Runs `n` requests made by `make(i)` with `concurrency` in flight; every one must
+/// answer `expect`.
+async fn phase<F>(name: &str, n: usize, concurrency: usize, expect: u16, make: F) -> Stats
+where
+    F: Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let sem = Arc::new(Semaphore::new(concurrency));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let permit = sem.clone().acquire_owned().await.expect("semaphore");
+        let make = make.clone();
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let resp = make(i).send().await.expect("request");
+            let status = resp.status().as_u16();
+            let body = resp.bytes().await.expect("body");
+            drop(permit);
+            assert_eq!(status, expect, "{}", String::from_utf8_lossy(&body));
+            t.elapsed()
+        }));
+    }
+    let mut latencies = Vec::with_capacity(n);
+    for t in tasks {
+        latencies.push(t.await.expect("task"));
+    }
+    Stats {
+        name: name.to_string(),
+        count: n,
+        wall: started.elapsed(),
+        latencies,
+    }
+}
+
+/// Inserts users straight into the database (the SCIM path is measured separately).
+fn seed(db: &Db, directory_id: &str, from: usize, to: usize) {
+    let mut conn = db.conn().expect("connection");
+    let now = chrono::Utc::now().naive_utc();
+    for chunk_start in (from..to).step_by(20_000) {
+        let chunk_end = (chunk_start + 20_000).min(to);
+        let mut users = Vec::with_capacity(chunk_end - chunk_start);
+        let mut emails = Vec::with_capacity(chunk_end - chunk_start);
+        for i in chunk_start..chunk_end {
+            let id = uuid::Uuid::new_v4().to_string();
+            let name = format!("seed{i}@load.example");
+            let raw = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name,
+                "name": {"givenName": "Seed", "familyName": format!("{i}")},
+                "emails": [{"value": name, "type": "work", "primary": true}], "active": true});
+            users.push(vec![
+                SqlValue::Text(id.clone()),
+                SqlValue::Text(directory_id.into()),
+                SqlValue::Text(name.clone()),
+                SqlValue::Text(name.clone()),
+                SqlValue::OptText(None),
+                SqlValue::OptText(Some(name.clone())),
+                SqlValue::OptText(Some(name.clone())),
+                SqlValue::OptText(Some("Seed".into())),
+                SqlValue::OptText(Some(format!("{i}"))),
+                SqlValue::OptText(None),
+                SqlValue::OptBool(Some(true)),
+                SqlValue::Text(raw.to_string()),
+                SqlValue::BigInt(1),
+                SqlValue::Timestamp(now),
+                SqlValue::Timestamp(now),
+            ]);
+            emails.push(vec![
+                SqlValue::Text(id),
+                SqlValue::BigInt(0),
+                SqlValue::Text(directory_id.into()),
+                SqlValue::OptText(Some(name)),
+                SqlValue::OptText(Some("work".into())),
+                SqlValue::OptBool(Some(true)),
+            ]);
+        }
+        scimgate::store::write_tx(&mut conn, |c| {
+            bulk_insert(
+                c,
+                "users",
+                &[
+                    "id",
+                    "directory_id",
+                    "user_name",
+                    "user_name_lower",
+                    "external_id",
+                    "email",
+                    "email_lower",
+                    "given_name",
+                    "family_name",
+                    "display_name",
+                    "active",
+                    "raw",
+                    "version",
+                    "created_at",
+                    "updated_at",
+                ],
+                &users,
+            )?;
+            bulk_insert(
+                c,
+                "user_emails",
+                &[
+                    "user_id",
+                    "position",
+                    "directory_id",
+                    "value_lower",
+                    "email_type",
+                    "is_primary",
+                ],
+                &emails,
+            )?;
+            Ok(())
+        })
+        .expect("seed");
+    }
+}
+
+fn main() {
+    let a = args();
+    let (url, pg_schema) = match &a.database_url {
+        Some(u) if u.starts_with("postgres") => {
+            let schema = format!("load_{}", std::process::id());
+            PgConnection::establish(u)
+                .expect("postgres")
+                .batch_execute(&format!("CREATE SCHEMA {schema}"))
+                .expect("schema");
+            let sep = if u.contains('?') { '&' } else { '?' };
+            (
+                format!("{u}{sep}options=-csearch_path%3D{schema}"),
+                Some((u.clone(), schema)),
+            )
+        }
+        Some(u) => (u.clone(), None),
+        None => {
+            let dir = std::env::temp_dir().join(format!("scimgate-load-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            (format!("sqlite://{}", dir.join("load.db").display()), None)
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run(&a, &url));
+    if let Some((admin, schema)) = pg_schema {
+        let _ = PgConnection::establish(&admin)
+            .map(|mut c| c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")));
+    }
+}
+
+async fn run(a: &Args, url: &str) {
+    let config = Config {
+        database_url: url.to_string(),
+        listen: "127.0.0.1:0".into(),
+        api_keys: vec!["load".into()],
+        ..Config::default()
+    };
+    let db = Db::open(url).expect("database");
+    let running = scimgate::http::bind(&config, db.clone()).expect("bind");
+    let base = format!("http://{}", running.addr);
+    tokio::spawn(running.server);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(a.concurrency)
+        .build()
+        .expect("client");
+
+    let dir: Value = client
+        .post(format!("{base}/api/v1/directory-sync"))
+        .header("Authorization", "Api-Key load")
+        .json(&json!({"tenant": "load", "product": "bench"}))
+        .send()
+        .await
+        .expect("create directory")
+        .json()
+        .await
+        .expect("json");
+    let endpoint = dir["data"]["scim"]["endpoint"]
+        .as_str()
+        .expect("endpoint")
+        .to_string();
+    let directory_id = dir["data"]["id"].as_str().expect("id").to_string();
+    let auth = format!(
+        "Bearer {}",
+        dir["data"]["scim"]["secret"].as_str().expect("secret")
+    );
+    let req = {
+        let (client, endpoint, auth) = (client.clone(), endpoint.clone(), auth.clone());
+        move |m: reqwest::Method, path: String| {
+            client
+                .request(m, format!("{endpoint}{path}"))
+                .header("Authorization", &auth)
+                .header("Content-Type", "application/scim+json")
+        }
+    };
+
+    println!(
+        "backend: {}",
+        if url.starts_with("postgres") {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    );
+    println!("| operation | requests | req/s | p50 ms | p95 ms | p99 ms | max ms |");
+    println!("|---|---|---|---|---|---|---|");
+
+    // POST /Users
+    let r = req.clone();
+    let mut s = phase("POST /Users", a.requests, a.concurrency, 201, move |i| {
+        r(reqwest::Method::POST, "/Users".into()).json(&json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("user{i}@load.example"),
+            "externalId": format!("ext{i}"), "name": {"givenName": "Load", "familyName": format!("{i}")},
+            "emails": [{"value": format!("user{i}@load.example"), "type": "work", "primary": true}], "active": true}))
+    }).await;
+    println!("{}", s.row());
+
+    // Ids to read back, from the admin API.
+    let mut ids: Vec<String> = Vec::new();
+    let mut offset = 0;
+    while ids.len() < a.requests {
+        let page: Value = client
+            .get(format!("{base}/api/v1/directory-sync/{directory_id}/users?pageOffset={offset}&pageLimit=1000"))
+            .header("Authorization", "Api-Key load").send().await.expect("list").json().await.expect("json");
+        let batch = page["data"].as_array().cloned().unwrap_or_default();
+        if batch.is_empty() {
+            break;
+        }
+        offset += batch.len();
+        ids.extend(
+            batch
+                .iter()
+                .filter_map(|u| u["id"].as_str().map(str::to_string)),
+        );
+    }
+    let ids = Arc::new(ids);
+
+    let (r, i2) = (req.clone(), ids.clone());
+    let mut s = phase(
+        "GET /Users/{id}",
+        a.requests,
+        a.concurrency,
+        200,
+        move |i| {
+            r(
+                reqwest::Method::GET,
+                format!("/Users/{}", i2[(i * 7919) % i2.len()]),
+            )
+        },
+    )
+    .await;
+    println!("{}", s.row());
+
+    let (r, i2) = (req.clone(), ids.clone());
+    let mut s = phase("PATCH /Users/{id} (replace 2 attributes)", a.requests, a.concurrency, 200, move |i| {
+        r(reqwest::Method::PATCH, format!("/Users/{}", i2[(i * 7919) % i2.len()])).json(&json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Replace", "path": "title", "value": format!("t{i}")}, {"op": "Replace", "path": "active", "value": "True"}]}))
+    }).await;
+    println!("{}", s.row());
+
+    // Grow the directory to --users, then look users up by userName as IdPs do.
+    let total = a.users.max(a.requests);
+    let started = Instant::now();
+    let (db2, dir2, from) = (db.clone(), directory_id.clone(), a.requests);
+    tokio::task::spawn_blocking(move || seed(&db2, &dir2, from, total))
+        .await
+        .expect("seed");
+    eprintln!(
+        "seeded {} users in {:.1} s",
+        total - a.requests,
+        started.elapsed().as_secs_f64()
+    );
+    let r = req.clone();
+    let mut s = phase(
+        &format!("GET /Users?filter=userName eq (directory of {total})"),
+        a.requests,
+        a.concurrency,
+        200,
+        move |i| {
+            let n = (i * 104_729) % total;
+            let name = if n < from {
+                format!("user{n}@load.example")
+            } else {
+                format!("SEED{n}@load.example")
+            };
+            r(reqwest::Method::GET, "/Users".into())
+                .query(&[("filter", format!("userName eq \"{name}\""))])
+        },
+    )
+    .await;
+    println!("{}", s.row());
+
+    // One group PATCH adding --members members.
+    let group: Value = req(reqwest::Method::POST, "/Groups".into())
+        .json(&json!({"displayName": "Everyone"}))
+        .send()
+        .await
+        .expect("group")
+        .json()
+        .await
+        .expect("json");
+    let gid = group["id"].as_str().expect("group id").to_string();
+    let mut member_ids: Vec<String> = Vec::new();
+    let mut offset = 0;
+    while member_ids.len() < a.members {
+        let page: Value = client
+            .get(format!("{base}/api/v1/directory-sync/{directory_id}/users?pageOffset={offset}&pageLimit=1000"))
+            .header("Authorization", "Api-Key load").send().await.expect("list").json().await.expect("json");
+        let batch = page["data"].as_array().cloned().unwrap_or_default();
+        if batch.is_empty() {
+            break;
+        }
+        offset += batch.len();
+        member_ids.extend(
+            batch
+                .iter()
+                .filter_map(|u| u["id"].as_str().map(str::to_string)),
+        );
+    }
+    member_ids.truncate(a.members);
+    let members: Vec<Value> = member_ids.iter().map(|id| json!({"value": id})).collect();
+    let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "add", "path": "members", "value": members}]});
+    let t = Instant::now();
+    let resp = req(
+        reqwest::Method::PATCH,
+        format!("/Groups/{gid}?excludedAttributes=members"),
+    )
+    .json(&body)
+    .send()
+    .await
+    .expect("patch");
+    assert_eq!(resp.status().as_u16(), 200);
+    let add = t.elapsed();
+    let t = Instant::now();
+    let resp = req(
+        reqwest::Method::PATCH,
+        format!("/Groups/{gid}?excludedAttributes=members"),
+    )
+    .json(&json!({"Operations": [{"op": "remove", "path": "members"}]}))
+    .send()
+    .await
+    .expect("patch");
+    assert_eq!(resp.status().as_u16(), 200);
+    let remove = t.elapsed();
+    let mut one = Stats {
+        name: format!("PATCH /Groups/{{id}} add {} members", member_ids.len()),
+        count: 1,
+        wall: add,
+        latencies: vec![add],
+    };
+    println!("{}", one.row());
+    let mut one = Stats {
+        name: format!("PATCH /Groups/{{id}} remove {} members", member_ids.len()),
+        count: 1,
+        wall: remove,
+        latencies: vec![remove],
+    };
+    println!("{}", one.row());
+}
