@@ -4,8 +4,10 @@
 //! - [`store`]: diesel over SQLite or PostgreSQL; every query scoped by directory.
 //! - [`service`]: the directory service; all state changes and their events.
 //! - [`http`]: actix-web routes for SCIM, the admin API and health.
+//! - [`background`]: tasks of a running gateway (the event sequencer).
 //! - [`config`]: configuration from a TOML file and `SCIMGATE_*` variables.
 
+pub mod background;
 pub mod config;
 pub mod error;
 pub mod http;

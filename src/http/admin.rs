@@ -518,14 +518,12 @@ async fn directory_events(
         .db
         .run(move |c| {
             directories::get(c, &id)?;
+            crate::service::events::sequence(c, &id)?;
             crate::store::events::list_after(c, &id, after, limit)
         })
         .await?;
-    let next = rows.last().map(|r| r.sequence);
-    let data: Vec<Value> = rows
-        .iter()
-        .map(|r| serde_json::from_str(&r.payload).unwrap_or(Value::Null))
-        .collect();
+    let next = rows.last().and_then(|r| r.sequence);
+    let data: Vec<Value> = rows.iter().map(crate::service::events::to_json).collect();
     Ok(HttpResponse::Ok()
         .json(json!({"data": data, "error": null, "after": next.unwrap_or(after)})))
 }
@@ -540,9 +538,10 @@ async fn directory_event(
         .db
         .run(move |c| {
             directories::get(c, &id)?;
+            crate::service::events::sequence(c, &id)?;
             crate::store::events::get(c, &id, &eid)?
                 .ok_or_else(|| ScimError::not_found("Event not found").into())
         })
         .await?;
-    Ok(ok(serde_json::from_str(&row.payload).unwrap_or(Value::Null)))
+    Ok(ok(crate::service::events::to_json(&row)))
 }

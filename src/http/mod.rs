@@ -46,7 +46,8 @@ pub struct Running {
     pub handle: ServerHandle,
 }
 
-/// Binds `config.listen`, and builds the server over `db`. Awaiting `server` runs it
+/// Binds `config.listen`, starts the background tasks and builds the server over `db`.
+/// Call it inside a tokio runtime. Awaiting `server` runs it
 /// until SIGINT/SIGTERM (or `handle.stop`), letting in-flight requests finish.
 pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
     let listener = TcpListener::bind(&config.listen)
@@ -60,6 +61,10 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
         .unwrap_or_else(|| format!("http://{addr}"))
         .trim_end_matches('/')
         .to_string();
+    tokio::spawn(crate::background::sequencer(
+        db.clone(),
+        std::time::Duration::from_millis(200),
+    ));
     let state = web::Data::new(AppState {
         db,
         external_url: external_url.clone(),

@@ -247,9 +247,12 @@ pub fn update(
 /// `dsync.deleted` event (sequence continuing) for the lifecycle endpoints.
 pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<DirectoryRow, Error> {
     write_tx(conn, |conn| {
+        // Number what is committed first: that also locks the directory row, so no
+        // sequencer moves the sequence on between here and the last event.
+        crate::store::events::sequence_pending(conn, id)?;
         let row = get(conn, id)?;
         store::delete(conn, id)?;
-        events::insert(
+        events::insert_numbered(
             conn,
             &row,
             row.last_event_sequence + 1,

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::error::Error;
-use crate::store::directories::{self, DirectoryRow};
+use crate::store::directories::DirectoryRow;
 use crate::store::events::{self as store, EventRow};
 use crate::store::{now, AnyConnection};
 
@@ -26,43 +26,45 @@ pub fn new_event_id() -> String {
     format!("evt_{}", uuid::Uuid::now_v7().simple())
 }
 
-/// Records one event of `directory`. Must run inside the change's write transaction.
+/// Records one event of `directory`, unnumbered: the sequencer gives it the next
+/// sequence number once committed. Must run inside the change's write transaction.
 pub fn record(
     conn: &mut AnyConnection,
     directory: &DirectoryRow,
     event_type: &str,
     data: Value,
 ) -> Result<EventRow, Error> {
-    let sequence = directories::next_event_sequence(conn, &directory.id)?;
-    insert(conn, directory, sequence, event_type, data)
+    let row = build(directory, None, event_type, data);
+    store::insert(conn, &row)?;
+    Ok(row)
 }
 
-/// Records several events of `directory` at once, in order: one sequence reservation and
-/// multi-row inserts, so a 10 000-member PATCH is a handful of statements.
+/// Records several events of `directory` at once, in order, in multi-row inserts, so a
+/// 10 000-member PATCH is a handful of statements.
 pub fn record_many(
     conn: &mut AnyConnection,
     directory: &DirectoryRow,
     events: Vec<(&str, Value)>,
 ) -> Result<(), Error> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let last = directories::reserve_event_sequences(conn, &directory.id, events.len() as i64)?;
-    let first = last - events.len() as i64 + 1;
     let rows: Vec<EventRow> = events
         .into_iter()
-        .enumerate()
-        .map(|(i, (kind, data))| build(directory, first + i as i64, kind, data))
+        .map(|(kind, data)| build(directory, None, kind, data))
         .collect();
     store::insert_many(conn, &rows)
 }
 
-fn build(directory: &DirectoryRow, sequence: i64, event_type: &str, data: Value) -> EventRow {
+/// An event row. The stored payload leaves `sequence` out: it is known only once the
+/// sequencer has run, and [`to_json`] adds it.
+pub fn build(
+    directory: &DirectoryRow,
+    sequence: Option<i64>,
+    event_type: &str,
+    data: Value,
+) -> EventRow {
     let created_at = now();
     let id = new_event_id();
     let payload = json!({
         "id": id,
-        "sequence": sequence,
         "created_at": crate::scim::resource::timestamp(created_at),
         "event": event_type,
         "tenant": directory.tenant,
@@ -80,16 +82,52 @@ fn build(directory: &DirectoryRow, sequence: i64, event_type: &str, data: Value)
     }
 }
 
-/// Records an event with a sequence the caller already took (a directory's last event,
-/// written after its row is gone).
-pub fn insert(
+/// Records an event with a sequence the caller took under the directory's lock (a
+/// directory's last event, written after its row is gone).
+pub fn insert_numbered(
     conn: &mut AnyConnection,
     directory: &DirectoryRow,
     sequence: i64,
     event_type: &str,
     data: Value,
 ) -> Result<EventRow, Error> {
-    let row = build(directory, sequence, event_type, data);
+    let row = build(directory, Some(sequence), event_type, data);
     store::insert(conn, &row)?;
     Ok(row)
+}
+
+/// Numbers a directory's committed events (its own write transaction); cheap when there
+/// is nothing to number.
+pub fn sequence(conn: &mut AnyConnection, directory_id: &str) -> Result<usize, Error> {
+    if !store::has_pending(conn, directory_id)? {
+        return Ok(0);
+    }
+    crate::store::write_tx(conn, |c| store::sequence_pending(c, directory_id))
+}
+
+/// Numbers the committed events of every directory that has some.
+pub fn sequence_all(conn: &mut AnyConnection) -> Result<usize, Error> {
+    let mut n = 0;
+    for dir in store::pending_directories(conn, 1000)? {
+        n += sequence(conn, &dir)?;
+    }
+    Ok(n)
+}
+
+/// The event as receivers and the API see it: the payload with its `sequence`.
+pub fn to_json(row: &EventRow) -> Value {
+    let stored: Value = serde_json::from_str(&row.payload).unwrap_or(Value::Null);
+    let mut out = serde_json::Map::new();
+    if let Value::Object(fields) = stored {
+        for (k, v) in fields {
+            if k == "sequence" {
+                continue;
+            }
+            out.insert(k.clone(), v);
+            if k == "id" {
+                out.insert("sequence".into(), json!(row.sequence));
+            }
+        }
+    }
+    Value::Object(out)
 }

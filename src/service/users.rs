@@ -12,6 +12,7 @@ use crate::scim::list::ListQuery;
 use crate::scim::patch::{self, Target};
 use crate::scim::resource::{self, EtagCondition, ResourceMeta, UserFields};
 use crate::scim::ScimError;
+use crate::store::events as event_store;
 use crate::store::filter_sql::{self, Order};
 use crate::store::memberships::{self, UserGroup};
 use crate::store::users::{self as store, EmailRow, UserRow};
@@ -151,22 +152,30 @@ pub fn create(
     let (raw, fields) = resource::normalize_user(body)?;
     let id = uuid::Uuid::new_v4().to_string();
     let row = row_from(scope, id, &raw, &fields, 1, now());
-    let result = write_tx(conn, |conn| {
-        if row.active {
+    let rendered = render(&row, &[], &scope.base_url);
+    let event = events::build(
+        &scope.directory,
+        None,
+        USER_CREATED,
+        user_summary(&row, rendered),
+    );
+    let sets = [
+        store::user_rows(&row),
+        store::email_rows(&email_rows(&row, &fields)),
+        event_store::event_rows(std::slice::from_ref(&event)),
+    ];
+    // The unique index decides duplicates (mapped to 409 below): no read first.
+    let result = match (scope.directory.user_limit, row.active) {
+        // Counting seats needs a transaction around the check and the insert.
+        (Some(_), true) => write_tx(conn, |conn| {
             check_seats(conn, scope)?;
-        }
-        // The unique index decides duplicates (mapped to 409 below): no read first.
-        store::insert(conn, &row)?;
-        store::insert_emails(conn, &email_rows(&row, &fields))?;
-        let rendered = render(&row, &[], &scope.base_url);
-        events::record(
-            conn,
-            &scope.directory,
-            USER_CREATED,
-            user_summary(&row, rendered),
-        )?;
-        Ok(())
-    });
+            for set in &sets {
+                db::bulk_insert(conn, set.table, set.columns, &set.rows)?;
+            }
+            Ok(())
+        }),
+        _ => db::insert_atomically(conn, &sets),
+    };
     match result {
         Err(e) if db::is_unique_violation(&e) => Err(duplicate(&row.user_name)),
         Err(e) => Err(e),

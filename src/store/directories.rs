@@ -124,30 +124,13 @@ pub fn set_secret(
     Ok(())
 }
 
-#[derive(QueryableByName)]
-struct LastSequence {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    last_event_sequence: i64,
-}
-
-/// Reserves `n` consecutive event sequence numbers; returns the last. One statement
-/// (`RETURNING` exists on PostgreSQL and on the bundled SQLite, 3.35+).
-pub fn reserve_event_sequences(conn: &mut AnyConnection, id: &str, n: i64) -> Result<i64, Error> {
-    let sql = match conn.backend() {
-        super::Backend::Postgres => "UPDATE directories SET last_event_sequence = last_event_sequence + $1 WHERE id = $2 RETURNING last_event_sequence",
-        super::Backend::Sqlite => "UPDATE directories SET last_event_sequence = last_event_sequence + ? WHERE id = ? RETURNING last_event_sequence",
-    };
-    let row: LastSequence = diesel::sql_query(sql)
-        .bind::<diesel::sql_types::BigInt, _>(n)
-        .bind::<diesel::sql_types::Text, _>(id)
-        .get_result(conn)?;
-    Ok(row.last_event_sequence)
-}
-
-/// Takes the next event sequence number of a directory. Inside a write transaction the
-/// row lock (PostgreSQL) or the write lock (SQLite) makes the sequence gapless.
-pub fn next_event_sequence(conn: &mut AnyConnection, id: &str) -> Result<i64, Error> {
-    reserve_event_sequences(conn, id, 1)
+/// Moves a directory's last sequence number on by `n` (after the sequencer numbered `n`
+/// events under the directory's lock).
+pub fn advance_event_sequence(conn: &mut AnyConnection, id: &str, n: i64) -> Result<(), Error> {
+    diesel::update(directories::table.find(id))
+        .set(d::last_event_sequence.eq(d::last_event_sequence + n))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Deletes a directory and everything it owns, children first so no backend relies on

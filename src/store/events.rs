@@ -3,58 +3,128 @@ use diesel::prelude::*;
 
 use super::schema::events;
 use super::schema::events::dsl as e;
-use super::{AnyConnection, SqlValue};
+use super::{AnyConnection, Backend, Rows, SqlValue};
 use crate::error::Error;
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = events)]
 pub struct EventRow {
     pub id: String,
     pub directory_id: String,
-    pub sequence: i64,
+    /// `None` until the sequencer numbers it (see [`sequence_pending`]).
+    pub sequence: Option<i64>,
     pub event_type: String,
+    /// The event without its `sequence`, which is added when it is read.
     pub payload: String,
     pub created_at: NaiveDateTime,
 }
 
+pub const COLUMNS: &[&str] = &[
+    "id",
+    "directory_id",
+    "sequence",
+    "event_type",
+    "payload",
+    "created_at",
+];
+
+pub fn values(r: &EventRow) -> Vec<SqlValue> {
+    vec![
+        SqlValue::Text(r.id.clone()),
+        SqlValue::Text(r.directory_id.clone()),
+        SqlValue::OptBigInt(r.sequence),
+        SqlValue::Text(r.event_type.clone()),
+        SqlValue::Text(r.payload.clone()),
+        SqlValue::Timestamp(r.created_at),
+    ]
+}
+
 pub fn insert(conn: &mut AnyConnection, row: &EventRow) -> Result<(), Error> {
-    diesel::insert_into(events::table)
-        .values(row)
-        .execute(conn)?;
-    Ok(())
+    insert_many(conn, std::slice::from_ref(row))
 }
 
 pub fn insert_many(conn: &mut AnyConnection, rows: &[EventRow]) -> Result<(), Error> {
-    let values: Vec<Vec<SqlValue>> = rows
-        .iter()
-        .map(|r| {
-            vec![
-                SqlValue::Text(r.id.clone()),
-                SqlValue::Text(r.directory_id.clone()),
-                SqlValue::BigInt(r.sequence),
-                SqlValue::Text(r.event_type.clone()),
-                SqlValue::Text(r.payload.clone()),
-                SqlValue::Timestamp(r.created_at),
-            ]
-        })
-        .collect();
-    super::bulk_insert(
-        conn,
-        "events",
-        &[
-            "id",
-            "directory_id",
-            "sequence",
-            "event_type",
-            "payload",
-            "created_at",
-        ],
-        &values,
-    )?;
+    let set = event_rows(rows);
+    super::bulk_insert(conn, set.table, set.columns, &set.rows)?;
     Ok(())
 }
 
-/// A directory's events after `after_sequence`, in order.
+/// Events as rows for [`super::insert_atomically`].
+pub fn event_rows(rows: &[EventRow]) -> Rows {
+    Rows {
+        table: "events",
+        columns: COLUMNS,
+        rows: rows.iter().map(values).collect(),
+    }
+}
+
+/// Whether a directory has committed events not numbered yet.
+pub fn has_pending(conn: &mut AnyConnection, directory_id: &str) -> Result<bool, Error> {
+    Ok(events::table
+        .filter(e::directory_id.eq(directory_id))
+        .filter(e::sequence.is_null())
+        .select(e::id)
+        .first::<String>(conn)
+        .optional()?
+        .is_some())
+}
+
+/// Directories with events waiting for a sequence number.
+pub fn pending_directories(conn: &mut AnyConnection, limit: i64) -> Result<Vec<String>, Error> {
+    Ok(events::table
+        .filter(e::sequence.is_null())
+        .select(e::directory_id)
+        .distinct()
+        .limit(limit)
+        .load(conn)?)
+}
+
+#[derive(QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    last_event_sequence: i64,
+}
+
+/// Numbers a directory's committed, unnumbered events in insertion order, continuing its
+/// sequence without gaps. Must run inside a write transaction: the directory row is locked
+/// first, so concurrent sequencers (several instances) take turns.
+pub fn sequence_pending(conn: &mut AnyConnection, directory_id: &str) -> Result<usize, Error> {
+    use diesel::sql_types::Text;
+    let (lock, number) = match conn.backend() {
+        Backend::Postgres => (
+            "SELECT last_event_sequence FROM directories WHERE id = $1 FOR UPDATE",
+            "UPDATE events SET sequence = $1 + p.rn \
+             FROM (SELECT id, row_number() OVER (ORDER BY ordinal) AS rn FROM events \
+                   WHERE directory_id = $2 AND sequence IS NULL) AS p \
+             WHERE events.id = p.id AND events.sequence IS NULL",
+        ),
+        // BEGIN IMMEDIATE already holds the write lock; rowid is insertion order.
+        Backend::Sqlite => (
+            "SELECT last_event_sequence FROM directories WHERE id = ?",
+            "UPDATE events SET sequence = ? + p.rn \
+             FROM (SELECT id, row_number() OVER (ORDER BY rowid) AS rn FROM events \
+                   WHERE directory_id = ? AND sequence IS NULL) AS p \
+             WHERE events.id = p.id AND events.sequence IS NULL",
+        ),
+    };
+    let locked: Option<Locked> = diesel::sql_query(lock)
+        .bind::<Text, _>(directory_id)
+        .get_result(conn)
+        .optional()?;
+    let Some(locked) = locked else {
+        return Ok(0);
+    };
+    let n = diesel::sql_query(number)
+        .bind::<diesel::sql_types::BigInt, _>(locked.last_event_sequence)
+        .bind::<Text, _>(directory_id)
+        .execute(conn)?;
+    if n > 0 {
+        super::directories::advance_event_sequence(conn, directory_id, n as i64)?;
+    }
+    Ok(n)
+}
+
+/// A directory's numbered events after `after_sequence`, in order.
 pub fn list_after(
     conn: &mut AnyConnection,
     directory_id: &str,
@@ -78,6 +148,7 @@ pub fn get(
     Ok(events::table
         .filter(e::directory_id.eq(directory_id))
         .filter(e::id.eq(id))
+        .filter(e::sequence.is_not_null())
         .select(EventRow::as_select())
         .first(conn)
         .optional()?)

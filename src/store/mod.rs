@@ -259,6 +259,7 @@ pub enum SqlValue {
     Text(String),
     OptText(Option<String>),
     BigInt(i64),
+    OptBigInt(Option<i64>),
     OptBool(Option<bool>),
     Timestamp(chrono::NaiveDateTime),
 }
@@ -275,32 +276,49 @@ pub fn bulk_insert(
     columns: &[&str],
     rows: &[Vec<SqlValue>],
 ) -> Result<usize, Error> {
-    use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
     use diesel::RunQueryDsl;
     let per_chunk = (MAX_BINDS / columns.len().max(1)).max(1);
     let mut inserted = 0;
     for chunk in rows.chunks(per_chunk) {
-        let tuple = format!("({})", vec!["?"; columns.len()].join(", "));
-        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
-        sql.push_str(&vec![tuple.as_str(); chunk.len()].join(", "));
+        let mut sql = insert_sql(table, columns, chunk.len());
         if conn.backend() == Backend::Postgres {
             sql = number_placeholders(&sql);
         }
-        let mut q = diesel::sql_query(sql).into_boxed::<MultiBackend>();
-        for row in chunk {
-            for v in row {
-                q = match v.clone() {
-                    SqlValue::Text(s) => q.bind::<Text, _>(s),
-                    SqlValue::OptText(s) => q.bind::<Nullable<Text>, _>(s),
-                    SqlValue::BigInt(n) => q.bind::<BigInt, _>(n),
-                    SqlValue::OptBool(b) => q.bind::<Nullable<diesel::sql_types::Bool>, _>(b),
-                    SqlValue::Timestamp(t) => q.bind::<Timestamp, _>(t),
-                };
-            }
-        }
-        inserted += q.execute(conn)?;
+        inserted +=
+            bind_all(diesel::sql_query(sql).into_boxed(), chunk.iter().flatten()).execute(conn)?;
     }
     Ok(inserted)
+}
+
+/// `INSERT INTO t (a, b) VALUES (?, ?), (?, ?)…`
+fn insert_sql(table: &str, columns: &[&str], rows: usize) -> String {
+    let tuple = format!("({})", vec!["?"; columns.len()].join(", "));
+    format!(
+        "INSERT INTO {table} ({}) VALUES {}",
+        columns.join(", "),
+        vec![tuple.as_str(); rows].join(", ")
+    )
+}
+
+type BoxedSql<'a> =
+    diesel::query_builder::BoxedSqlQuery<'a, MultiBackend, diesel::query_builder::SqlQuery>;
+
+fn bind_all<'a, 'v>(
+    mut q: BoxedSql<'a>,
+    values: impl Iterator<Item = &'v SqlValue>,
+) -> BoxedSql<'a> {
+    use diesel::sql_types::{BigInt, Bool, Nullable, Text, Timestamp};
+    for v in values {
+        q = match v.clone() {
+            SqlValue::Text(s) => q.bind::<Text, _>(s),
+            SqlValue::OptText(s) => q.bind::<Nullable<Text>, _>(s),
+            SqlValue::BigInt(n) => q.bind::<BigInt, _>(n),
+            SqlValue::OptBigInt(n) => q.bind::<Nullable<BigInt>, _>(n),
+            SqlValue::OptBool(b) => q.bind::<Nullable<Bool>, _>(b),
+            SqlValue::Timestamp(t) => q.bind::<Timestamp, _>(t),
+        };
+    }
+    q
 }
 
 /// `?` placeholders as PostgreSQL's `$1, $2, …` (the statement text has no literals).
@@ -317,4 +335,56 @@ fn number_placeholders(sql: &str) -> String {
         }
     }
     out
+}
+
+/// Rows for one table, for [`insert_atomically`].
+pub struct Rows {
+    pub table: &'static str,
+    pub columns: &'static [&'static str],
+    pub rows: Vec<Vec<SqlValue>>,
+}
+
+/// Inserts several tables' rows as one unit. On PostgreSQL that is a single statement (a
+/// chain of data-modifying CTEs), so a SCIM create is one round trip; on SQLite, one
+/// `BEGIN IMMEDIATE` transaction. Call it outside any transaction.
+pub fn insert_atomically(conn: &mut AnyConnection, sets: &[Rows]) -> Result<(), Error> {
+    let sets: Vec<&Rows> = sets.iter().filter(|s| !s.rows.is_empty()).collect();
+    let binds: usize = sets.iter().map(|s| s.rows.len() * s.columns.len()).sum();
+    if conn.backend() != Backend::Postgres || binds > MAX_BINDS || sets.len() < 2 {
+        return write_tx(conn, |c| {
+            for set in &sets {
+                bulk_insert(c, set.table, set.columns, &set.rows)?;
+            }
+            Ok(())
+        });
+    }
+    use diesel::RunQueryDsl;
+    let (last, first) = sets
+        .split_last()
+        .ok_or_else(|| Error::Internal("no rows".into()))?;
+    let ctes: Vec<String> = first
+        .iter()
+        .enumerate()
+        .map(|(i, set)| {
+            format!(
+                "w{i} AS ({})",
+                insert_sql(set.table, set.columns, set.rows.len())
+            )
+        })
+        .collect();
+    let sql = format!(
+        "WITH {} {}",
+        ctes.join(", "),
+        insert_sql(last.table, last.columns, last.rows.len())
+    );
+    let values = first
+        .iter()
+        .chain(std::iter::once(last))
+        .flat_map(|set| set.rows.iter().flatten());
+    let q = bind_all(
+        diesel::sql_query(number_placeholders(&sql)).into_boxed(),
+        values,
+    );
+    q.execute(conn)?;
+    Ok(())
 }

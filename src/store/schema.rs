@@ -68,7 +68,7 @@ diesel::table! {
     events (id) {
         id -> Text,
         directory_id -> Text,
-        sequence -> BigInt,
+        sequence -> Nullable<BigInt>,
         event_type -> Text,
         payload -> Text,
         created_at -> Timestamp,

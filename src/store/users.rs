@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use super::filter_sql::{Order, UserExpr};
 use super::schema::users::dsl as u;
 use super::schema::{user_emails, users};
-use super::{AnyConnection, MultiBackend, Page, SqlValue};
+use super::{AnyConnection, MultiBackend, Page, Rows, SqlValue};
 use crate::error::Error;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
@@ -200,26 +200,18 @@ pub fn set_emails(conn: &mut AnyConnection, user_id: &str, rows: &[EmailRow]) ->
 
 /// Indexes the emails of a new user.
 pub fn insert_emails(conn: &mut AnyConnection, rows: &[EmailRow]) -> Result<(), Error> {
-    if rows.is_empty() {
-        return Ok(());
+    if !rows.is_empty() {
+        let set = email_rows(rows);
+        super::bulk_insert(conn, set.table, set.columns, &set.rows)?;
     }
-    let values: Vec<Vec<SqlValue>> = rows
-        .iter()
-        .map(|r| {
-            vec![
-                SqlValue::Text(r.user_id.clone()),
-                SqlValue::BigInt(r.position),
-                SqlValue::Text(r.directory_id.clone()),
-                SqlValue::OptText(r.value_lower.clone()),
-                SqlValue::OptText(r.email_type.clone()),
-                SqlValue::OptBool(r.is_primary),
-            ]
-        })
-        .collect();
-    super::bulk_insert(
-        conn,
-        "user_emails",
-        &[
+    Ok(())
+}
+
+/// Emails as rows for [`super::insert_atomically`].
+pub fn email_rows(rows: &[EmailRow]) -> Rows {
+    Rows {
+        table: "user_emails",
+        columns: &[
             "user_id",
             "position",
             "directory_id",
@@ -227,7 +219,59 @@ pub fn insert_emails(conn: &mut AnyConnection, rows: &[EmailRow]) -> Result<(), 
             "email_type",
             "is_primary",
         ],
-        &values,
-    )?;
-    Ok(())
+        rows: rows
+            .iter()
+            .map(|r| {
+                vec![
+                    SqlValue::Text(r.user_id.clone()),
+                    SqlValue::BigInt(r.position),
+                    SqlValue::Text(r.directory_id.clone()),
+                    SqlValue::OptText(r.value_lower.clone()),
+                    SqlValue::OptText(r.email_type.clone()),
+                    SqlValue::OptBool(r.is_primary),
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// A new user as rows for [`super::insert_atomically`].
+pub fn user_rows(row: &UserRow) -> Rows {
+    Rows {
+        table: "users",
+        columns: &[
+            "id",
+            "directory_id",
+            "user_name",
+            "user_name_lower",
+            "external_id",
+            "email",
+            "email_lower",
+            "given_name",
+            "family_name",
+            "display_name",
+            "active",
+            "raw",
+            "version",
+            "created_at",
+            "updated_at",
+        ],
+        rows: vec![vec![
+            SqlValue::Text(row.id.clone()),
+            SqlValue::Text(row.directory_id.clone()),
+            SqlValue::Text(row.user_name.clone()),
+            SqlValue::Text(row.user_name_lower.clone()),
+            SqlValue::OptText(row.external_id.clone()),
+            SqlValue::OptText(row.email.clone()),
+            SqlValue::OptText(row.email_lower.clone()),
+            SqlValue::OptText(row.given_name.clone()),
+            SqlValue::OptText(row.family_name.clone()),
+            SqlValue::OptText(row.display_name.clone()),
+            SqlValue::OptBool(Some(row.active)),
+            SqlValue::Text(row.raw.clone()),
+            SqlValue::BigInt(row.version),
+            SqlValue::Timestamp(row.created_at),
+            SqlValue::Timestamp(row.updated_at),
+        ]],
+    }
 }
