@@ -2,7 +2,7 @@
 //! seeds a directory and measures the SCIM operations identity providers use most.
 //!
 //!   cargo run --release --example load -- [--database-url URL] [--users N]
-//!       [--requests N] [--concurrency C] [--members M]
+//!       [--requests N] [--concurrency C] [--lookup-concurrency C] [--members M]
 //!
 //! Without `--database-url` it uses a fresh SQLite file; a `postgres://` URL gets a
 //! fresh schema that is dropped afterwards. Results print as a Markdown table.
@@ -22,6 +22,8 @@ struct Args {
     users: usize,
     requests: usize,
     concurrency: usize,
+    /// In-flight lookups when measuring `userName eq` latency (default: --concurrency).
+    lookup_concurrency: Option<usize>,
     members: usize,
 }
 
@@ -31,6 +33,7 @@ fn args() -> Args {
         users: 100_000,
         requests: 10_000,
         concurrency: 16,
+        lookup_concurrency: None,
         members: 10_000,
     };
     let mut it = std::env::args().skip(1);
@@ -42,8 +45,11 @@ fn args() -> Args {
             "--requests" => a.requests = value().parse().expect("--requests N"),
             "--concurrency" => a.concurrency = value().parse().expect("--concurrency C"),
             "--members" => a.members = value().parse().expect("--members M"),
+            "--lookup-concurrency" => {
+                a.lookup_concurrency = Some(value().parse().expect("--lookup-concurrency C"))
+            }
             _ => {
-                eprintln!("usage: load [--database-url URL] [--users N] [--requests N] [--concurrency C] [--members M]");
+                eprintln!("usage: load [--database-url URL] [--users N] [--requests N] [--concurrency C] [--lookup-concurrency C] [--members M]");
                 std::process::exit(2);
             }
         }
@@ -355,10 +361,11 @@ async fn run(a: &Args, url: &str) {
         started.elapsed().as_secs_f64()
     );
     let r = req.clone();
+    let lookups = a.lookup_concurrency.unwrap_or(a.concurrency);
     let mut s = phase(
-        &format!("GET /Users?filter=userName eq (directory of {total})"),
+        &format!("GET /Users?filter=userName eq ({total} users, {lookups} in flight)"),
         a.requests,
-        a.concurrency,
+        lookups,
         200,
         move |i| {
             let n = (i * 104_729) % total;

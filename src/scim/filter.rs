@@ -207,14 +207,18 @@ fn negation(i: &str) -> Res<'_, Filter> {
 }
 
 fn value_path(i: &str) -> Res<'_, Filter> {
-    map(
-        (
-            attr_path,
-            delimited((char('['), multispace0), or_expr, (multispace0, char(']'))),
-        ),
-        |(p, f)| Filter::ValuePath(p, Box::new(f)),
+    let (i, (path, inner)) = (
+        attr_path,
+        delimited((char('['), multispace0), or_expr, (multispace0, char(']'))),
     )
-    .parse(i)
+        .parse(i)?;
+    // Entra writes `emails[type eq "work"].value eq "x"`: a comparison on a sub-attribute
+    // of the selected element, i.e. `emails[type eq "work" and value eq "x"]`.
+    if let Ok((rest, sub_exp)) = preceded(char('.'), attr_exp).parse(i) {
+        let both = Filter::And(Box::new(inner), Box::new(sub_exp));
+        return Ok((rest, Filter::ValuePath(path, Box::new(both))));
+    }
+    Ok((i, Filter::ValuePath(path, Box::new(inner))))
 }
 
 fn attr_exp(i: &str) -> Res<'_, Filter> {
@@ -666,6 +670,14 @@ mod tests {
             r#"meta.lastModified gt "2011-05-13T04:42:34Z" and active eq true and x eq null and n ge -1.5e3"#,
         );
         p(r#"userName eq "a\"b\u00e9""#);
+        // Entra's sub-attribute comparison after a value filter.
+        let entra = p(r#"emails[type eq "work"].value eq "a@x.com""#);
+        let user = json!({"emails": [{"type": "work", "value": "A@x.com"}, {"type": "home", "value": "b@x.com"}]});
+        assert!(matches(&entra, &user));
+        assert!(!matches(
+            &p(r#"emails[type eq "home"].value eq "a@x.com""#),
+            &user
+        ));
     }
 
     #[test]

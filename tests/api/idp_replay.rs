@@ -26,6 +26,8 @@ async fn okta(app: TestApp) {
     // userName lookups are case-insensitive.
     let found = find_users(&app, &run.dir, r#"userName eq "Test.User@OKTA.local""#).await;
     assert_eq!(found["totalResults"], 1, "{found}");
+    let second = get(&app, &run.dir, &format!("/Users/{}", run.user2_id)).await;
+    assert_eq!(second["active"], true, "{second}");
 
     assert_events_in_order(
         &app,
@@ -33,16 +35,16 @@ async fn okta(app: TestApp) {
         &[
             "user.created",
             "user.created",
-            "user.updated",       // PUT
-            "user.updated",       // deactivated
-            "group.created",      // pushed empty
-            "group.user_added",   // both users added
+            "user.updated",     // PUT
+            "user.updated",     // deactivated
+            "group.created",    // pushed empty
+            "group.user_added", // both users added
             "group.user_added",
             "group.user_removed", // second user removed
             "group.updated",      // renamed
             "group.user_removed", // remove + add in one PATCH
             "group.user_added",
-            "group.user_added",   // full replace brings the first user back
+            "group.user_added", // full replace brings the first user back
             "group.deleted",
         ],
     )
@@ -53,14 +55,23 @@ async fn entra(app: TestApp) {
     let run = replay(&app, "entra").await;
 
     // The Jackson bug: Entra's userName is the UPN, not the email, and Entra finds users by it.
-    let found = find_users(&app, &run.dir, r#"userName eq "ada@contoso.onmicrosoft.com""#).await;
+    let found = find_users(
+        &app,
+        &run.dir,
+        r#"userName eq "ada@contoso.onmicrosoft.com""#,
+    )
+    .await;
     assert_eq!(found["totalResults"], 1, "{found}");
     assert_eq!(found["Resources"][0]["id"], run.user_id.as_str(), "{found}");
     assert_eq!(found["Resources"][0]["active"], false, "{found}");
     let by_email = find_users(&app, &run.dir, r#"userName eq "ada.lovelace@contoso.com""#).await;
-    assert_eq!(by_email["totalResults"], 0, "the email is not the userName: {by_email}");
+    assert_eq!(
+        by_email["totalResults"], 0,
+        "the email is not the userName: {by_email}"
+    );
     let by_external_id = find_users(&app, &run.dir, r#"externalId eq "ada""#).await;
     assert_eq!(by_external_id["totalResults"], 1, "{by_external_id}");
+    assert_gone(&app, &run.dir, &format!("/Users/{}", run.user2_id)).await;
 
     assert_events_in_order(
         &app,
@@ -90,10 +101,17 @@ async fn jumpcloud(app: TestApp) {
     let user = get(&app, &run.dir, &format!("/Users/{}", run.user_id)).await;
     assert_eq!(user["userName"], "ghopper", "{user}");
     assert_eq!(user["active"], false, "{user}");
-    let by_email = find_users(&app, &run.dir, r#"emails.value eq "grace.hopper@example.com""#).await;
+    let by_email = find_users(
+        &app,
+        &run.dir,
+        r#"emails.value eq "grace.hopper@example.com""#,
+    )
+    .await;
     assert_eq!(by_email["totalResults"], 1, "{by_email}");
     let by_employee_id = find_users(&app, &run.dir, r#"externalId eq "E-1906""#).await;
     assert_eq!(by_employee_id["totalResults"], 1, "{by_employee_id}");
+    assert_gone(&app, &run.dir, &format!("/Users/{}", run.user2_id)).await;
+    assert_gone(&app, &run.dir, &format!("/Groups/{}", run.group_id)).await;
 
     assert_events_in_order(
         &app,
@@ -128,6 +146,7 @@ async fn onelogin(app: TestApp) {
         .map(|m| m.iter().filter_map(|m| m["value"].as_str()).collect())
         .unwrap_or_default();
     assert_eq!(members, [run.user_id.as_str()], "{group}");
+    assert_gone(&app, &run.dir, &format!("/Users/{}", run.user2_id)).await;
 
     assert_events_in_order(
         &app,
@@ -164,8 +183,7 @@ async fn replay(app: &TestApp, idp: &str) -> Replayed {
     let mut user2_id: Option<String> = None;
     let mut group_id: Option<String> = None;
 
-    for (file, text) in fixture_files(idp) {
-        let mut text = text;
+    for (file, mut text) in fixture_files(idp) {
         for (placeholder, id) in PLACEHOLDERS.iter().zip([&user_id, &user2_id, &group_id]) {
             if let Some(id) = id {
                 text = text.replace(placeholder, id);
@@ -206,7 +224,9 @@ async fn replay(app: &TestApp, idp: &str) -> Replayed {
         );
 
         if step.method == Method::POST && status == StatusCode::CREATED {
-            let id = response["id"].as_str().expect("a created resource has an id");
+            let id = response["id"]
+                .as_str()
+                .expect("a created resource has an id");
             let slot = match step.path.as_str() {
                 "/Users" if user_id.is_none() => &mut user_id,
                 "/Users" if user2_id.is_none() => &mut user2_id,
@@ -220,8 +240,7 @@ async fn replay(app: &TestApp, idp: &str) -> Replayed {
     Replayed {
         dir,
         user_id: user_id.unwrap_or_else(|| panic!("fixtures/{idp} never created a user")),
-        user2_id: user2_id
-            .unwrap_or_else(|| panic!("fixtures/{idp} never created a second user")),
+        user2_id: user2_id.unwrap_or_else(|| panic!("fixtures/{idp} never created a second user")),
         group_id: group_id.unwrap_or_else(|| panic!("fixtures/{idp} never created a group")),
     }
 }
@@ -243,7 +262,13 @@ fn fixture_files(idp: &str) -> Vec<(String, String)> {
     let folder = format!("{}/fixtures/{idp}", env!("CARGO_MANIFEST_DIR"));
     let mut names: Vec<String> = std::fs::read_dir(&folder)
         .unwrap_or_else(|e| panic!("{folder}: {e}"))
-        .map(|entry| entry.expect("directory entry").file_name().to_string_lossy().into_owned())
+        .map(|entry| {
+            entry
+                .expect("directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|name| name.ends_with(".json"))
         .collect();
     names.sort();
@@ -284,12 +309,17 @@ impl Step {
         let status = fixture["expect_status"]
             .as_u64()
             .unwrap_or_else(|| panic!("{name} needs a number \"expect_status\""));
-        let query = fixture["query"]
+        let query: Vec<(String, String)> = fixture["query"]
             .as_object()
             .map(|pairs| {
                 pairs
                     .iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -329,9 +359,19 @@ async fn get(app: &TestApp, dir: &Dir, path: &str) -> Value {
     body
 }
 
+/// `GET path` answers 404: the resource was deleted.
+async fn assert_gone(app: &TestApp, dir: &Dir, path: &str) {
+    let (status, body) = send(app.scim(dir, Method::GET, path)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "GET {path}: {body}");
+}
+
 /// `GET /Users?filter=…`: the ListResponse.
 async fn find_users(app: &TestApp, dir: &Dir, filter: &str) -> Value {
-    let (status, body) = send(app.scim(dir, Method::GET, "/Users").query(&[("filter", filter)])).await;
+    let (status, body) = send(
+        app.scim(dir, Method::GET, "/Users")
+            .query(&[("filter", filter)]),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "filter {filter}: {body}");
     body
 }

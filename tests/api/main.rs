@@ -11,6 +11,7 @@ mod discovery;
 mod events;
 mod filters;
 mod fixtures;
+mod idp_replay;
 mod scim_errors;
 mod scim_groups;
 mod scim_users;
