@@ -40,15 +40,15 @@ pub fn record(
 }
 
 /// Records several events of `directory` at once, in order, in multi-row inserts, so a
-/// 10 000-member PATCH is a handful of statements.
+/// 10 000-member PATCH is a handful of statements. Each event's `data` comes as JSON text.
 pub fn record_many(
     conn: &mut AnyConnection,
     directory: &DirectoryRow,
-    events: Vec<(&str, Value)>,
+    events: Vec<(&str, String)>,
 ) -> Result<(), Error> {
     let rows: Vec<EventRow> = events
         .into_iter()
-        .map(|(kind, data)| build(directory, None, kind, data))
+        .map(|(kind, data)| build_from_json(directory, None, kind, &data))
         .collect();
     store::insert_many(conn, &rows)
 }
@@ -61,25 +61,50 @@ pub fn build(
     event_type: &str,
     data: Value,
 ) -> EventRow {
+    build_from_json(directory, sequence, event_type, &data.to_string())
+}
+
+/// As [`build`], with `data` already serialised: the payload is written as text, without
+/// building a JSON tree per event (thousands at a time for big groups).
+fn build_from_json(
+    directory: &DirectoryRow,
+    sequence: Option<i64>,
+    event_type: &str,
+    data: &str,
+) -> EventRow {
     let created_at = now();
     let id = new_event_id();
-    let payload = json!({
-        "id": id,
-        "created_at": crate::scim::resource::timestamp(created_at),
-        "event": event_type,
-        "tenant": directory.tenant,
-        "product": directory.product,
-        "directory_id": directory.id,
-        "data": data,
-    });
+    let text = |s: &str| Value::String(s.to_string()).to_string();
+    let payload = format!(
+        r#"{{"id":{},"created_at":{},"event":{},"tenant":{},"product":{},"directory_id":{},"data":{}}}"#,
+        text(&id),
+        text(&crate::scim::resource::timestamp(created_at)),
+        text(event_type),
+        text(&directory.tenant),
+        text(&directory.product),
+        text(&directory.id),
+        data,
+    );
     EventRow {
         id,
         directory_id: directory.id.clone(),
         sequence,
         event_type: event_type.to_string(),
-        payload: payload.to_string(),
+        payload,
         created_at,
     }
+}
+
+/// `{…user…}` with `"group": {…}` added, as JSON text.
+pub fn with_group(user: &Value, group_json: &str) -> String {
+    let mut s = user.to_string();
+    if s.ends_with('}') && s.len() > 1 {
+        s.pop();
+        s.push_str(r#","group":"#);
+        s.push_str(group_json);
+        s.push('}');
+    }
+    s
 }
 
 /// Records an event with a sequence the caller took under the directory's lock (a
@@ -130,4 +155,49 @@ pub fn to_json(row: &EventRow) -> Value {
         }
     }
     Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn directory() -> DirectoryRow {
+        let t = now();
+        DirectoryRow {
+            id: "d\"1".into(),
+            name: "n".into(),
+            tenant: "acme \"corp\"\n".into(),
+            product: "crm\\".into(),
+            provider_type: "generic-scim-v2".into(),
+            scim_secret_hash: String::new(),
+            previous_secret_hash: None,
+            previous_secret_expires_at: None,
+            webhook_url: None,
+            webhook_secret: None,
+            log_webhook_events: false,
+            deactivated: false,
+            user_limit: None,
+            organizational_unit_id: None,
+            last_event_sequence: 0,
+            created_at: t,
+            updated_at: t,
+        }
+    }
+
+    #[test]
+    fn payload_text_is_valid_json_and_sequence_is_added_on_read() {
+        let user = json!({"id": "u", "email": "a\"b@x.com"});
+        let data = with_group(&user, &json!({"id": "g", "name": "Eng"}).to_string());
+        let mut row = build_from_json(&directory(), None, GROUP_USER_ADDED, &data);
+        let stored: Value = serde_json::from_str(&row.payload).expect("valid JSON");
+        assert_eq!(stored["tenant"], "acme \"corp\"\n");
+        assert_eq!(stored["data"]["email"], "a\"b@x.com");
+        assert_eq!(stored["data"]["group"]["name"], "Eng");
+        assert!(stored.get("sequence").is_none());
+        row.sequence = Some(7);
+        let read = to_json(&row);
+        let keys: Vec<&String> = read.as_object().unwrap().keys().collect();
+        assert_eq!(keys[..2], ["id", "sequence"]);
+        assert_eq!(read["sequence"], 7);
+    }
 }

@@ -342,14 +342,13 @@ fn change_members(
         .collect();
     memberships::insert(conn, &rows)?;
 
-    let group_data = group_summary(group, render(group, None, &scope.base_url));
+    let group_json = group_summary(group, render(group, None, &scope.base_url)).to_string();
     let mut batch = Vec::with_capacity(added.len() + removed.len());
     for (ids, event) in [(&removed, GROUP_USER_REMOVED), (&added, GROUP_USER_ADDED)] {
         for uid in ids {
             if let Some(u) = users.get(uid) {
-                let mut data = user_summary(u, user_service::render(u, &[], &scope.base_url));
-                data["group"] = group_data.clone();
-                batch.push((event, data));
+                let user = user_summary(u, user_service::render(u, &[], &scope.base_url));
+                batch.push((event, events::with_group(&user, &group_json)));
             }
         }
     }

@@ -371,13 +371,16 @@ pub fn delete(
         let groups = memberships::groups_of_users(conn, scope.id(), std::slice::from_ref(&row.id))?;
         let rendered = render(&row, &groups, &scope.base_url);
         let mut batch = Vec::with_capacity(groups.len() + 1);
+        let user = user_summary(&row, rendered);
         for g in &groups {
             let (group, group_raw) = load_group_resource(conn, scope, &g.group_id)?;
-            let mut data = user_summary(&row, rendered.clone());
-            data["group"] = group_summary(&group, group_raw);
-            batch.push((events::GROUP_USER_REMOVED, data));
+            let group_json = group_summary(&group, group_raw).to_string();
+            batch.push((
+                events::GROUP_USER_REMOVED,
+                events::with_group(&user, &group_json),
+            ));
         }
-        batch.push((USER_DELETED, user_summary(&row, rendered)));
+        batch.push((USER_DELETED, user.to_string()));
         memberships::delete_for_user(conn, scope.id(), id)?;
         store::delete(conn, scope.id(), id)?;
         events::record_many(conn, &scope.directory, batch)?;
