@@ -5,6 +5,7 @@
 //! - [`service`]: the directory service; all state changes and their events.
 //! - [`http`]: actix-web routes for SCIM, the admin API and health.
 //! - [`background`]: tasks of a running gateway (the event sequencer).
+//! - [`webhooks`]: webhook signatures (Standard Webhooks and Jackson's).
 //! - [`config`]: configuration from a TOML file and `SCIMGATE_*` variables.
 
 pub mod background;
@@ -15,6 +16,7 @@ pub mod scim;
 pub mod secrets;
 pub mod service;
 pub mod store;
+pub mod webhooks;
 
 pub use config::Config;
 pub use error::Error;

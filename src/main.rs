@@ -6,13 +6,16 @@ use std::process::ExitCode;
 use scimgate::config::{Config, LogFormat};
 use scimgate::store::Db;
 
-const USAGE: &str = "usage: scimgate [serve | migrate | directory create OPTIONS] [--config FILE]
+const USAGE: &str = "usage: scimgate [serve | migrate | directory create OPTIONS | verify-webhook OPTIONS] [--config FILE]
 
   serve             run the gateway (default)
   migrate           apply database migrations and exit
   directory create  create a directory and print it with its SCIM secret (JSON):
                     --tenant T --product P [--name N] [--type okta-scim-v2|azure-scim-v2|...]
                     [--webhook-url URL] [--webhook-secret S] [--user-limit N]
+  verify-webhook    check a delivery's signatures; the body on standard input:
+                    --secret S --header 'webhook-id: …' --header 'webhook-timestamp: …'
+                    --header 'webhook-signature: v1,…' [--header 'BoxyHQ-Signature: t=…,s=…']
 
 Configuration comes from SCIMGATE_* environment variables (see README.md),
 optionally on top of a TOML file given with --config or SCIMGATE_CONFIG.";
@@ -33,11 +36,17 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             "serve" | "migrate" if command.is_none() => command = Some(arg),
+            "verify-webhook" if command.is_none() => command = Some(arg),
             "directory" if command.is_none() => match args.next().as_deref() {
                 Some("create") => command = Some("directory create".into()),
                 _ => return usage_error("expected: directory create"),
             },
-            flag if flag.starts_with("--") && command.as_deref() == Some("directory create") => {
+            flag if flag.starts_with("--")
+                && matches!(
+                    command.as_deref(),
+                    Some("directory create" | "verify-webhook")
+                ) =>
+            {
                 match args.next() {
                     Some(v) => options.push((flag.trim_start_matches("--").to_string(), v)),
                     None => return usage_error(&format!("{flag} needs a value")),
@@ -57,6 +66,7 @@ fn main() -> ExitCode {
     let result = match command.as_deref().unwrap_or("serve") {
         "migrate" => Db::open(&config.database_url).map(|_| println!("migrations applied")),
         "directory create" => create_directory(&config, &options),
+        "verify-webhook" => return verify_webhook(&options),
         _ => serve(config),
     };
     match result {
@@ -71,6 +81,78 @@ fn main() -> ExitCode {
 fn usage_error(msg: &str) -> ExitCode {
     eprintln!("scimgate: {msg}\n\n{USAGE}");
     ExitCode::from(2)
+}
+
+/// `scimgate verify-webhook`: exit 0 when every signature present verifies (and at least
+/// one is present), 1 otherwise.
+fn verify_webhook(options: &[(String, String)]) -> ExitCode {
+    use scimgate::webhooks::signing;
+    use std::io::Read;
+    let mut secret = None;
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for (k, v) in options {
+        match k.as_str() {
+            "secret" => secret = Some(v.clone()),
+            "header" => match v.split_once(':') {
+                Some((name, value)) => {
+                    headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()))
+                }
+                None => return usage_error(&format!("--header wants 'name: value', got {v:?}")),
+            },
+            other => return usage_error(&format!("unknown option --{other}")),
+        }
+    }
+    let Some(secret) = secret else {
+        return usage_error("--secret is required");
+    };
+    let header = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+    };
+    let mut body = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut body) {
+        eprintln!("scimgate: cannot read the body: {e}");
+        return ExitCode::from(2);
+    }
+    let mut checked = 0;
+    let mut ok = true;
+    if let Some(sig) = header("webhook-signature") {
+        let (Some(id), Some(ts)) = (
+            header("webhook-id"),
+            header("webhook-timestamp").and_then(|t| t.parse::<i64>().ok()),
+        ) else {
+            return usage_error(
+                "webhook-signature needs webhook-id and a numeric webhook-timestamp",
+            );
+        };
+        let valid = signing::verify_standard(&secret, id, ts, &body, sig);
+        let age = chrono::Utc::now().timestamp() - ts;
+        println!(
+            "Standard Webhooks signature: {} (timestamp {age} s old)",
+            if valid { "valid" } else { "INVALID" }
+        );
+        checked += 1;
+        ok &= valid;
+    }
+    if let Some(sig) = header("boxyhq-signature") {
+        let valid = signing::verify_boxyhq(&secret, &body, sig);
+        println!(
+            "BoxyHQ-Signature: {}",
+            if valid { "valid" } else { "INVALID" }
+        );
+        checked += 1;
+        ok &= valid;
+    }
+    if checked == 0 {
+        return usage_error("no signature header given");
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// `scimgate directory create`: for scripts and first-time set-up without curl.

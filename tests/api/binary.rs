@@ -127,6 +127,56 @@ fn directory_create_prints_the_secret_once() {
 }
 
 #[test]
+fn verify_webhook_checks_both_signature_schemes() {
+    use scimgate::webhooks::signing;
+    use std::io::Write;
+    let body = br#"{"id":"evt_1","event":"user.created"}"#;
+    let secret = signing::generate_secret().unwrap();
+    let ts = chrono::Utc::now().timestamp();
+    let run = |secret: &str, headers: &[String]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scimgate"));
+        cmd.args(["verify-webhook", "--secret", secret]);
+        for h in headers {
+            cmd.args(["--header", h]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(body).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let headers = vec![
+        "webhook-id: evt_1".to_string(),
+        format!("webhook-timestamp: {ts}"),
+        format!(
+            "webhook-signature: {}",
+            signing::standard_signature(&secret, "evt_1", ts, body)
+        ),
+        format!(
+            "BoxyHQ-Signature: {}",
+            signing::boxyhq_signature(&secret, ts * 1000, body)
+        ),
+    ];
+    let out = run(&secret, &headers);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Standard Webhooks signature: valid")
+            && text.contains("BoxyHQ-Signature: valid")
+    );
+    let out = run("whsec_d3Jvbmc=", &headers);
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(&secret, &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
 fn rejects_unknown_arguments() {
     let out = Command::new(env!("CARGO_BIN_EXE_scimgate"))
         .arg("--frobnicate")

@@ -1,0 +1,3 @@
+//! Webhooks: signing and verifying deliveries (the delivery workers are being built).
+
+pub mod signing;
