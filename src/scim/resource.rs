@@ -243,6 +243,7 @@ pub fn member_ids(members: &Value) -> Result<Vec<String>, ScimError> {
         other => vec![other],
     };
     let mut ids = Vec::with_capacity(items.len());
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
     for item in items {
         let id = match item {
             Value::String(s) => s.clone(),
@@ -260,7 +261,8 @@ pub fn member_ids(members: &Value) -> Result<Vec<String>, ScimError> {
                 ))
             }
         };
-        if !ids.contains(&id) {
+        // A set, not `Vec::contains`: groups of 10 000 members would be quadratic.
+        if seen.insert(id.clone()) {
             ids.push(id);
         }
     }
