@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection};
 use scimgate::config::Config;
-use scimgate::store::{bulk_insert, Db, SqlValue};
+use scimgate::store::{bulk_insert, Db};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
@@ -123,82 +123,54 @@ where
     }
 }
 
-/// Inserts users straight into the database (the SCIM path is measured separately).
+/// Inserts users straight into the database (the SCIM path is measured separately), with
+/// the same row shapes the directory service writes.
 fn seed(db: &Db, directory_id: &str, from: usize, to: usize) {
+    use scimgate::store::users::{email_rows, user_rows, EmailRow, UserRow};
     let mut conn = db.conn().expect("connection");
     let now = chrono::Utc::now().naive_utc();
     for chunk_start in (from..to).step_by(20_000) {
         let chunk_end = (chunk_start + 20_000).min(to);
-        let mut users = Vec::with_capacity(chunk_end - chunk_start);
-        let mut emails = Vec::with_capacity(chunk_end - chunk_start);
+        let mut users: Vec<UserRow> = Vec::with_capacity(chunk_end - chunk_start);
+        let mut emails: Vec<EmailRow> = Vec::with_capacity(chunk_end - chunk_start);
         for i in chunk_start..chunk_end {
             let id = uuid::Uuid::new_v4().to_string();
             let name = format!("seed{i}@load.example");
             let raw = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name,
                 "name": {"givenName": "Seed", "familyName": format!("{i}")},
                 "emails": [{"value": name, "type": "work", "primary": true}], "active": true});
-            users.push(vec![
-                SqlValue::Text(id.clone()),
-                SqlValue::Text(directory_id.into()),
-                SqlValue::Text(name.clone()),
-                SqlValue::Text(name.clone()),
-                SqlValue::OptText(None),
-                SqlValue::OptText(Some(name.clone())),
-                SqlValue::OptText(Some(name.clone())),
-                SqlValue::OptText(Some("Seed".into())),
-                SqlValue::OptText(Some(format!("{i}"))),
-                SqlValue::OptText(None),
-                SqlValue::OptBool(Some(true)),
-                SqlValue::Text(raw.to_string()),
-                SqlValue::BigInt(1),
-                SqlValue::Timestamp(now),
-                SqlValue::Timestamp(now),
-            ]);
-            emails.push(vec![
-                SqlValue::Text(id),
-                SqlValue::BigInt(0),
-                SqlValue::Text(directory_id.into()),
-                SqlValue::OptText(Some(name)),
-                SqlValue::OptText(Some("work".into())),
-                SqlValue::OptBool(Some(true)),
-            ]);
+            let row = UserRow {
+                id: id.clone(),
+                directory_id: directory_id.into(),
+                user_name: name.clone(),
+                user_name_lower: name.clone(),
+                external_id: None,
+                email: Some(name.clone()),
+                email_lower: Some(name.clone()),
+                given_name: Some("Seed".into()),
+                family_name: Some(format!("{i}")),
+                display_name: None,
+                active: true,
+                raw: raw.to_string(),
+                version: 1,
+                created_at: now,
+                updated_at: now,
+            };
+            users.push(row);
+            emails.push(EmailRow {
+                user_id: id,
+                position: 0,
+                directory_id: directory_id.into(),
+                value_lower: Some(name),
+                email_type: Some("work".into()),
+                is_primary: Some(true),
+            });
         }
+        let users_set = user_rows(&users);
+        let emails_set = email_rows(&emails);
         scimgate::store::write_tx(&mut conn, |c| {
-            bulk_insert(
-                c,
-                "users",
-                &[
-                    "id",
-                    "directory_id",
-                    "user_name",
-                    "user_name_lower",
-                    "external_id",
-                    "email",
-                    "email_lower",
-                    "given_name",
-                    "family_name",
-                    "display_name",
-                    "active",
-                    "raw",
-                    "version",
-                    "created_at",
-                    "updated_at",
-                ],
-                &users,
-            )?;
-            bulk_insert(
-                c,
-                "user_emails",
-                &[
-                    "user_id",
-                    "position",
-                    "directory_id",
-                    "value_lower",
-                    "email_type",
-                    "is_primary",
-                ],
-                &emails,
-            )?;
+            bulk_insert(c, users_set.table, users_set.columns, &users_set.rows)?;
+            bulk_insert(c, emails_set.table, emails_set.columns, &emails_set.rows)?;
             Ok(())
         })
         .expect("seed");

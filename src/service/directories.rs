@@ -149,7 +149,7 @@ pub fn create(
     let secret = secrets::random_token(32)?;
     let t = now();
     let row = DirectoryRow {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: uuid::Uuid::now_v7().to_string(),
         name: input
             .name
             .filter(|n| !n.trim().is_empty())

@@ -130,7 +130,7 @@ pub fn create(
     let (raw, fields, members) = resource::normalize_group(body)?;
     let row = row_from(
         scope,
-        uuid::Uuid::new_v4().to_string(),
+        uuid::Uuid::now_v7().to_string(),
         &raw,
         &fields,
         1,

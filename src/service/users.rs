@@ -150,7 +150,7 @@ pub fn create(
     body: Value,
 ) -> Result<UserView, Error> {
     let (raw, fields) = resource::normalize_user(body)?;
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = uuid::Uuid::now_v7().to_string();
     let row = row_from(scope, id, &raw, &fields, 1, now());
     let rendered = render(&row, &[], &scope.base_url);
     let event = events::build(
@@ -160,7 +160,7 @@ pub fn create(
         user_summary(&row, rendered),
     );
     let sets = [
-        store::user_rows(&row),
+        store::user_rows(std::slice::from_ref(&row)),
         store::email_rows(&email_rows(&row, &fields)),
         event_store::event_rows(std::slice::from_ref(&event)),
     ];

@@ -400,6 +400,8 @@ impl Order {
     pub fn sql(&self, backend: super::Backend) -> String {
         let dir = if self.descending { "DESC" } else { "ASC" };
         match self.column {
+            // Ids are UUIDv7 (time-ordered): they break ties within a millisecond in
+            // creation order.
             None => format!("created_at {dir}, id {dir}"),
             Some(c) => {
                 let collate = match backend {

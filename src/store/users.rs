@@ -235,8 +235,8 @@ pub fn email_rows(rows: &[EmailRow]) -> Rows {
     }
 }
 
-/// A new user as rows for [`super::insert_atomically`].
-pub fn user_rows(row: &UserRow) -> Rows {
+/// New users as rows for [`super::insert_atomically`] and [`super::bulk_insert`].
+pub fn user_rows(users: &[UserRow]) -> Rows {
     Rows {
         table: "users",
         columns: &[
@@ -256,22 +256,27 @@ pub fn user_rows(row: &UserRow) -> Rows {
             "created_at",
             "updated_at",
         ],
-        rows: vec![vec![
-            SqlValue::Text(row.id.clone()),
-            SqlValue::Text(row.directory_id.clone()),
-            SqlValue::Text(row.user_name.clone()),
-            SqlValue::Text(row.user_name_lower.clone()),
-            SqlValue::OptText(row.external_id.clone()),
-            SqlValue::OptText(row.email.clone()),
-            SqlValue::OptText(row.email_lower.clone()),
-            SqlValue::OptText(row.given_name.clone()),
-            SqlValue::OptText(row.family_name.clone()),
-            SqlValue::OptText(row.display_name.clone()),
-            SqlValue::OptBool(Some(row.active)),
-            SqlValue::Text(row.raw.clone()),
-            SqlValue::BigInt(row.version),
-            SqlValue::Timestamp(row.created_at),
-            SqlValue::Timestamp(row.updated_at),
-        ]],
+        rows: users
+            .iter()
+            .map(|row| {
+                vec![
+                    SqlValue::Text(row.id.clone()),
+                    SqlValue::Text(row.directory_id.clone()),
+                    SqlValue::Text(row.user_name.clone()),
+                    SqlValue::Text(row.user_name_lower.clone()),
+                    SqlValue::OptText(row.external_id.clone()),
+                    SqlValue::OptText(row.email.clone()),
+                    SqlValue::OptText(row.email_lower.clone()),
+                    SqlValue::OptText(row.given_name.clone()),
+                    SqlValue::OptText(row.family_name.clone()),
+                    SqlValue::OptText(row.display_name.clone()),
+                    SqlValue::OptBool(Some(row.active)),
+                    SqlValue::Text(row.raw.clone()),
+                    SqlValue::BigInt(row.version),
+                    SqlValue::Timestamp(row.created_at),
+                    SqlValue::Timestamp(row.updated_at),
+                ]
+            })
+            .collect(),
     }
 }
