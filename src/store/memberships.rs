@@ -99,19 +99,6 @@ pub fn groups_of_users(
         .load(conn)?)
 }
 
-pub fn group_ids_of_user(
-    conn: &mut AnyConnection,
-    directory_id: &str,
-    user_id: &str,
-) -> Result<Vec<String>, Error> {
-    Ok(memberships::table
-        .filter(m::directory_id.eq(directory_id))
-        .filter(m::user_id.eq(user_id))
-        .order(m::group_id.asc())
-        .select(m::group_id)
-        .load(conn)?)
-}
-
 pub fn delete(
     conn: &mut AnyConnection,
     directory_id: &str,
@@ -129,19 +116,6 @@ pub fn delete(
         .execute(conn)?;
     }
     Ok(n)
-}
-
-pub fn delete_for_group(
-    conn: &mut AnyConnection,
-    directory_id: &str,
-    group_id: &str,
-) -> Result<usize, Error> {
-    Ok(diesel::delete(
-        memberships::table
-            .filter(m::directory_id.eq(directory_id))
-            .filter(m::group_id.eq(group_id)),
-    )
-    .execute(conn)?)
 }
 
 pub fn delete_for_user(

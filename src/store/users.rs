@@ -140,19 +140,6 @@ pub fn get_in(
         .optional()?)
 }
 
-/// The existing ids among `ids`, within one directory.
-pub fn existing_ids(
-    conn: &mut AnyConnection,
-    directory_id: &str,
-    ids: &[String],
-) -> Result<Vec<String>, Error> {
-    Ok(users::table
-        .filter(u::directory_id.eq(directory_id))
-        .filter(u::id.eq_any(ids))
-        .select(u::id)
-        .load(conn)?)
-}
-
 pub fn by_ids(
     conn: &mut AnyConnection,
     directory_id: &str,
