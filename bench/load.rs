@@ -210,6 +210,40 @@ fn main() {
     }
 }
 
+/// At least `wanted` user ids of the directory (or all it has), through the admin API.
+async fn user_ids(
+    client: &reqwest::Client,
+    base: &str,
+    directory_id: &str,
+    wanted: usize,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    while ids.len() < wanted {
+        let page: Value = client
+            .get(format!(
+                "{base}/api/v1/directory-sync/{directory_id}/users?pageOffset={}&pageLimit=1000",
+                ids.len()
+            ))
+            .header("Authorization", "Api-Key load")
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        let batch = page["data"].as_array().cloned().unwrap_or_default();
+        if batch.is_empty() {
+            break;
+        }
+        ids.extend(
+            batch
+                .iter()
+                .filter_map(|u| u["id"].as_str().map(str::to_string)),
+        );
+    }
+    ids
+}
+
 async fn run(a: &Args, url: &str) {
     let config = Config {
         database_url: url.to_string(),
@@ -277,23 +311,7 @@ async fn run(a: &Args, url: &str) {
     println!("{}", s.row());
 
     // Ids to read back, from the admin API.
-    let mut ids: Vec<String> = Vec::new();
-    let mut offset = 0;
-    while ids.len() < a.requests {
-        let page: Value = client
-            .get(format!("{base}/api/v1/directory-sync/{directory_id}/users?pageOffset={offset}&pageLimit=1000"))
-            .header("Authorization", "Api-Key load").send().await.expect("list").json().await.expect("json");
-        let batch = page["data"].as_array().cloned().unwrap_or_default();
-        if batch.is_empty() {
-            break;
-        }
-        offset += batch.len();
-        ids.extend(
-            batch
-                .iter()
-                .filter_map(|u| u["id"].as_str().map(str::to_string)),
-        );
-    }
+    let ids = user_ids(&client, &base, &directory_id, a.requests).await;
     let ids = Arc::new(ids);
 
     let (r, i2) = (req.clone(), ids.clone());
@@ -363,23 +381,7 @@ async fn run(a: &Args, url: &str) {
         .await
         .expect("json");
     let gid = group["id"].as_str().expect("group id").to_string();
-    let mut member_ids: Vec<String> = Vec::new();
-    let mut offset = 0;
-    while member_ids.len() < a.members {
-        let page: Value = client
-            .get(format!("{base}/api/v1/directory-sync/{directory_id}/users?pageOffset={offset}&pageLimit=1000"))
-            .header("Authorization", "Api-Key load").send().await.expect("list").json().await.expect("json");
-        let batch = page["data"].as_array().cloned().unwrap_or_default();
-        if batch.is_empty() {
-            break;
-        }
-        offset += batch.len();
-        member_ids.extend(
-            batch
-                .iter()
-                .filter_map(|u| u["id"].as_str().map(str::to_string)),
-        );
-    }
+    let mut member_ids = user_ids(&client, &base, &directory_id, a.members).await;
     member_ids.truncate(a.members);
     let members: Vec<Value> = member_ids.iter().map(|id| json!({"value": id})).collect();
     let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "add", "path": "members", "value": members}]});

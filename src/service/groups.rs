@@ -223,16 +223,12 @@ pub fn list(
     };
     match column_order {
         Some(order) if residual.is_none() => {
-            let rows = if page.limit > 0 {
-                store::select(conn, dir, sql(), order, page)?
-            } else {
-                Vec::new()
-            };
-            let total = if page.offset == 0 && (rows.len() as i64) < page.limit {
-                rows.len() as i64
-            } else {
-                store::count(conn, dir, sql())?
-            };
+            let (rows, total) = super::indexed_page(
+                conn,
+                page,
+                |c, p| store::select(c, dir, sql(), order, p),
+                |c| store::count(c, dir, sql()),
+            )?;
             Ok((with_members(conn, scope, rows, load_members)?, total))
         }
         _ => {

@@ -48,6 +48,27 @@ pub fn scim_base_url(external_url: &str, directory_id: &str) -> String {
     )
 }
 
+/// A page that SQL answers alone: the rows, and the total — counted only when the page
+/// does not show it (a first page that is not full is the whole result).
+pub(crate) fn indexed_page<R>(
+    conn: &mut crate::store::AnyConnection,
+    page: Page,
+    select: impl FnOnce(&mut crate::store::AnyConnection, Page) -> Result<Vec<R>, Error>,
+    count: impl FnOnce(&mut crate::store::AnyConnection) -> Result<i64, Error>,
+) -> Result<(Vec<R>, i64), Error> {
+    let rows = if page.limit > 0 {
+        select(conn, page)?
+    } else {
+        Vec::new()
+    };
+    let total = if page.offset == 0 && (rows.len() as i64) < page.limit {
+        rows.len() as i64
+    } else {
+        count(conn)?
+    };
+    Ok((rows, total))
+}
+
 /// Rows fetched per batch when a listing is evaluated in Rust.
 const SCAN_BATCH: i64 = 500;
 

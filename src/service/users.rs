@@ -244,17 +244,12 @@ pub fn list(
     match column_order {
         // Index lookups run outside a transaction: one statement, or two with a count.
         Some(order) if residual.is_none() => {
-            let rows = if page.limit > 0 {
-                store::select(conn, dir, sql(), order, page)?
-            } else {
-                Vec::new()
-            };
-            // A first page that is not full is the whole result: no count needed.
-            let total = if page.offset == 0 && (rows.len() as i64) < page.limit {
-                rows.len() as i64
-            } else {
-                store::count(conn, dir, sql())?
-            };
+            let (rows, total) = super::indexed_page(
+                conn,
+                page,
+                |c, p| store::select(c, dir, sql(), order, p),
+                |c| store::count(c, dir, sql()),
+            )?;
             Ok((with_groups(conn, scope, rows)?, total))
         }
         _ => {
