@@ -35,6 +35,18 @@ pub struct Config {
     /// How long a directory row is reused for SCIM authentication, in milliseconds
     /// (0 reads it on every request). Bounds how late other instances see an admin change.
     pub directory_cache_ms: u64,
+    /// Delay before each webhook attempt (DESIGN.md §5); its length is the number of
+    /// attempts before a delivery goes to the dead letters.
+    pub webhook_retry_schedule: Vec<std::time::Duration>,
+    /// Time allowed for one webhook attempt, in milliseconds.
+    pub webhook_timeout_ms: u64,
+    /// How long an instance's claim on an endpoint lasts without renewal, in
+    /// milliseconds; another instance takes over after that (must exceed the timeout).
+    pub webhook_lease_ms: u64,
+    /// Endpoints one instance delivers to at once.
+    pub webhook_concurrency: usize,
+    /// How long attempt logs and finished deliveries are kept, in hours.
+    pub webhook_log_retention_hours: i64,
 }
 
 impl Default for Config {
@@ -53,6 +65,11 @@ impl Default for Config {
             secret_grace_seconds: 24 * 3600,
             admin_key_file: PathBuf::from("scimgate-admin-key"),
             directory_cache_ms: 1000,
+            webhook_retry_schedule: crate::webhooks::delivery::Settings::default_schedule(),
+            webhook_timeout_ms: 15_000,
+            webhook_lease_ms: 60_000,
+            webhook_concurrency: 64,
+            webhook_log_retention_hours: 7 * 24,
         }
     }
 }
@@ -74,6 +91,11 @@ struct FileConfig {
     secret_grace_seconds: Option<i64>,
     admin_key_file: Option<PathBuf>,
     directory_cache_ms: Option<u64>,
+    webhook_retry_schedule: Option<String>,
+    webhook_timeout_ms: Option<u64>,
+    webhook_lease_ms: Option<u64>,
+    webhook_concurrency: Option<usize>,
+    webhook_log_retention_hours: Option<i64>,
 }
 
 impl Config {
@@ -103,8 +125,15 @@ impl Config {
             max_body_bytes,
             secret_grace_seconds,
             admin_key_file,
-            directory_cache_ms
+            directory_cache_ms,
+            webhook_timeout_ms,
+            webhook_lease_ms,
+            webhook_concurrency,
+            webhook_log_retention_hours
         );
+        if let Some(v) = f.webhook_retry_schedule {
+            self.webhook_retry_schedule = parse_schedule(&v)?;
+        }
         self.external_url = f.external_url.or(self.external_url.take());
         self.encryption_key = f.encryption_key.or(self.encryption_key.take());
         self.webhook_url = f.webhook_url.or(self.webhook_url.take());
@@ -162,7 +191,51 @@ impl Config {
         if let Some(v) = get("SCIMGATE_ADMIN_KEY_FILE") {
             self.admin_key_file = PathBuf::from(v);
         }
+        if let Some(v) = get("SCIMGATE_WEBHOOK_RETRY_SCHEDULE") {
+            self.webhook_retry_schedule = parse_schedule(&v)?;
+        }
+        fn number<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, Error> {
+            v.trim()
+                .parse()
+                .map_err(|_| Error::Config(format!("{name}: not a number: {v}")))
+        }
+        if let Some(v) = get("SCIMGATE_WEBHOOK_TIMEOUT_MS") {
+            self.webhook_timeout_ms = number("SCIMGATE_WEBHOOK_TIMEOUT_MS", &v)?;
+        }
+        if let Some(v) = get("SCIMGATE_WEBHOOK_LEASE_MS") {
+            self.webhook_lease_ms = number("SCIMGATE_WEBHOOK_LEASE_MS", &v)?;
+        }
+        if let Some(v) = get("SCIMGATE_WEBHOOK_CONCURRENCY") {
+            self.webhook_concurrency = number("SCIMGATE_WEBHOOK_CONCURRENCY", &v)?;
+        }
+        if let Some(v) = get("SCIMGATE_WEBHOOK_LOG_RETENTION_HOURS") {
+            self.webhook_log_retention_hours = number("SCIMGATE_WEBHOOK_LOG_RETENTION_HOURS", &v)?;
+        }
         Ok(())
+    }
+
+    /// The delivery workers' settings, checked.
+    pub fn delivery_settings(&self) -> Result<crate::webhooks::delivery::Settings, Error> {
+        use std::time::Duration;
+        if self.webhook_retry_schedule.is_empty() {
+            return Err(Error::Config(
+                "SCIMGATE_WEBHOOK_RETRY_SCHEDULE needs at least one delay".into(),
+            ));
+        }
+        if self.webhook_lease_ms <= self.webhook_timeout_ms {
+            return Err(Error::Config(format!(
+                "SCIMGATE_WEBHOOK_LEASE_MS ({}) must exceed SCIMGATE_WEBHOOK_TIMEOUT_MS ({})",
+                self.webhook_lease_ms, self.webhook_timeout_ms
+            )));
+        }
+        Ok(crate::webhooks::delivery::Settings {
+            schedule: self.webhook_retry_schedule.clone(),
+            timeout: Duration::from_millis(self.webhook_timeout_ms),
+            lease: Duration::from_millis(self.webhook_lease_ms),
+            concurrency: self.webhook_concurrency.max(1),
+            allow_private: self.webhook_allow_private,
+            poll: Duration::from_millis(200),
+        })
     }
 
     /// The admin API keys; with none configured, the key in `admin_key_file`, created
@@ -211,6 +284,31 @@ fn parse_bool(name: &str, v: &str) -> Result<bool, Error> {
     }
 }
 
+/// `0,5s,5m,30m,2h,5h,10h,10h`: delays with a unit (`ms`, `s`, `m`, `h`; none: seconds).
+fn parse_schedule(v: &str) -> Result<Vec<std::time::Duration>, Error> {
+    use std::time::Duration;
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+            let (n, unit) = s.split_at(split);
+            let n: u64 = n.parse().map_err(|_| {
+                Error::Config(format!("SCIMGATE_WEBHOOK_RETRY_SCHEDULE: bad delay {s:?}"))
+            })?;
+            match unit {
+                "ms" => Ok(Duration::from_millis(n)),
+                "" | "s" => Ok(Duration::from_secs(n)),
+                "m" => Ok(Duration::from_secs(n * 60)),
+                "h" => Ok(Duration::from_secs(n * 3600)),
+                _ => Err(Error::Config(format!(
+                    "SCIMGATE_WEBHOOK_RETRY_SCHEDULE: unknown unit in {s:?} (ms, s, m, h)"
+                ))),
+            }
+        })
+        .collect()
+}
+
 fn parse_log_format(v: &str) -> Result<LogFormat, Error> {
     match v.trim().to_ascii_lowercase().as_str() {
         "text" => Ok(LogFormat::Text),
@@ -242,6 +340,27 @@ mod tests {
         assert!(c
             .apply_env(|k| (k == "SCIMGATE_LOG_FORMAT").then(|| "xml".into()))
             .is_err());
+    }
+
+    #[test]
+    fn retry_schedule_parses_units() {
+        use std::time::Duration;
+        assert_eq!(
+            parse_schedule("0, 50ms,5s,2m,1h").unwrap(),
+            vec![
+                Duration::ZERO,
+                Duration::from_millis(50),
+                Duration::from_secs(5),
+                Duration::from_secs(120),
+                Duration::from_secs(3600)
+            ]
+        );
+        assert!(parse_schedule("5d").is_err());
+        assert!(parse_schedule("x").is_err());
+        let c = Config::default();
+        let s = c.delivery_settings().unwrap();
+        assert_eq!(s.schedule.len(), 8);
+        assert_eq!(s.schedule[4], Duration::from_secs(7200));
     }
 
     #[test]

@@ -177,7 +177,11 @@ fn create_directory(config: &Config, options: &[(String, String)]) -> Result<(),
     let input = serde_json::from_value(input.into())
         .map_err(|e| scimgate::Error::Config(format!("invalid directory: {e}")))?;
     let db = Db::open(&config.database_url)?;
-    let (row, secret) = scimgate::service::directories::create(&mut *db.conn()?, input)?;
+    let (row, secret) = scimgate::service::directories::create(
+        &mut *db.conn()?,
+        input,
+        config.webhook_allow_private,
+    )?;
     let external = config
         .external_url
         .clone()
@@ -227,6 +231,9 @@ fn serve(mut config: Config) -> Result<(), scimgate::Error> {
             .server
             .await
             .map_err(|e| scimgate::Error::Internal(format!("server error: {e}")))?;
+        // Let attempts in flight finish (each is bounded by the webhook timeout).
+        tracing::info!("server stopped; finishing webhook deliveries in flight");
+        running.dispatcher.shutdown().await;
         tracing::info!("stopped");
         Ok(())
     })

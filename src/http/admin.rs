@@ -50,7 +50,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::get().to(directory_members),
                 )
                 .route("/{id}/events", web::get().to(directory_events))
-                .route("/{id}/events/{eid}", web::get().to(directory_event))
+                .configure(super::admin_webhooks::routes)
                 .default_service(web::to(not_found)),
         );
     }
@@ -60,7 +60,7 @@ async fn not_found() -> Reply {
     Err(ScimError::not_found("Not found.").into())
 }
 
-fn ok(data: Value) -> HttpResponse {
+pub(super) fn ok(data: Value) -> HttpResponse {
     HttpResponse::Ok().json(json!({"data": data, "error": null}))
 }
 
@@ -73,7 +73,7 @@ fn paged(data: Vec<Value>, next: Option<i64>) -> HttpResponse {
 }
 
 /// `pageOffset`/`offset`, `pageLimit`/`limit`, or a `pageToken` from an earlier page.
-fn page_of(q: &HashMap<String, String>) -> Result<Page, Error> {
+pub(super) fn page_of(q: &HashMap<String, String>) -> Result<Page, Error> {
     let int = |names: &[&str], default: i64| -> Result<i64, Error> {
         match names.iter().find_map(|n| q.get(*n)) {
             None => Ok(default),
@@ -153,7 +153,11 @@ async fn create_directory(
     let body = json_body(payload, &req, state.max_body_bytes).await?;
     let input: NewDirectory = serde_json::from_value(body)
         .map_err(|e| ScimError::invalid_value(format!("invalid directory: {e}")))?;
-    let (row, secret) = state.db.run(move |c| directories::create(c, input)).await?;
+    let allow_private = state.webhook_allow_private;
+    let (row, secret) = state
+        .db
+        .run(move |c| directories::create(c, input, allow_private))
+        .await?;
     let data = directory_json(
         &row,
         &state.external_url,
@@ -195,12 +199,18 @@ async fn update_directory(
     let input: DirectoryUpdate = serde_json::from_value(body)
         .map_err(|e| ScimError::invalid_value(format!("invalid update: {e}")))?;
     let id = id.into_inner();
-    let row = state
+    let allow_private = state.webhook_allow_private;
+    let (row, generated) = state
         .db
-        .run(move |c| directories::update(c, &id, input))
+        .run(move |c| directories::update(c, &id, input, allow_private))
         .await?;
     state.directories.evict(&row.id);
-    Ok(ok(directory_json(&row, &state.external_url, None, None)))
+    Ok(ok(directory_json(
+        &row,
+        &state.external_url,
+        None,
+        generated.as_deref(),
+    )))
 }
 
 async fn delete_directory(
@@ -526,22 +536,4 @@ async fn directory_events(
     let data: Vec<Value> = rows.iter().map(crate::service::events::to_json).collect();
     Ok(HttpResponse::Ok()
         .json(json!({"data": data, "error": null, "after": next.unwrap_or(after)})))
-}
-
-async fn directory_event(
-    _: AdminAuth,
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-) -> Reply {
-    let (id, eid) = path.into_inner();
-    let row = state
-        .db
-        .run(move |c| {
-            directories::get(c, &id)?;
-            crate::service::events::sequence(c, &id)?;
-            crate::store::events::get(c, &id, &eid)?
-                .ok_or_else(|| ScimError::not_found("Event not found").into())
-        })
-        .await?;
-    Ok(ok(crate::service::events::to_json(&row)))
 }

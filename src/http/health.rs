@@ -8,11 +8,28 @@ use super::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz));
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics));
 }
 
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// Prometheus text: this instance's delivery counters and the shared queue's gauges.
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let stats = state.db.run(crate::store::deliveries::queue_stats).await;
+    let (depth, oldest) = match stats {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "queue statistics");
+            return HttpResponse::ServiceUnavailable().finish();
+        }
+    };
+    let age = oldest.and_then(|t| (crate::store::now() - t).to_std().ok());
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(crate::webhooks::metrics::global().render(depth, age))
 }
 
 /// Ready when the database answers.

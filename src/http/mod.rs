@@ -2,6 +2,7 @@
 //! call the directory service.
 
 pub mod admin;
+pub mod admin_webhooks;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -18,6 +19,8 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::service::directories::DirectoryCache;
 use crate::store::Db;
+use crate::webhooks::delivery::Dispatcher;
+use tokio::sync::Notify;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -29,6 +32,11 @@ pub struct AppState {
     pub secret_grace_seconds: i64,
     /// Directory rows for SCIM authentication (see [`DirectoryCache`]).
     pub directories: DirectoryCache,
+    /// Whether webhook URLs may point at private addresses.
+    pub webhook_allow_private: bool,
+    /// Wakes the sequencer (and through it the delivery workers) after a write.
+    pub wake: Arc<Notify>,
+    pub dispatcher: Dispatcher,
 }
 
 /// The route table.
@@ -44,6 +52,8 @@ pub struct Running {
     pub external_url: String,
     pub server: Server,
     pub handle: ServerHandle,
+    /// The delivery workers: shut them down after the server stopped.
+    pub dispatcher: Dispatcher,
 }
 
 /// Binds `config.listen`, starts the background tasks and builds the server over `db`.
@@ -61,9 +71,25 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
         .unwrap_or_else(|| format!("http://{addr}"))
         .trim_end_matches('/')
         .to_string();
+    {
+        let mut conn = db.conn()?;
+        crate::service::webhooks::configure_global(
+            &mut conn,
+            config.webhook_url.as_deref(),
+            config.webhook_secret.as_deref(),
+        )?;
+    }
+    let dispatcher = crate::webhooks::delivery::start(db.clone(), config.delivery_settings()?)?;
+    let wake = Arc::new(Notify::new());
     tokio::spawn(crate::background::sequencer(
         db.clone(),
         std::time::Duration::from_millis(200),
+        wake.clone(),
+        dispatcher.clone(),
+    ));
+    tokio::spawn(crate::background::prune(
+        db.clone(),
+        chrono::Duration::hours(config.webhook_log_retention_hours.max(1)),
     ));
     let state = web::Data::new(AppState {
         db,
@@ -74,18 +100,29 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
         directories: DirectoryCache::new(std::time::Duration::from_millis(
             config.directory_cache_ms,
         )),
+        webhook_allow_private: config.webhook_allow_private,
+        wake: wake.clone(),
+        dispatcher: dispatcher.clone(),
     });
     let server = HttpServer::new(move || {
+        let wake = wake.clone();
         App::new()
             .app_data(state.clone())
-            .wrap_fn(|req, srv| {
+            .wrap_fn(move |req, srv| {
                 // One line per request; never the Authorization header or the body.
                 let (method, path) = (req.method().clone(), req.path().to_string());
                 let started = Instant::now();
                 let fut = srv.call(req);
+                let wake = wake.clone();
                 async move {
                     let res = fut.await?;
-                    tracing::info!(%method, %path, status = res.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+                    let status = res.status();
+                    tracing::info!(%method, %path, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+                    // A write may have recorded events: number and deliver them now
+                    // rather than at the next tick.
+                    if method != actix_web::http::Method::GET && status.is_success() {
+                        wake.notify_one();
+                    }
                     Ok(res)
                 }
             })
@@ -101,5 +138,6 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
         external_url,
         server,
         handle,
+        dispatcher,
     })
 }

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::events::{self, DSYNC_ACTIVATED, DSYNC_CREATED, DSYNC_DEACTIVATED, DSYNC_DELETED};
+use super::webhooks;
 use crate::error::Error;
 use crate::scim::ScimError;
 use crate::secrets;
@@ -79,7 +80,7 @@ impl BoolLike {
     }
 }
 
-fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
@@ -95,14 +96,6 @@ fn check_tenancy(name: &str, v: &str) -> Result<(), Error> {
         return Err(
             ScimError::invalid_value(format!("{name} cannot contain the character :")).into(),
         );
-    }
-    Ok(())
-}
-
-fn check_webhook_url(url: &str) -> Result<(), Error> {
-    let lower = url.to_ascii_lowercase();
-    if !(lower.starts_with("http://") || lower.starts_with("https://")) || url.len() < 9 {
-        return Err(ScimError::invalid_value("webhook_url must be an http(s) URL").into());
     }
     Ok(())
 }
@@ -123,9 +116,11 @@ pub fn directory_event_data(d: &DirectoryRow) -> Value {
 }
 
 /// Creates a directory; returns it with its SCIM secret, which is stored only hashed.
+/// `allow_private` lets the webhook URL point at private addresses.
 pub fn create(
     conn: &mut AnyConnection,
     input: NewDirectory,
+    allow_private: bool,
 ) -> Result<(DirectoryRow, String), Error> {
     let tenant = input.tenant.unwrap_or_default();
     let product = input.product.unwrap_or_default();
@@ -141,10 +136,16 @@ pub fn create(
         ))
         .into());
     }
-    let webhook_url = input.webhook_url.filter(|u| !u.trim().is_empty());
-    if let Some(u) = &webhook_url {
-        check_webhook_url(u)?;
-    }
+    let webhook_url = input
+        .webhook_url
+        .filter(|u| !u.trim().is_empty())
+        .map(|u| webhooks::check_url(&u, allow_private))
+        .transpose()?;
+    // A webhook without a secret gets a generated one (shown in this response).
+    let webhook_secret = match (&webhook_url, input.webhook_secret.filter(|s| !s.is_empty())) {
+        (Some(_), None) => Some(crate::webhooks::signing::generate_secret()?),
+        (_, given) => given,
+    };
     check_limit(input.user_limit)?;
     let secret = secrets::random_token(32)?;
     let t = now();
@@ -161,7 +162,7 @@ pub fn create(
         previous_secret_hash: None,
         previous_secret_expires_at: None,
         webhook_url,
-        webhook_secret: input.webhook_secret.filter(|s| !s.is_empty()),
+        webhook_secret,
         log_webhook_events: input.log_webhook_events.unwrap_or(false),
         deactivated: false,
         user_limit: input.user_limit,
@@ -172,6 +173,7 @@ pub fn create(
     };
     write_tx(conn, |conn| {
         store::insert(conn, &row)?;
+        webhooks::sync_primary(conn, &row)?;
         events::record(conn, &row, DSYNC_CREATED, directory_event_data(&row))?;
         Ok(())
     })?;
@@ -193,11 +195,14 @@ pub fn list(
     store::list(conn, tenant, product, page)
 }
 
+/// Applies an admin's changes. Returns the directory and, when the update set a webhook
+/// URL on a directory without a secret, the secret generated for it (shown once).
 pub fn update(
     conn: &mut AnyConnection,
     id: &str,
     input: DirectoryUpdate,
-) -> Result<DirectoryRow, Error> {
+    allow_private: bool,
+) -> Result<(DirectoryRow, Option<String>), Error> {
     let mut changes = DirectoryChanges {
         name: input.name.filter(|n| !n.trim().is_empty()),
         webhook_url: input
@@ -217,9 +222,10 @@ pub fn update(
             changes.webhook_secret = Some(Some(s).filter(|s| !s.is_empty()));
         }
     }
-    if let Some(Some(u)) = &changes.webhook_url {
-        check_webhook_url(u)?;
+    if let Some(Some(u)) = &mut changes.webhook_url {
+        *u = webhooks::check_url(u, allow_private)?;
     }
+    let webhook_changed = changes.webhook_url.is_some() || changes.webhook_secret.is_some();
     check_limit(changes.user_limit.flatten())?;
     if let Some(b) = input.log_webhook_events {
         changes.log_webhook_events = Some(b.value("log_webhook_events")?);
@@ -230,7 +236,21 @@ pub fn update(
     write_tx(conn, |conn| {
         let before = get(conn, id)?;
         store::update(conn, id, &changes)?;
-        let after = get(conn, id)?;
+        let mut after = get(conn, id)?;
+        let mut generated = None;
+        if webhook_changed {
+            if after.webhook_url.is_some() && after.webhook_secret.is_none() {
+                let secret = crate::webhooks::signing::generate_secret()?;
+                let set = DirectoryChanges {
+                    webhook_secret: Some(Some(secret.clone())),
+                    ..Default::default()
+                };
+                store::update(conn, id, &set)?;
+                after.webhook_secret = Some(secret.clone());
+                generated = Some(secret);
+            }
+            webhooks::sync_primary(conn, &after)?;
+        }
         if before.deactivated != after.deactivated {
             let kind = if after.deactivated {
                 DSYNC_DEACTIVATED
@@ -239,12 +259,12 @@ pub fn update(
             };
             events::record(conn, &after, kind, directory_event_data(&after))?;
         }
-        get(conn, id)
+        Ok((get(conn, id)?, generated))
     })
 }
 
-/// Deletes a directory with all its users, groups, memberships and events; leaves one
-/// `dsync.deleted` event (sequence continuing) for the lifecycle endpoints.
+/// Deletes a directory with all its users, groups and memberships, and records its last
+/// event, `dsync.deleted` (sequence continuing). Its events remain until delivered.
 pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<DirectoryRow, Error> {
     write_tx(conn, |conn| {
         // Number what is committed first: that also locks the directory row, so no
@@ -259,6 +279,10 @@ pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<DirectoryRow, Error>
             DSYNC_DELETED,
             directory_event_data(&row),
         )?;
+        // The last event still reaches the directory's endpoints and the global one;
+        // then its endpoints only drain their queue (events already queued included).
+        crate::store::deliveries::fan_out(conn, id, row.last_event_sequence, now())?;
+        crate::store::webhooks::retire_for_directory(conn, id)?;
         Ok(row)
     })
 }

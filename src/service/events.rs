@@ -21,6 +21,28 @@ pub const DSYNC_DELETED: &str = "dsync.deleted";
 pub const DSYNC_ACTIVATED: &str = "dsync.activated";
 pub const DSYNC_DEACTIVATED: &str = "dsync.deactivated";
 
+/// Every event type, for validating endpoint subscriptions (DESIGN.md §5). The
+/// provisioning types are emitted by organizational-unit provisioning.
+pub const ALL_TYPES: &[&str] = &[
+    USER_CREATED,
+    USER_UPDATED,
+    USER_DELETED,
+    GROUP_CREATED,
+    GROUP_UPDATED,
+    GROUP_DELETED,
+    GROUP_USER_ADDED,
+    GROUP_USER_REMOVED,
+    DSYNC_CREATED,
+    DSYNC_DELETED,
+    DSYNC_ACTIVATED,
+    DSYNC_DEACTIVATED,
+    "account.provisioned",
+    "account.provisioning_failed",
+    "account.revoked",
+    "conferencing_profile.provisioned",
+    "conferencing_profile.revoked",
+];
+
 /// `evt_` + a time-ordered UUIDv7, so ids sort by creation.
 pub fn new_event_id() -> String {
     format!("evt_{}", uuid::Uuid::now_v7().simple())

@@ -7,6 +7,7 @@ pub mod directories;
 pub mod events;
 pub mod groups;
 pub mod users;
+pub mod webhooks;
 
 use serde_json::Value;
 

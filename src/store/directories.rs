@@ -2,7 +2,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::directories::dsl as d;
-use super::schema::{directories, events, memberships, scim_groups, user_emails, users};
+use super::schema::{directories, memberships, scim_groups, user_emails, users};
 use super::{AnyConnection, Page};
 use crate::error::Error;
 
@@ -134,13 +134,13 @@ pub fn advance_event_sequence(conn: &mut AnyConnection, id: &str, n: i64) -> Res
 }
 
 /// Deletes a directory and everything it owns, children first so no backend relies on
-/// cascades being switched on.
+/// cascades being switched on. Its events stay until its endpoints have them (they are
+/// never lost); [`super::deliveries::prune`] removes them then.
 pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<(), Error> {
     diesel::delete(memberships::table.filter(memberships::directory_id.eq(id))).execute(conn)?;
     diesel::delete(scim_groups::table.filter(scim_groups::directory_id.eq(id))).execute(conn)?;
     diesel::delete(user_emails::table.filter(user_emails::directory_id.eq(id))).execute(conn)?;
     diesel::delete(users::table.filter(users::directory_id.eq(id))).execute(conn)?;
-    diesel::delete(events::table.filter(events::directory_id.eq(id))).execute(conn)?;
     diesel::delete(directories::table.find(id)).execute(conn)?;
     Ok(())
 }

@@ -120,6 +120,9 @@ pub fn sequence_pending(conn: &mut AnyConnection, directory_id: &str) -> Result<
         .execute(conn)?;
     if n > 0 {
         super::directories::advance_event_sequence(conn, directory_id, n as i64)?;
+        // Queue them for the endpoints in the same transaction: each event is fanned
+        // out exactly once, in sequence order.
+        super::deliveries::fan_out(conn, directory_id, locked.last_event_sequence, super::now())?;
     }
     Ok(n)
 }

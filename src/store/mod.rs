@@ -2,6 +2,7 @@
 //! embedded migrations and the write-transaction helper. Every query lives in a submodule
 //! here and is scoped by directory.
 
+pub mod deliveries;
 pub mod directories;
 pub mod events;
 pub mod filter_sql;
@@ -9,6 +10,7 @@ pub mod groups;
 pub mod memberships;
 pub mod schema;
 pub mod users;
+pub mod webhooks;
 
 use std::time::Duration;
 

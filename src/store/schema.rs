@@ -75,6 +75,61 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Text,
+        directory_id -> Nullable<Text>,
+        url -> Text,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_secret_expires_at -> Nullable<Timestamp>,
+        event_types -> Nullable<Text>,
+        enabled -> Bool,
+        disabled_reason -> Nullable<Text>,
+        batch_size -> Nullable<BigInt>,
+        is_primary -> Bool,
+        retired -> Bool,
+        next_attempt_at -> Nullable<Timestamp>,
+        lease_until -> Nullable<Timestamp>,
+        lease_owner -> Nullable<Text>,
+        fanout_version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    deliveries (position) {
+        position -> BigInt,
+        endpoint_id -> Text,
+        event_id -> Text,
+        directory_id -> Text,
+        sequence -> BigInt,
+        status -> Text,
+        attempts -> BigInt,
+        next_attempt_at -> Timestamp,
+        last_status -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    delivery_attempts (id) {
+        id -> Text,
+        endpoint_id -> Text,
+        event_id -> Text,
+        directory_id -> Text,
+        attempt -> BigInt,
+        status_code -> Nullable<BigInt>,
+        duration_ms -> BigInt,
+        error -> Nullable<Text>,
+        response_excerpt -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(memberships -> scim_groups (group_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -83,7 +138,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     scim_groups,
     memberships,
     events,
-    user_emails
+    user_emails,
+    webhook_endpoints,
+    deliveries,
+    delivery_attempts
 );
 
 diesel::table! {

@@ -1,3 +1,8 @@
-//! Webhooks: signing and verifying deliveries (the delivery workers are being built).
+//! Webhooks: the delivery workers, signatures, address safety and delivery metrics.
+//! Queues and endpoints are stored by [`crate::store::deliveries`] and
+//! [`crate::store::webhooks`]; admins manage them through [`crate::service::webhooks`].
 
+pub mod delivery;
+pub mod metrics;
+pub mod safety;
 pub mod signing;

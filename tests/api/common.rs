@@ -105,6 +105,13 @@ impl TestApp {
             database_url: database_url.clone(),
             listen: "127.0.0.1:0".into(),
             api_keys: vec![API_KEY.into()],
+            // Receivers in tests live on 127.0.0.1; retries are quick.
+            webhook_allow_private: true,
+            webhook_retry_schedule: [0, 50, 100, 200]
+                .map(std::time::Duration::from_millis)
+                .to_vec(),
+            webhook_timeout_ms: 2_000,
+            webhook_lease_ms: 3_000,
             ..Config::default()
         };
         tweak(&mut config);

@@ -12,6 +12,8 @@ mod events;
 mod filters;
 mod fixtures;
 mod idp_replay;
+mod receiver;
 mod scim_errors;
 mod scim_groups;
 mod scim_users;
+mod webhooks;

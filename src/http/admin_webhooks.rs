@@ -1,0 +1,254 @@
+//! Admin routes of webhook fan-out: endpoints, one event with its deliveries and
+//! attempts, replay, and the delivery list (dead letters with `?status=failed`).
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use super::admin::{ok, page_of};
+use super::error::AdminFailure;
+use super::extract::{json_body, AdminAuth};
+use super::AppState;
+use crate::scim::ScimError;
+use crate::service::webhooks::{self, EndpointUpdate, NewEndpoint};
+use crate::service::{directories, events};
+use crate::store::deliveries;
+
+type Reply = Result<HttpResponse, AdminFailure>;
+type Query = web::Query<HashMap<String, String>>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/{id}/events/{eid}", web::get().to(get_event))
+        .route("/{id}/events/{eid}/replay", web::post().to(replay_event))
+        .route("/{id}/webhooks", web::get().to(list_endpoints))
+        .route("/{id}/webhooks", web::post().to(create_endpoint))
+        .route("/{id}/webhooks/{wid}", web::get().to(get_endpoint))
+        .route("/{id}/webhooks/{wid}", web::patch().to(update_endpoint))
+        .route("/{id}/webhooks/{wid}", web::delete().to(delete_endpoint))
+        .route(
+            "/{id}/webhooks/{wid}/secret/rotate",
+            web::post().to(rotate_endpoint_secret),
+        )
+        .route(
+            "/{id}/webhooks/{wid}/replay",
+            web::post().to(replay_endpoint),
+        )
+        .route("/{id}/deliveries", web::get().to(list_deliveries));
+}
+
+async fn body_of<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+    allow_empty: bool,
+) -> Result<T, AdminFailure> {
+    let declared_empty = req
+        .headers()
+        .get("content-length")
+        .is_none_or(|v| v.as_bytes() == b"0");
+    let body = if allow_empty && declared_empty {
+        json!({})
+    } else {
+        json_body(payload, req, state.max_body_bytes).await?
+    };
+    serde_json::from_value(body)
+        .map_err(|e| ScimError::invalid_value(format!("invalid webhook endpoint: {e}")).into())
+}
+
+async fn get_event(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Reply {
+    let (id, eid) = path.into_inner();
+    let (event, sent, tried) = state
+        .db
+        .run(move |c| {
+            directories::get(c, &id)?;
+            events::sequence(c, &id)?;
+            let event = crate::store::events::get(c, &id, &eid)?
+                .ok_or_else(|| ScimError::not_found("Event not found"))?;
+            let sent = deliveries::for_event(c, &eid)?;
+            let tried = deliveries::attempts_for_event(c, &eid)?;
+            Ok((event, sent, tried))
+        })
+        .await?;
+    // `data` is the event exactly as receivers get it; its delivery state sits beside.
+    let deliveries: Vec<Value> = sent.iter().map(webhooks::delivery_json).collect();
+    let attempts: Vec<Value> = tried.iter().map(webhooks::attempt_json).collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "data": events::to_json(&event),
+        "deliveries": deliveries,
+        "attempts": attempts,
+        "error": null,
+    })))
+}
+
+async fn replay_event(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    q: Query,
+) -> Reply {
+    let (id, eid) = path.into_inner();
+    let endpoint = q.get("endpoint_id").cloned();
+    let queued = state
+        .db
+        .run(move |c| {
+            directories::get(c, &id)?;
+            events::sequence(c, &id)?;
+            let event = crate::store::events::get(c, &id, &eid)?
+                .ok_or_else(|| ScimError::not_found("Event not found"))?;
+            webhooks::replay_event(c, &id, &event, endpoint.as_deref())
+        })
+        .await?;
+    state.dispatcher.wake();
+    Ok(HttpResponse::build(StatusCode::ACCEPTED)
+        .json(json!({"data": {"endpoints": queued}, "error": null})))
+}
+
+async fn list_endpoints(_: AdminAuth, state: web::Data<AppState>, id: web::Path<String>) -> Reply {
+    let id = id.into_inner();
+    let rows = state
+        .db
+        .run(move |c| {
+            directories::get(c, &id)?;
+            crate::store::webhooks::list(c, &id)
+        })
+        .await?;
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|e| webhooks::endpoint_json(e, None))
+        .collect();
+    Ok(ok(json!(data)))
+}
+
+async fn create_endpoint(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Reply {
+    let input: NewEndpoint = body_of(&state, &req, payload, false).await?;
+    let id = id.into_inner();
+    let allow_private = state.webhook_allow_private;
+    let row = state
+        .db
+        .run(move |c| {
+            let dir = directories::get(c, &id)?;
+            webhooks::create(c, &dir, input, allow_private)
+        })
+        .await?;
+    Ok(HttpResponse::build(StatusCode::CREATED).json(json!({
+        "data": webhooks::endpoint_json(&row, Some(&row.secret)),
+        "error": null,
+    })))
+}
+
+async fn get_endpoint(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Reply {
+    let (id, wid) = path.into_inner();
+    let row = state.db.run(move |c| webhooks::get(c, &id, &wid)).await?;
+    Ok(ok(webhooks::endpoint_json(&row, None)))
+}
+
+async fn update_endpoint(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Reply {
+    let input: EndpointUpdate = body_of(&state, &req, payload, false).await?;
+    let (id, wid) = path.into_inner();
+    let allow_private = state.webhook_allow_private;
+    let row = state
+        .db
+        .run(move |c| webhooks::update(c, &id, &wid, input, allow_private))
+        .await?;
+    state.dispatcher.wake();
+    Ok(ok(webhooks::endpoint_json(&row, None)))
+}
+
+async fn delete_endpoint(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Reply {
+    let (id, wid) = path.into_inner();
+    state
+        .db
+        .run(move |c| webhooks::delete(c, &id, &wid))
+        .await?;
+    Ok(ok(json!({})))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Rotate {
+    secret: Option<String>,
+}
+
+async fn rotate_endpoint_secret(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Reply {
+    let input: Rotate = body_of(&state, &req, payload, true).await?;
+    let (id, wid) = path.into_inner();
+    let (row, secret) = state
+        .db
+        .run(move |c| webhooks::rotate_secret(c, &id, &wid, input.secret))
+        .await?;
+    Ok(ok(webhooks::endpoint_json(&row, Some(&secret))))
+}
+
+async fn replay_endpoint(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    q: Query,
+) -> Reply {
+    let since = q
+        .get("since")
+        .ok_or_else(|| ScimError::invalid_value("since (an RFC 3339 time) is required"))?;
+    let since = chrono::DateTime::parse_from_rfc3339(since)
+        .map_err(|_| ScimError::invalid_value("since must be an RFC 3339 time"))?
+        .naive_utc();
+    let (id, wid) = path.into_inner();
+    let queued = state
+        .db
+        .run(move |c| webhooks::replay_since(c, &id, &wid, since))
+        .await?;
+    state.dispatcher.wake();
+    Ok(HttpResponse::build(StatusCode::ACCEPTED)
+        .json(json!({"data": {"queued": queued}, "error": null})))
+}
+
+async fn list_deliveries(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    q: Query,
+) -> Reply {
+    let page = page_of(&q)?;
+    let (status, endpoint) = (q.get("status").cloned(), q.get("endpoint_id").cloned());
+    let id = id.into_inner();
+    let rows = state
+        .db
+        .run(move |c| {
+            directories::get(c, &id)?;
+            webhooks::list_deliveries(c, &id, status.as_deref(), endpoint.as_deref(), page)
+        })
+        .await?;
+    let data: Vec<Value> = rows.iter().map(webhooks::delivery_json).collect();
+    Ok(ok(json!(data)))
+}

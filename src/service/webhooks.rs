@@ -1,0 +1,510 @@
+//! Webhook endpoints (fan-out) as admins manage them, replay, and the directory's own
+//! `webhook_url`, which is kept as its primary endpoint.
+
+use chrono::{Duration, NaiveDateTime};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::events::ALL_TYPES;
+use crate::error::Error;
+use crate::scim::resource::timestamp;
+use crate::scim::ScimError;
+use crate::store::deliveries::{self, DeliveryRow};
+use crate::store::directories::DirectoryRow;
+use crate::store::events::EventRow;
+use crate::store::webhooks::{self as store, EndpointChanges, EndpointRow, GLOBAL_ENDPOINT_ID};
+use crate::store::{now, write_tx, AnyConnection, Page};
+use crate::webhooks::{safety, signing};
+
+/// How long a replaced endpoint secret keeps signing next to the new one.
+pub const SECRET_GRACE_HOURS: i64 = 24;
+/// Largest `batch_size`.
+pub const MAX_BATCH: i64 = 1000;
+
+/// What may be sent to create an endpoint.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEndpoint {
+    pub url: Option<String>,
+    pub secret: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+    pub batch_size: Option<i64>,
+}
+
+/// A PATCH of an endpoint; `null` clears `event_types` (all types) and `batch_size`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointUpdate {
+    pub url: Option<String>,
+    pub secret: Option<String>,
+    #[serde(default, deserialize_with = "super::directories::nullable")]
+    pub event_types: Option<Option<Vec<String>>>,
+    pub enabled: Option<bool>,
+    #[serde(default, deserialize_with = "super::directories::nullable")]
+    pub batch_size: Option<Option<i64>>,
+}
+
+fn invalid(msg: impl Into<String>) -> Error {
+    ScimError::invalid_value(msg).into()
+}
+
+/// Checks a webhook URL: http(s), no credentials, and (unless allowed) no private address
+/// now. Blocking: resolves the host name.
+pub fn check_url(url: &str, allow_private: bool) -> Result<String, Error> {
+    let parsed = safety::check_url(url, allow_private).map_err(|e| invalid(e.to_string()))?;
+    safety::check_resolved(&parsed, allow_private).map_err(|e| invalid(e.to_string()))?;
+    Ok(url.trim().to_string())
+}
+
+fn check_secret(secret: &str) -> Result<(), Error> {
+    if secret.is_empty() || secret.len() > 1024 {
+        return Err(invalid("secret must be 1 to 1024 characters"));
+    }
+    Ok(())
+}
+
+fn check_types(types: &[String]) -> Result<String, Error> {
+    if types.is_empty() {
+        return Err(invalid(
+            "event_types must name at least one type; leave it out (or null) for every type",
+        ));
+    }
+    if let Some(t) = types.iter().find(|t| !ALL_TYPES.contains(&t.as_str())) {
+        return Err(invalid(format!(
+            "unknown event type {t:?}; expected any of {}",
+            ALL_TYPES.join(", ")
+        )));
+    }
+    Ok(json!(types).to_string())
+}
+
+fn check_batch(b: Option<i64>) -> Result<Option<i64>, Error> {
+    match b {
+        Some(n) if !(1..=MAX_BATCH).contains(&n) => Err(invalid(format!(
+            "batch_size must be between 1 and {MAX_BATCH}"
+        ))),
+        other => Ok(other),
+    }
+}
+
+fn new_row(
+    directory_id: Option<&str>,
+    id: String,
+    url: String,
+    secret: String,
+    is_primary: bool,
+) -> EndpointRow {
+    let t = now();
+    EndpointRow {
+        id,
+        directory_id: directory_id.map(String::from),
+        url,
+        secret,
+        previous_secret: None,
+        previous_secret_expires_at: None,
+        event_types: None,
+        enabled: true,
+        disabled_reason: None,
+        batch_size: None,
+        is_primary,
+        retired: false,
+        next_attempt_at: None,
+        lease_until: None,
+        lease_owner: None,
+        fanout_version: 0,
+        created_at: t,
+        updated_at: t,
+    }
+}
+
+fn new_id() -> String {
+    format!("whe_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Creates an endpoint on a directory. Returns it with its secret (shown this once).
+pub fn create(
+    conn: &mut AnyConnection,
+    directory: &DirectoryRow,
+    input: NewEndpoint,
+    allow_private: bool,
+) -> Result<EndpointRow, Error> {
+    let url = check_url(
+        input
+            .url
+            .as_deref()
+            .ok_or_else(|| invalid("url is required"))?,
+        allow_private,
+    )?;
+    let secret = match input.secret {
+        Some(s) => {
+            check_secret(&s)?;
+            s
+        }
+        None => signing::generate_secret()?,
+    };
+    let mut row = new_row(Some(&directory.id), new_id(), url, secret, false);
+    row.event_types = input.event_types.as_deref().map(check_types).transpose()?;
+    row.enabled = input.enabled.unwrap_or(true);
+    row.batch_size = check_batch(input.batch_size)?;
+    store::insert(conn, &row)?;
+    Ok(row)
+}
+
+/// An endpoint of this directory (retired ones are gone for admins).
+pub fn get(conn: &mut AnyConnection, directory_id: &str, id: &str) -> Result<EndpointRow, Error> {
+    store::get(conn, id)?
+        .filter(|e| e.directory_id.as_deref() == Some(directory_id) && !e.retired)
+        .ok_or_else(|| ScimError::not_found("Webhook endpoint not found").into())
+}
+
+/// The primary endpoint mirrors the directory's `webhook_url`/`webhook_secret`: change
+/// those through the directory.
+fn not_primary(e: &EndpointRow, what: &str) -> Result<(), Error> {
+    if e.is_primary {
+        return Err(ScimError::new(
+            409,
+            None,
+            format!(
+                "the primary endpoint mirrors the directory's webhook: {what} it with PATCH /directory-sync/{{id}}"
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+pub fn update(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    id: &str,
+    input: EndpointUpdate,
+    allow_private: bool,
+) -> Result<EndpointRow, Error> {
+    let url = input
+        .url
+        .as_deref()
+        .map(|u| check_url(u, allow_private))
+        .transpose()?;
+    write_tx(conn, |conn| {
+        let before = get(conn, directory_id, id)?;
+        let t = now();
+        let mut changes = EndpointChanges {
+            updated_at: Some(t),
+            ..Default::default()
+        };
+        if let Some(u) = url {
+            not_primary(&before, "change the URL of")?;
+            changes.url = Some(u);
+        }
+        if let Some(s) = input.secret {
+            not_primary(&before, "change the secret of")?;
+            check_secret(&s)?;
+            rotation(&mut changes, &before, s, t);
+        }
+        if let Some(types) = input.event_types {
+            changes.event_types = Some(types.as_deref().map(check_types).transpose()?);
+        }
+        if let Some(b) = input.batch_size {
+            changes.batch_size = Some(check_batch(b)?);
+        }
+        if let Some(enabled) = input.enabled {
+            changes.enabled = Some(enabled);
+            if enabled {
+                changes.disabled_reason = Some(None);
+            } else if !before.enabled {
+                // keep the reason it was disabled with
+            } else {
+                changes.disabled_reason = Some(Some("disabled by an admin".into()));
+            }
+        }
+        store::update(conn, id, &changes)?;
+        if input.enabled == Some(true) && !before.enabled {
+            // Resume the queue left when it was disabled.
+            store::mark_due(conn, &[id.to_string()], t)?;
+        }
+        get(conn, directory_id, id)
+    })
+}
+
+/// A new secret; the old one keeps signing for [`SECRET_GRACE_HOURS`].
+fn rotation(changes: &mut EndpointChanges, before: &EndpointRow, secret: String, t: NaiveDateTime) {
+    if secret != before.secret {
+        changes.previous_secret = Some(Some(before.secret.clone()));
+        changes.previous_secret_expires_at = Some(Some(t + Duration::hours(SECRET_GRACE_HOURS)));
+        changes.secret = Some(secret);
+    }
+}
+
+/// Issues a new generated secret (or the one given); returns the endpoint and the secret.
+pub fn rotate_secret(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    id: &str,
+    given: Option<String>,
+) -> Result<(EndpointRow, String), Error> {
+    let secret = match given {
+        Some(s) => {
+            check_secret(&s)?;
+            s
+        }
+        None => signing::generate_secret()?,
+    };
+    let row = write_tx(conn, |conn| {
+        let before = get(conn, directory_id, id)?;
+        not_primary(&before, "rotate the secret of")?;
+        let t = now();
+        let mut changes = EndpointChanges {
+            updated_at: Some(t),
+            ..Default::default()
+        };
+        rotation(&mut changes, &before, secret.clone(), t);
+        store::update(conn, id, &changes)?;
+        get(conn, directory_id, id)
+    })?;
+    Ok((row, secret))
+}
+
+pub fn delete(conn: &mut AnyConnection, directory_id: &str, id: &str) -> Result<(), Error> {
+    write_tx(conn, |conn| {
+        let e = get(conn, directory_id, id)?;
+        not_primary(&e, "remove")?;
+        store::delete(conn, id)
+    })
+}
+
+/// Keeps the primary endpoint in step with the directory's webhook after a create or an
+/// update (inside that transaction). A changed secret keeps the old one signing for the
+/// grace period. Returns the secret the endpoint signs with, if any.
+pub fn sync_primary(
+    conn: &mut AnyConnection,
+    directory: &DirectoryRow,
+) -> Result<Option<String>, Error> {
+    let existing = store::primary(conn, &directory.id)?;
+    let Some(url) = directory.webhook_url.clone() else {
+        if let Some(e) = existing {
+            store::delete(conn, &e.id)?;
+        }
+        return Ok(None);
+    };
+    let t = now();
+    match existing {
+        None => {
+            let secret = match &directory.webhook_secret {
+                Some(s) => s.clone(),
+                None => signing::generate_secret()?,
+            };
+            store::insert(
+                conn,
+                &new_row(Some(&directory.id), new_id(), url, secret.clone(), true),
+            )?;
+            Ok(Some(secret))
+        }
+        Some(e) => {
+            let mut changes = EndpointChanges {
+                updated_at: Some(t),
+                ..Default::default()
+            };
+            if e.url != url {
+                changes.url = Some(url);
+            }
+            if let Some(s) = &directory.webhook_secret {
+                rotation(&mut changes, &e, s.clone(), t);
+            }
+            store::update(conn, &e.id, &changes)?;
+            Ok(Some(directory.webhook_secret.clone().unwrap_or(e.secret)))
+        }
+    }
+}
+
+/// Creates, updates or disables the global endpoint (`SCIMGATE_WEBHOOK_URL`), which gets
+/// every directory's `dsync.*` events. Its URL is the operator's: not checked for
+/// private addresses at this point (delivery still is).
+pub fn configure_global(
+    conn: &mut AnyConnection,
+    url: Option<&str>,
+    secret: Option<&str>,
+) -> Result<(), Error> {
+    write_tx(conn, |conn| {
+        let existing = store::get(conn, GLOBAL_ENDPOINT_ID)?;
+        match (url, existing) {
+            (None, None) => Ok(()),
+            (None, Some(_)) => store::update(
+                conn,
+                GLOBAL_ENDPOINT_ID,
+                &EndpointChanges {
+                    enabled: Some(false),
+                    disabled_reason: Some(Some("SCIMGATE_WEBHOOK_URL is not set".into())),
+                    updated_at: Some(now()),
+                    ..Default::default()
+                },
+            ),
+            (Some(u), None) => {
+                let secret = secret.unwrap_or_default().to_string();
+                let row = new_row(
+                    None,
+                    GLOBAL_ENDPOINT_ID.into(),
+                    u.to_string(),
+                    secret,
+                    false,
+                );
+                store::insert(conn, &row)
+            }
+            (Some(u), Some(e)) => {
+                let t = now();
+                let mut changes = EndpointChanges {
+                    url: Some(u.to_string()),
+                    enabled: Some(true),
+                    disabled_reason: Some(None),
+                    updated_at: Some(t),
+                    ..Default::default()
+                };
+                rotation(&mut changes, &e, secret.unwrap_or_default().to_string(), t);
+                store::update(conn, GLOBAL_ENDPOINT_ID, &changes)?;
+                if !e.enabled {
+                    store::mark_due(conn, &[GLOBAL_ENDPOINT_ID.to_string()], t)?;
+                }
+                Ok(())
+            }
+        }
+    })
+}
+
+/// The endpoints an event of `directory_id` goes to now.
+fn subscribers(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    event_type: &str,
+) -> Result<Vec<EndpointRow>, Error> {
+    let mut all = store::list(conn, directory_id)?;
+    if event_type.starts_with("dsync.") {
+        all.extend(store::get(conn, GLOBAL_ENDPOINT_ID)?);
+    }
+    Ok(all
+        .into_iter()
+        .filter(|e| e.enabled && e.subscribes(event_type))
+        .collect())
+}
+
+/// Sends one event again: to `endpoint_id`, or to every endpoint subscribed to it.
+/// Returns the endpoints it was queued for.
+pub fn replay_event(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    event: &EventRow,
+    endpoint_id: Option<&str>,
+) -> Result<Vec<String>, Error> {
+    write_tx(conn, |conn| {
+        let targets = match endpoint_id {
+            Some(id) => vec![get(conn, directory_id, id)?],
+            None => subscribers(conn, directory_id, &event.event_type)?,
+        };
+        let t = now();
+        for e in &targets {
+            deliveries::requeue(conn, &e.id, std::slice::from_ref(event), t)?;
+        }
+        Ok(targets.into_iter().map(|e| e.id).collect())
+    })
+}
+
+/// Sends an endpoint every event of its directory since `since` (that it subscribes
+/// to), in order, after what it already has queued. Returns how many were queued.
+pub fn replay_since(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    endpoint_id: &str,
+    since: NaiveDateTime,
+) -> Result<usize, Error> {
+    write_tx(conn, |conn| {
+        let endpoint = get(conn, directory_id, endpoint_id)?;
+        crate::store::events::sequence_pending(conn, directory_id)?;
+        let mut after = 0;
+        let mut queued = 0;
+        let t = now();
+        loop {
+            let page = crate::store::events::list_after(conn, directory_id, after, 5000)?;
+            let Some(last) = page.last().and_then(|e| e.sequence) else {
+                break;
+            };
+            after = last;
+            let chosen: Vec<EventRow> = page
+                .into_iter()
+                .filter(|e| e.created_at >= since && endpoint.subscribes(&e.event_type))
+                .collect();
+            queued += deliveries::requeue(conn, endpoint_id, &chosen, t)?;
+        }
+        Ok(queued)
+    })
+}
+
+/// The endpoint as the admin API shows it; `secret` only when just set or rotated.
+pub fn endpoint_json(e: &EndpointRow, secret: Option<&str>) -> Value {
+    let types: Option<Value> = e
+        .event_types
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok());
+    json!({
+        "id": e.id,
+        "directory_id": e.directory_id,
+        "url": e.url,
+        "secret": secret,
+        "event_types": types,
+        "enabled": e.enabled,
+        "disabled_reason": e.disabled_reason,
+        "batch_size": e.batch_size,
+        "primary": e.is_primary,
+        "previous_secret_expires_at": e.previous_secret_expires_at.map(timestamp),
+        "created_at": timestamp(e.created_at),
+        "updated_at": timestamp(e.updated_at),
+    })
+}
+
+pub fn delivery_json(d: &DeliveryRow) -> Value {
+    json!({
+        "endpoint_id": d.endpoint_id,
+        "event_id": d.event_id,
+        "sequence": d.sequence,
+        "status": d.status,
+        "attempts": d.attempts,
+        "next_attempt_at": (d.status == deliveries::PENDING).then(|| timestamp(d.next_attempt_at)),
+        "last_status": d.last_status,
+        "last_error": d.last_error,
+        "created_at": timestamp(d.created_at),
+        "updated_at": timestamp(d.updated_at),
+    })
+}
+
+pub fn attempt_json(a: &deliveries::AttemptRow) -> Value {
+    json!({
+        "id": a.id,
+        "endpoint_id": a.endpoint_id,
+        "attempt": a.attempt,
+        "status": a.status_code,
+        "duration_ms": a.duration_ms,
+        "error": a.error,
+        "response": a.response_excerpt,
+        "created_at": timestamp(a.created_at),
+    })
+}
+
+/// Deliveries of a directory for the admin API (e.g. the dead letters: `failed`).
+pub fn list_deliveries(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    status: Option<&str>,
+    endpoint_id: Option<&str>,
+    page: Page,
+) -> Result<Vec<DeliveryRow>, Error> {
+    if let Some(s) = status {
+        if ![
+            deliveries::PENDING,
+            deliveries::DELIVERED,
+            deliveries::FAILED,
+        ]
+        .contains(&s)
+        {
+            return Err(invalid("status must be pending, delivered or failed"));
+        }
+    }
+    deliveries::list(conn, directory_id, status, endpoint_id, page)
+}

@@ -1,0 +1,316 @@
+//! Webhook endpoints and the delivery state kept on them (the lease and when the head of
+//! their queue is due). Queue rows themselves live in [`super::deliveries`].
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::webhook_endpoints::{self, dsl as w};
+use super::{AnyConnection, Backend};
+use crate::error::Error;
+
+/// Id of the endpoint configured by `SCIMGATE_WEBHOOK_URL` (every directory's `dsync.*`).
+pub const GLOBAL_ENDPOINT_ID: &str = "whe_global";
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_endpoints)]
+pub struct EndpointRow {
+    pub id: String,
+    pub directory_id: Option<String>,
+    pub url: String,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<NaiveDateTime>,
+    pub event_types: Option<String>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub batch_size: Option<i64>,
+    pub is_primary: bool,
+    pub retired: bool,
+    pub next_attempt_at: Option<NaiveDateTime>,
+    pub lease_until: Option<NaiveDateTime>,
+    pub lease_owner: Option<String>,
+    pub fanout_version: i64,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl EndpointRow {
+    /// The secrets that sign a delivery at `at`: the current one, then the previous one
+    /// while its rotation grace lasts.
+    /// Whether this endpoint takes events of `event_type` (no list: every type).
+    pub fn subscribes(&self, event_type: &str) -> bool {
+        match &self.event_types {
+            None => true,
+            Some(json) => serde_json::from_str::<Vec<String>>(json)
+                .map(|list| list.iter().any(|t| t == event_type))
+                .unwrap_or(true),
+        }
+    }
+
+    pub fn signing_secrets(&self, at: NaiveDateTime) -> Vec<&str> {
+        let mut out = vec![self.secret.as_str()];
+        if let (Some(prev), Some(until)) = (&self.previous_secret, self.previous_secret_expires_at)
+        {
+            if at < until {
+                out.push(prev);
+            }
+        }
+        out
+    }
+}
+
+/// Fields an admin may change; `None` leaves a field alone, `Some(None)` clears it.
+#[derive(Debug, Default, Clone, AsChangeset)]
+#[diesel(table_name = webhook_endpoints)]
+pub struct EndpointChanges {
+    pub url: Option<String>,
+    pub secret: Option<String>,
+    pub previous_secret: Option<Option<String>>,
+    pub previous_secret_expires_at: Option<Option<NaiveDateTime>>,
+    pub event_types: Option<Option<String>>,
+    pub enabled: Option<bool>,
+    pub disabled_reason: Option<Option<String>>,
+    pub batch_size: Option<Option<i64>>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+pub fn insert(conn: &mut AnyConnection, row: &EndpointRow) -> Result<(), Error> {
+    diesel::insert_into(webhook_endpoints::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<EndpointRow>, Error> {
+    Ok(webhook_endpoints::table
+        .find(id)
+        .select(EndpointRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// A directory's live endpoints, the primary first, then oldest first.
+pub fn list(conn: &mut AnyConnection, directory_id: &str) -> Result<Vec<EndpointRow>, Error> {
+    Ok(webhook_endpoints::table
+        .filter(w::directory_id.eq(directory_id))
+        .filter(w::retired.eq(false))
+        .order((w::is_primary.desc(), w::created_at.asc(), w::id.asc()))
+        .select(EndpointRow::as_select())
+        .load(conn)?)
+}
+
+pub fn primary(conn: &mut AnyConnection, directory_id: &str) -> Result<Option<EndpointRow>, Error> {
+    Ok(webhook_endpoints::table
+        .filter(w::directory_id.eq(directory_id))
+        .filter(w::is_primary.eq(true))
+        .filter(w::retired.eq(false))
+        .select(EndpointRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn update(conn: &mut AnyConnection, id: &str, changes: &EndpointChanges) -> Result<(), Error> {
+    diesel::update(webhook_endpoints::table.find(id))
+        .set(changes)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Deletes an endpoint with its queue.
+pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<(), Error> {
+    super::deliveries::delete_for_endpoint(conn, id)?;
+    diesel::delete(webhook_endpoints::table.find(id)).execute(conn)?;
+    Ok(())
+}
+
+/// A deleted directory's endpoints stop receiving new events but drain their queue (its
+/// last event, `dsync.deleted`); [`purge_retired`] removes them once empty.
+pub fn retire_for_directory(conn: &mut AnyConnection, directory_id: &str) -> Result<(), Error> {
+    diesel::update(webhook_endpoints::table.filter(w::directory_id.eq(directory_id)))
+        .set(w::retired.eq(true))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Removes retired endpoints whose queue is empty.
+pub fn purge_retired(conn: &mut AnyConnection) -> Result<usize, Error> {
+    use super::schema::deliveries::dsl as dl;
+    let idle: Vec<String> = webhook_endpoints::table
+        .filter(w::retired.eq(true))
+        .filter(w::next_attempt_at.is_null())
+        .select(w::id)
+        .load(conn)?;
+    let mut n = 0;
+    for id in idle {
+        let pending: i64 = super::schema::deliveries::table
+            .filter(dl::endpoint_id.eq(&id))
+            .filter(dl::status.eq(super::deliveries::PENDING))
+            .count()
+            .get_result(conn)?;
+        if pending == 0 {
+            delete(conn, &id)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Marks endpoints as having work after a fan-out or replay queued deliveries for them,
+/// and bumps their fan-out counter. An endpoint already due (or waiting to retry its
+/// head) keeps its time: the new work queues behind the head.
+pub fn mark_due(conn: &mut AnyConnection, ids: &[String], now: NaiveDateTime) -> Result<(), Error> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{Nullable, Timestamp};
+    if ids.is_empty() {
+        return Ok(());
+    }
+    diesel::update(webhook_endpoints::table.filter(w::id.eq_any(ids)))
+        .set((
+            w::next_attempt_at.eq(sql::<Nullable<Timestamp>>("COALESCE(next_attempt_at, ")
+                .bind::<Timestamp, _>(now)
+                .sql(")")),
+            w::fanout_version.eq(w::fanout_version + 1),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct Claimed {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+}
+
+/// Leases up to `limit` enabled endpoints whose queue head is due and that no instance
+/// holds, for `owner` until `lease_until`. On PostgreSQL the candidates are taken with
+/// `FOR UPDATE SKIP LOCKED`, so instances never block on or double-claim an endpoint.
+pub fn claim(
+    conn: &mut AnyConnection,
+    owner: &str,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    exclude: &[String],
+    limit: i64,
+) -> Result<Vec<String>, Error> {
+    use diesel::sql_types::{BigInt, Text, Timestamp};
+    let not_in = if exclude.is_empty() {
+        String::new()
+    } else {
+        // Ids are ours (whe_<hex> or the global id), never client text: safe to inline
+        // after a character check.
+        let list: Vec<String> = exclude
+            .iter()
+            .filter(|id| {
+                id.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            })
+            .map(|id| format!("'{id}'"))
+            .collect();
+        if list.is_empty() {
+            String::new()
+        } else {
+            format!(" AND id NOT IN ({})", list.join(", "))
+        }
+    };
+    let (skip_locked, p) = match conn.backend() {
+        Backend::Postgres => (" FOR UPDATE SKIP LOCKED", ["$1", "$2", "$3", "$4", "$5"]),
+        Backend::Sqlite => ("", ["?", "?", "?", "?", "?"]),
+    };
+    let sql = format!(
+        "UPDATE webhook_endpoints SET lease_until = {p0}, lease_owner = {p1} \
+         WHERE id IN (SELECT id FROM webhook_endpoints \
+             WHERE enabled AND next_attempt_at IS NOT NULL AND next_attempt_at <= {p2} \
+             AND (lease_until IS NULL OR lease_until < {p3}){not_in} \
+             ORDER BY next_attempt_at LIMIT {p4}{skip_locked}) \
+         RETURNING id",
+        p0 = p[0],
+        p1 = p[1],
+        p2 = p[2],
+        p3 = p[3],
+        p4 = p[4],
+    );
+    let rows: Vec<Claimed> = diesel::sql_query(sql)
+        .bind::<Timestamp, _>(lease_until)
+        .bind::<Text, _>(owner)
+        .bind::<Timestamp, _>(now)
+        .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(limit)
+        .load(conn)?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+/// Extends `owner`'s lease; false when the lease was lost (expired and taken over).
+pub fn renew(
+    conn: &mut AnyConnection,
+    id: &str,
+    owner: &str,
+    lease_until: NaiveDateTime,
+) -> Result<bool, Error> {
+    let n = diesel::update(
+        webhook_endpoints::table
+            .find(id)
+            .filter(w::lease_owner.eq(owner)),
+    )
+    .set(w::lease_until.eq(lease_until))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Gives the endpoint back with its head due at `next` (`None`: queue empty). Marking it
+/// idle only happens if no fan-out came in since `seen_version`, so no work is stranded.
+pub fn release(
+    conn: &mut AnyConnection,
+    id: &str,
+    owner: &str,
+    next: Option<NaiveDateTime>,
+    seen_version: i64,
+) -> Result<bool, Error> {
+    let mine = webhook_endpoints::table
+        .find(id)
+        .filter(w::lease_owner.eq(owner));
+    let n = match next {
+        Some(at) => diesel::update(mine)
+            .set((
+                w::next_attempt_at.eq(Some(at)),
+                w::lease_until.eq(None::<NaiveDateTime>),
+                w::lease_owner.eq(None::<String>),
+            ))
+            .execute(conn)?,
+        None => diesel::update(mine.filter(w::fanout_version.eq(seen_version)))
+            .set((
+                w::next_attempt_at.eq(None::<NaiveDateTime>),
+                w::lease_until.eq(None::<NaiveDateTime>),
+                w::lease_owner.eq(None::<String>),
+            ))
+            .execute(conn)?,
+    };
+    Ok(n == 1)
+}
+
+/// Releases every lease `owner` holds (graceful shutdown), leaving the work due.
+pub fn release_all(conn: &mut AnyConnection, owner: &str) -> Result<(), Error> {
+    diesel::update(webhook_endpoints::table.filter(w::lease_owner.eq(owner)))
+        .set((
+            w::lease_until.eq(None::<NaiveDateTime>),
+            w::lease_owner.eq(None::<String>),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Stops deliveries to an endpoint (its receiver answered 410 Gone).
+pub fn disable(
+    conn: &mut AnyConnection,
+    id: &str,
+    reason: &str,
+    now: NaiveDateTime,
+) -> Result<(), Error> {
+    diesel::update(webhook_endpoints::table.find(id))
+        .set((
+            w::enabled.eq(false),
+            w::disabled_reason.eq(Some(reason)),
+            w::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

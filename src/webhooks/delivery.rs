@@ -1,0 +1,594 @@
+//! Delivery workers. A dispatcher leases endpoints whose queue head is due and runs one
+//! task per leased endpoint; the task sends that endpoint's deliveries strictly in order
+//! (the next only once the previous succeeded or was given up on), so a slow or dead
+//! endpoint holds up nothing but itself. Leases are rows in the database: several
+//! instances share the work, and a crashed instance's endpoints are taken over when its
+//! lease runs out. Delivery is at least once: a crash between sending and recording
+//! means the event is sent again (receivers dedupe by `webhook-id`).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDateTime;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+use super::metrics::{self, Outcome};
+use super::safety::{self, GuardedResolver};
+use super::signing;
+use crate::error::Error;
+use crate::service::events::to_json;
+use crate::store::deliveries::{self, AttemptRow, DeliveryRow};
+use crate::store::events::EventRow;
+use crate::store::webhooks::{self as endpoints, EndpointRow};
+use crate::store::{now, Db};
+
+/// Largest response excerpt kept per attempt.
+pub const EXCERPT_BYTES: usize = 4096;
+/// Deliveries loaded per round of an endpoint task.
+const CHUNK: i64 = 100;
+/// Rounds an endpoint task runs before giving its lease back, so a busy endpoint does
+/// not keep a worker slot from others.
+const ROUNDS: usize = 20;
+/// Longest wait a `Retry-After` header can ask for.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// How deliveries are made (from [`crate::config::Config`]).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Delay before each attempt: the first is usually 0; its length is the number of
+    /// attempts before a delivery is given up on.
+    pub schedule: Vec<Duration>,
+    pub timeout: Duration,
+    /// How long a claim on an endpoint lasts without renewal (longer than `timeout`).
+    pub lease: Duration,
+    /// Endpoints served at once by this instance.
+    pub concurrency: usize,
+    pub allow_private: bool,
+    /// How often due work is looked for when nothing wakes the dispatcher.
+    pub poll: Duration,
+}
+
+impl Settings {
+    /// The default schedule of DESIGN.md §5: immediately, 5 s, 5 min, 30 min, 2 h, 5 h,
+    /// 10 h, 10 h.
+    pub fn default_schedule() -> Vec<Duration> {
+        [0, 5, 300, 1800, 7200, 18000, 36000, 36000]
+            .into_iter()
+            .map(Duration::from_secs)
+            .collect()
+    }
+}
+
+/// The running dispatcher's handle: wake it when events were fanned out; stop it to
+/// shut down (in-flight attempts finish, leases are released).
+#[derive(Clone)]
+pub struct Dispatcher {
+    wake: Arc<Notify>,
+    stop: watch::Sender<bool>,
+    done: watch::Receiver<bool>,
+}
+
+impl Dispatcher {
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Stops claiming work, lets in-flight attempts finish and releases this instance's
+    /// leases; returns when that is done.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let mut done = self.done.clone();
+        while !*done.borrow() {
+            if done.changed().await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+struct Ctx {
+    db: Db,
+    settings: Settings,
+    client: reqwest::Client,
+    owner: String,
+    stop: watch::Receiver<bool>,
+}
+
+impl Ctx {
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    fn lease_until(&self) -> NaiveDateTime {
+        now() + chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::MAX)
+    }
+}
+
+/// The HTTP client for deliveries: no redirects, no proxy (it would resolve names past
+/// our address checks), the resolver that refuses private addresses.
+pub fn client(settings: &Settings) -> Result<reqwest::Client, Error> {
+    // rustls needs a process-wide crypto provider; installing twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(settings.timeout)
+        .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
+        .dns_resolver(Arc::new(GuardedResolver {
+            allow_private: settings.allow_private,
+        }))
+        .user_agent(concat!("scimgate/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::Internal(format!("webhook client: {e}")))
+}
+
+/// Starts the dispatcher on the current tokio runtime.
+pub fn start(db: Db, settings: Settings) -> Result<Dispatcher, Error> {
+    let client = client(&settings)?;
+    let wake = Arc::new(Notify::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (done_tx, done_rx) = watch::channel(false);
+    let ctx = Arc::new(Ctx {
+        db,
+        settings,
+        client,
+        owner: format!("inst_{}", uuid::Uuid::new_v4().simple()),
+        stop: stop_rx,
+    });
+    tokio::spawn(run(ctx, wake.clone(), done_tx));
+    Ok(Dispatcher {
+        wake,
+        stop: stop_tx,
+        done: done_rx,
+    })
+}
+
+async fn run(ctx: Arc<Ctx>, wake: Arc<Notify>, done: watch::Sender<bool>) {
+    let mut tick = tokio::time::interval(ctx.settings.poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stop = ctx.stop.clone();
+    let mut tasks: JoinSet<String> = JoinSet::new();
+    let mut busy: HashSet<String> = HashSet::new();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = wake.notified() => {}
+            Some(Ok(id)) = tasks.join_next(), if !tasks.is_empty() => { busy.remove(&id); }
+            _ = stop.changed() => {}
+        }
+        while let Some(Ok(id)) = tasks.try_join_next() {
+            busy.remove(&id);
+        }
+        if ctx.stopping() {
+            break;
+        }
+        let free = ctx.settings.concurrency.saturating_sub(busy.len());
+        if free == 0 {
+            continue;
+        }
+        let (owner, lease_until, exclude) = (
+            ctx.owner.clone(),
+            ctx.lease_until(),
+            busy.iter().cloned().collect::<Vec<_>>(),
+        );
+        let claimed = ctx
+            .db
+            .run(move |c| endpoints::claim(c, &owner, now(), lease_until, &exclude, free as i64))
+            .await;
+        match claimed {
+            Ok(ids) => {
+                for id in ids {
+                    busy.insert(id.clone());
+                    tasks.spawn(drive(ctx.clone(), id));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "claiming webhook endpoints"),
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    let owner = ctx.owner.clone();
+    if let Err(e) = ctx.db.run(move |c| endpoints::release_all(c, &owner)).await {
+        tracing::warn!(error = %e, "releasing webhook leases");
+    }
+    let _ = done.send(true);
+}
+
+/// What one round of an endpoint task loaded.
+struct Round {
+    endpoint: EndpointRow,
+    log_responses: bool,
+    queue: Vec<(DeliveryRow, EventRow)>,
+}
+
+/// Serves one leased endpoint until its queue is empty, its head must wait, the task has
+/// run its rounds, or the instance stops. Returns the endpoint id.
+async fn drive(ctx: Arc<Ctx>, id: String) -> String {
+    if let Err(e) = drive_rounds(&ctx, &id).await {
+        tracing::warn!(endpoint = %id, error = %e, "webhook delivery round failed");
+        // Give the endpoint back due, so a transient database error only delays it.
+        let (owner, eid) = (ctx.owner.clone(), id.clone());
+        let _ = ctx
+            .db
+            .run(move |c| endpoints::release(c, &eid, &owner, Some(now()), 0))
+            .await;
+    }
+    id
+}
+
+async fn drive_rounds(ctx: &Arc<Ctx>, id: &str) -> Result<(), Error> {
+    for _ in 0..ROUNDS {
+        if ctx.stopping() {
+            return Ok(());
+        }
+        let (eid, owner, lease_until) = (id.to_string(), ctx.owner.clone(), ctx.lease_until());
+        let round =
+            ctx.db
+                .run(move |c| -> Result<Option<Round>, Error> {
+                    if !endpoints::renew(c, &eid, &owner, lease_until)? {
+                        return Ok(None);
+                    }
+                    let Some(endpoint) = endpoints::get(c, &eid)? else {
+                        return Ok(None);
+                    };
+                    let log_responses = match &endpoint.directory_id {
+                        Some(d) => crate::store::directories::get(c, d)?
+                            .is_some_and(|d| d.log_webhook_events),
+                        None => false,
+                    };
+                    let limit = endpoint.batch_size.unwrap_or(1).clamp(1, 1000).max(CHUNK);
+                    let queue = deliveries::queue_head(c, &eid, limit)?;
+                    Ok(Some(Round {
+                        endpoint,
+                        log_responses,
+                        queue,
+                    }))
+                })
+                .await?;
+        let Some(round) = round else {
+            return Ok(()); // lease lost or endpoint deleted
+        };
+        let version = round.endpoint.fanout_version;
+        let head_due = round.queue.first().map(|(d, _)| d.next_attempt_at);
+        let give_back = if !round.endpoint.enabled {
+            Some(Some(now()))
+        } else {
+            match head_due {
+                None => Some(None),
+                Some(at) if at > now() => Some(Some(at)),
+                Some(_) => None,
+            }
+        };
+        if let Some(next) = give_back {
+            let (eid, owner) = (id.to_string(), ctx.owner.clone());
+            let released = ctx
+                .db
+                .run(move |c| endpoints::release(c, &eid, &owner, next, version))
+                .await?;
+            if released || next.is_some() {
+                return Ok(());
+            }
+            continue; // new work arrived while we looked: go again
+        }
+        match send_round(ctx, round).await? {
+            Next::Continue => {}
+            Next::WaitUntil(at) => {
+                let (eid, owner) = (id.to_string(), ctx.owner.clone());
+                ctx.db
+                    .run(move |c| endpoints::release(c, &eid, &owner, Some(at), version))
+                    .await?;
+                return Ok(());
+            }
+            Next::Stop => return Ok(()),
+        }
+    }
+    // Busy endpoint: yield the slot, still due.
+    let (eid, owner) = (id.to_string(), ctx.owner.clone());
+    ctx.db
+        .run(move |c| endpoints::release(c, &eid, &owner, Some(now()), 0))
+        .await?;
+    Ok(())
+}
+
+enum Next {
+    Continue,
+    WaitUntil(NaiveDateTime),
+    Stop,
+}
+
+/// The result of one HTTP attempt.
+#[derive(Debug)]
+pub struct Attempt {
+    pub status: Option<u16>,
+    pub retry_after: Option<Duration>,
+    pub error: Option<String>,
+    pub excerpt: String,
+    pub duration: Duration,
+}
+
+impl Attempt {
+    fn succeeded(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// Sends the loaded queue in order; records outcomes as it goes.
+async fn send_round(ctx: &Arc<Ctx>, round: Round) -> Result<Next, Error> {
+    let Round {
+        endpoint,
+        log_responses,
+        queue,
+    } = round;
+    let batch = endpoint.batch_size.unwrap_or(1).max(1) as usize;
+    let groups: Vec<&[(DeliveryRow, EventRow)]> = queue.chunks(batch).collect();
+    let mut done: Vec<i64> = Vec::new();
+    let mut log: Vec<AttemptRow> = Vec::new();
+    let mut last_status = 200;
+    let mut next = Next::Continue;
+    for group in groups {
+        if ctx.stopping() {
+            next = Next::Stop;
+            break;
+        }
+        let (msg_id, body) = message(&endpoint, group);
+        let attempt = send(ctx, &endpoint, &msg_id, &body).await;
+        metrics::global().latency(attempt.duration);
+        let t = now();
+        for (d, _) in group {
+            log.push(attempt_row(d, &attempt, log_responses, t));
+        }
+        let positions: Vec<i64> = group.iter().map(|(d, _)| d.position).collect();
+        if attempt.succeeded() {
+            metrics::global().outcome(Outcome::Delivered, positions.len() as u64);
+            last_status = attempt.status.unwrap_or(200) as i64;
+            done.extend(positions);
+            continue;
+        }
+        // A failure: record what succeeded so far with it, then decide what comes next.
+        let gone = attempt.status == Some(410);
+        let made = group.iter().map(|(d, _)| d.attempts).max().unwrap_or(0) + 1;
+        let retry_at = (!gone)
+            .then(|| retry_delay(&ctx.settings.schedule, made, attempt.retry_after))
+            .flatten()
+            .map(|d| t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
+        let outcome = match (gone, retry_at) {
+            (true, _) => Outcome::Gone,
+            (false, Some(_)) => Outcome::Retrying,
+            (false, None) => Outcome::Failed,
+        };
+        metrics::global().outcome(outcome, positions.len() as u64);
+        let error = attempt
+            .error
+            .clone()
+            .unwrap_or_else(|| match attempt.status {
+                Some(s) => format!("HTTP {s}"),
+                None => "no response".into(),
+            });
+        let status = attempt.status.map(i64::from);
+        let (eid, succeeded, records) = (
+            endpoint.id.clone(),
+            std::mem::take(&mut done),
+            std::mem::take(&mut log),
+        );
+        ctx.db
+            .run(move |c| {
+                crate::store::write_tx(c, |c| {
+                    deliveries::mark_delivered(c, &succeeded, last_status, t)?;
+                    // 410 leaves the delivery queued: re-enabling the endpoint resumes it.
+                    let retry = if gone { Some(t) } else { retry_at };
+                    deliveries::mark_failed_attempt(c, &positions, retry, status, &error, t)?;
+                    deliveries::insert_attempts(c, &records)?;
+                    if gone {
+                        endpoints::disable(c, &eid, "receiver answered 410 Gone", t)?;
+                    }
+                    Ok(())
+                })
+            })
+            .await?;
+        if gone {
+            tracing::warn!(endpoint = %endpoint.id, "webhook endpoint answered 410 Gone: disabled");
+            return Ok(Next::Stop);
+        }
+        match retry_at {
+            Some(at) => return Ok(Next::WaitUntil(at)),
+            None => {
+                tracing::warn!(endpoint = %endpoint.id, attempts = made, "webhook delivery given up (dead letter)");
+                continue; // the endpoint moves on to its next event
+            }
+        }
+    }
+    if !done.is_empty() || !log.is_empty() {
+        ctx.db
+            .run(move |c| {
+                crate::store::write_tx(c, |c| {
+                    deliveries::mark_delivered(c, &done, last_status, now())?;
+                    deliveries::insert_attempts(c, &log)
+                })
+            })
+            .await?;
+    }
+    Ok(next)
+}
+
+/// The delay before the next attempt after `made` attempts, or `None` when the schedule
+/// is exhausted. ±20 % jitter; a receiver's `Retry-After` replaces the schedule's delay.
+pub fn retry_delay(
+    schedule: &[Duration],
+    made: i64,
+    retry_after: Option<Duration>,
+) -> Option<Duration> {
+    let base = *schedule.get(usize::try_from(made).ok()?)?;
+    if let Some(ra) = retry_after {
+        return Some(ra.min(MAX_RETRY_AFTER));
+    }
+    let mut r = [0u8; 4];
+    let unit = match getrandom::fill(&mut r) {
+        Ok(()) => f64::from(u32::from_le_bytes(r)) / f64::from(u32::MAX),
+        Err(_) => 0.5,
+    };
+    Some(base.mul_f64(0.8 + 0.4 * unit))
+}
+
+/// The body and `webhook-id` of a delivery: the event itself, or with batching a JSON
+/// array of events whose id is the first event's.
+fn message(endpoint: &EndpointRow, group: &[(DeliveryRow, EventRow)]) -> (String, Vec<u8>) {
+    let msg_id = group.first().map(|(_, e)| e.id.clone()).unwrap_or_default();
+    let events: Vec<serde_json::Value> = group.iter().map(|(_, e)| to_json(e)).collect();
+    let body = if endpoint.batch_size.unwrap_or(1) > 1 {
+        serde_json::Value::Array(events).to_string()
+    } else {
+        events
+            .into_iter()
+            .next()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    (msg_id, body.into_bytes())
+}
+
+fn attempt_row(d: &DeliveryRow, a: &Attempt, log_responses: bool, at: NaiveDateTime) -> AttemptRow {
+    AttemptRow {
+        id: format!("att_{}", uuid::Uuid::now_v7().simple()),
+        endpoint_id: d.endpoint_id.clone(),
+        event_id: d.event_id.clone(),
+        directory_id: d.directory_id.clone(),
+        attempt: d.attempts + 1,
+        status_code: a.status.map(i64::from),
+        duration_ms: a.duration.as_millis() as i64,
+        error: a.error.clone(),
+        // Failures always keep the excerpt (to debug them); successes when asked.
+        response_excerpt: (log_responses || !a.succeeded()).then(|| a.excerpt.clone()),
+        created_at: at,
+    }
+}
+
+/// One signed POST. Never fails: every problem is an [`Attempt`] without a 2xx status.
+async fn send(ctx: &Ctx, endpoint: &EndpointRow, msg_id: &str, body: &[u8]) -> Attempt {
+    let started = Instant::now();
+    let failed = |error: String| Attempt {
+        status: None,
+        retry_after: None,
+        error: Some(error),
+        excerpt: String::new(),
+        duration: started.elapsed(),
+    };
+    let url = match safety::check_url(&endpoint.url, ctx.settings.allow_private) {
+        Ok(u) => u,
+        Err(e) => return failed(e.to_string()),
+    };
+    let at = chrono::Utc::now();
+    let secrets = endpoint.signing_secrets(at.naive_utc());
+    let signature = secrets
+        .iter()
+        .map(|s| signing::standard_signature(s, msg_id, at.timestamp(), body))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let request = ctx
+        .client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", msg_id)
+        .header("webhook-timestamp", at.timestamp().to_string())
+        .header("webhook-signature", signature)
+        .header(
+            "BoxyHQ-Signature",
+            signing::boxyhq_signature(&endpoint.secret, at.timestamp_millis(), body),
+        )
+        .body(body.to_vec());
+    let mut response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => return failed(describe(&e)),
+    };
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
+    let mut excerpt = Vec::new();
+    let mut error = None;
+    while excerpt.len() < EXCERPT_BYTES {
+        match response.chunk().await {
+            Ok(Some(bytes)) => excerpt.extend_from_slice(&bytes),
+            Ok(None) => break,
+            Err(e) => {
+                error = Some(describe(&e));
+                break;
+            }
+        }
+    }
+    excerpt.truncate(EXCERPT_BYTES);
+    Attempt {
+        status: Some(status),
+        retry_after,
+        error,
+        excerpt: String::from_utf8_lossy(&excerpt).into_owned(),
+        duration: started.elapsed(),
+    }
+}
+
+/// A transport error in one line, with its cause (reqwest's top line alone says little).
+fn describe(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut s = if e.is_timeout() {
+        "timed out".to_string()
+    } else {
+        e.to_string()
+    };
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let wait = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_follow_the_schedule_with_jitter() {
+        let s = Settings::default_schedule();
+        assert_eq!(retry_delay(&s, 0, None), Some(Duration::ZERO));
+        for _ in 0..50 {
+            let d = retry_delay(&s, 1, None).unwrap();
+            assert!(
+                d >= Duration::from_secs(4) && d <= Duration::from_secs(6),
+                "{d:?}"
+            );
+        }
+        assert_eq!(
+            retry_delay(&s, 3, Some(Duration::from_secs(7))),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(retry_delay(&s, 8, None), None);
+        assert_eq!(
+            retry_delay(&s, 2, Some(Duration::from_secs(10 * 86400))),
+            Some(MAX_RETRY_AFTER)
+        );
+    }
+
+    #[test]
+    fn retry_after_parses_seconds_and_dates() {
+        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert!(parse_retry_after("soon").is_none());
+    }
+}
