@@ -255,6 +255,7 @@ async fn run(a: &Args, url: &str) {
     let running = scimgate::http::bind(&config, db.clone()).expect("bind");
     let base = format!("http://{}", running.addr);
     tokio::spawn(running.server);
+    scimgate::webhooks::delivery::install_tls_provider();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(a.concurrency)
         .build()

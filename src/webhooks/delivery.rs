@@ -109,8 +109,7 @@ impl Ctx {
 /// The HTTP client for deliveries: no redirects, no proxy (it would resolve names past
 /// our address checks), the resolver that refuses private addresses.
 pub fn client(settings: &Settings) -> Result<reqwest::Client, Error> {
-    // rustls needs a process-wide crypto provider; installing twice is harmless.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_tls_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
@@ -122,6 +121,12 @@ pub fn client(settings: &Settings) -> Result<reqwest::Client, Error> {
         .user_agent(concat!("scimgate/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| Error::Internal(format!("webhook client: {e}")))
+}
+
+/// Installs rustls' process-wide crypto provider (ring), which every reqwest client in
+/// the process needs before it is built; installing twice is harmless.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Starts the dispatcher on the current tokio runtime.

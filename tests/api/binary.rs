@@ -40,7 +40,7 @@ async fn serves_with_no_configuration_and_stops_on_sigterm() {
             0o600
         );
     }
-    let client = reqwest::Client::new();
+    let client = crate::common::http_client();
     let resp = client
         .post(format!("{base}/api/v1/directory-sync"))
         .header("Authorization", format!("Api-Key {}", key.trim()))

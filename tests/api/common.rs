@@ -35,12 +35,37 @@ enum Storage {
     Postgres { admin_url: String, schema: String },
 }
 
+/// A fresh database, removed when dropped.
+pub struct TestDb {
+    pub url: String,
+    storage: Storage,
+}
+
+impl TestDb {
+    /// `None` only when PostgreSQL is optional here and absent.
+    pub fn new(backend: Backend) -> Option<Self> {
+        let (url, storage) = fresh_database(backend)?;
+        Some(Self { url, storage })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Storage::Postgres { admin_url, schema } = &self.storage {
+            if let Ok(mut c) = PgConnection::establish(admin_url) {
+                let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+            }
+        }
+    }
+}
+
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub db: Db,
     handle: actix_web::dev::ServerHandle,
-    storage: Storage,
+    // Dropped after the server is told to stop.
+    _database: TestDb,
 }
 
 /// A directory created through the admin API.
@@ -100,7 +125,8 @@ impl TestApp {
     }
 
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestApp> {
-        let (database_url, storage) = fresh_database(backend)?;
+        let database = TestDb::new(backend)?;
+        let database_url = database.url.clone();
         let mut config = Config {
             database_url: database_url.clone(),
             listen: "127.0.0.1:0".into(),
@@ -125,10 +151,10 @@ impl TestApp {
         tokio::spawn(running.server);
         Some(TestApp {
             base: format!("http://{}", running.addr),
-            client: reqwest::Client::new(),
+            client: http_client(),
             db,
             handle,
-            storage,
+            _database: database,
         })
     }
 
@@ -199,12 +225,13 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         drop(self.handle.stop(false));
-        if let Storage::Postgres { admin_url, schema } = &self.storage {
-            if let Ok(mut c) = PgConnection::establish(admin_url) {
-                let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-            }
-        }
     }
+}
+
+/// An HTTP client for tests (reqwest needs the TLS provider installed first).
+pub fn http_client() -> reqwest::Client {
+    scimgate::webhooks::delivery::install_tls_provider();
+    reqwest::Client::new()
 }
 
 /// Sends a request; returns the status and the JSON body (`Null` when empty).

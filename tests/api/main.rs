@@ -11,6 +11,7 @@ mod discovery;
 mod events;
 mod filters;
 mod fixtures;
+mod guarantees;
 mod idp_replay;
 mod receiver;
 mod scim_errors;

@@ -79,6 +79,8 @@ impl Reply {
 type Behaviour = dyn Fn(&Value, usize) -> Reply + Send + Sync;
 
 struct Shared {
+    /// Requests that arrived (answered or not yet).
+    started: std::sync::atomic::AtomicUsize,
     log: Mutex<Vec<Received>>,
     behaviour: Box<Behaviour>,
 }
@@ -104,6 +106,9 @@ async fn handle(
             )
         })
         .collect();
+    shared
+        .started
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let id = headers.get("webhook-id").cloned().unwrap_or_default();
     let seen = {
@@ -131,6 +136,7 @@ impl Receiver {
     /// A receiver answering per `behaviour`, at `http://127.0.0.1:<port>/hook`.
     pub async fn start(behaviour: impl Fn(&Value, usize) -> Reply + Send + Sync + 'static) -> Self {
         let shared = Arc::new(Shared {
+            started: Default::default(),
             log: Mutex::new(Vec::new()),
             behaviour: Box::new(behaviour),
         });
@@ -158,6 +164,13 @@ impl Receiver {
     /// A receiver that accepts everything.
     pub async fn ok() -> Self {
         Self::start(|_, _| Reply::status(200)).await
+    }
+
+    /// Requests that arrived, including those still being answered.
+    pub fn started(&self) -> usize {
+        self.shared
+            .started
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn received(&self) -> Vec<Received> {
