@@ -4,8 +4,16 @@
 //!   cargo run --release --example load -- [--database-url URL] [--users N]
 //!       [--requests N] [--concurrency C] [--lookup-concurrency C] [--members M]
 //!
+//!   cargo run --release --example load -- --webhooks [--database-url URL]
+//!       [--endpoints E] [--events N] [--samples S]
+//!
 //! Without `--database-url` it uses a fresh SQLite file; a `postgres://` URL gets a
 //! fresh schema that is dropped afterwards. Results print as a Markdown table.
+//!
+//! `--webhooks` measures delivery instead: one group PATCH adding N members (N events)
+//! fanned out to E endpoints on a loopback receiver (deliveries per second, from the
+//! PATCH to the last delivery received), then S sequential `POST /Users` each timed until
+//! its `user.created` webhook arrives (write-to-webhook latency).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +33,10 @@ struct Args {
     /// In-flight lookups when measuring `userName eq` latency (default: --concurrency).
     lookup_concurrency: Option<usize>,
     members: usize,
+    webhooks: bool,
+    endpoints: usize,
+    events: usize,
+    samples: usize,
 }
 
 fn args() -> Args {
@@ -35,6 +47,10 @@ fn args() -> Args {
         concurrency: 16,
         lookup_concurrency: None,
         members: 10_000,
+        webhooks: false,
+        endpoints: 50,
+        events: 2_000,
+        samples: 500,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -45,11 +61,15 @@ fn args() -> Args {
             "--requests" => a.requests = value().parse().expect("--requests N"),
             "--concurrency" => a.concurrency = value().parse().expect("--concurrency C"),
             "--members" => a.members = value().parse().expect("--members M"),
+            "--webhooks" => a.webhooks = true,
+            "--endpoints" => a.endpoints = value().parse().expect("--endpoints E"),
+            "--events" => a.events = value().parse().expect("--events N"),
+            "--samples" => a.samples = value().parse().expect("--samples S"),
             "--lookup-concurrency" => {
                 a.lookup_concurrency = Some(value().parse().expect("--lookup-concurrency C"))
             }
             _ => {
-                eprintln!("usage: load [--database-url URL] [--users N] [--requests N] [--concurrency C] [--lookup-concurrency C] [--members M]");
+                eprintln!("usage: load [--database-url URL] [--users N] [--requests N] [--concurrency C] [--lookup-concurrency C] [--members M]\n       load --webhooks [--database-url URL] [--endpoints E] [--events N] [--samples S]");
                 std::process::exit(2);
             }
         }
@@ -203,7 +223,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(run(&a, &url));
+    if a.webhooks {
+        rt.block_on(webhooks::run(&a, &url));
+    } else {
+        rt.block_on(run(&a, &url));
+    }
     if let Some((admin, schema)) = pg_schema {
         let _ = PgConnection::establish(&admin)
             .map(|mut c| c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")));
@@ -422,4 +446,221 @@ async fn run(a: &Args, url: &str) {
         latencies: vec![remove],
     };
     println!("{}", one.row());
+}
+
+mod webhooks {
+    //! Delivery throughput and write-to-webhook latency against a loopback receiver.
+
+    use std::collections::HashMap;
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    use scimgate::config::Config;
+    use scimgate::store::Db;
+    use serde_json::{json, Value};
+    use tokio::sync::oneshot;
+
+    use super::{seed, user_ids, Args, Stats};
+
+    #[derive(Default)]
+    struct Rx {
+        count: AtomicU64,
+        /// userName → who waits for its user.created.
+        waiting: Mutex<HashMap<String, oneshot::Sender<Instant>>>,
+    }
+
+    async fn receive(body: web::Bytes, rx: web::Data<Arc<Rx>>) -> HttpResponse {
+        let at = Instant::now();
+        rx.count.fetch_add(1, Ordering::Relaxed);
+        if !rx.waiting.lock().unwrap().is_empty() {
+            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            if let Some(name) = v["data"]["raw"]["userName"].as_str() {
+                if let Some(tx) = rx.waiting.lock().unwrap().remove(name) {
+                    let _ = tx.send(at);
+                }
+            }
+        }
+        HttpResponse::NoContent().finish()
+    }
+
+    fn receiver() -> (String, Arc<Rx>) {
+        let rx = Arc::new(Rx::default());
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind receiver");
+        let addr = listener.local_addr().expect("addr");
+        let data = web::Data::new(rx.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .default_service(web::to(receive))
+        })
+        .workers(1)
+        .listen(listener)
+        .expect("listen")
+        .run();
+        tokio::spawn(server);
+        (format!("http://{addr}"), rx)
+    }
+
+    async fn admin(client: &reqwest::Client, base: &str, path: &str, body: Value) -> Value {
+        let resp = client
+            .post(format!("{base}/api/v1{path}"))
+            .header("Authorization", "Api-Key load")
+            .json(&body)
+            .send()
+            .await
+            .expect("admin request");
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        resp.json().await.expect("json")
+    }
+
+    pub async fn run(a: &Args, url: &str) {
+        let config = Config {
+            database_url: url.to_string(),
+            listen: "127.0.0.1:0".into(),
+            api_keys: vec!["load".into()],
+            webhook_allow_private: true,
+            webhook_concurrency: a.endpoints + 8,
+            ..Config::default()
+        };
+        let db = Db::open(url).expect("database");
+        let running = scimgate::http::bind(&config, db.clone()).expect("bind");
+        let base = format!("http://{}", running.addr);
+        tokio::spawn(running.server);
+        let client = reqwest::Client::new();
+        let (rx_url, rx) = receiver();
+        println!(
+            "backend: {}",
+            if url.starts_with("postgres") {
+                "PostgreSQL"
+            } else {
+                "SQLite"
+            }
+        );
+
+        // Throughput: N users exist, E endpoints subscribe, one PATCH adds all N to a group.
+        let dir = admin(
+            &client,
+            &base,
+            "/directory-sync",
+            json!({"tenant": "wh", "product": "bench"}),
+        )
+        .await;
+        let id = dir["data"]["id"].as_str().expect("id").to_string();
+        let endpoint = dir["data"]["scim"]["endpoint"]
+            .as_str()
+            .expect("endpoint")
+            .to_string();
+        let auth = format!(
+            "Bearer {}",
+            dir["data"]["scim"]["secret"].as_str().expect("secret")
+        );
+        let (db2, id2, n) = (db.clone(), id.clone(), a.events);
+        tokio::task::spawn_blocking(move || seed(&db2, &id2, 0, n))
+            .await
+            .expect("seed");
+        let members: Vec<Value> = user_ids(&client, &base, &id, a.events)
+            .await
+            .into_iter()
+            .map(|u| json!({"value": u}))
+            .collect();
+        let group: Value = client
+            .post(format!("{endpoint}/Groups"))
+            .header("Authorization", &auth)
+            .json(&json!({"displayName": "Everyone"}))
+            .send()
+            .await
+            .expect("group")
+            .json()
+            .await
+            .expect("json");
+        let gid = group["id"].as_str().expect("group id").to_string();
+        // Number what exists so far: the endpoints get only the PATCH's events.
+        client
+            .get(format!("{base}/api/v1/directory-sync/{id}/events?limit=1"))
+            .header("Authorization", "Api-Key load")
+            .send()
+            .await
+            .expect("events");
+        for i in 0..a.endpoints {
+            admin(
+                &client,
+                &base,
+                &format!("/directory-sync/{id}/webhooks"),
+                json!({"url": format!("{rx_url}/hook/{i}")}),
+            )
+            .await;
+        }
+        let expected = (a.events * a.endpoints) as u64;
+        let before = rx.count.load(Ordering::Relaxed);
+        let started = Instant::now();
+        let resp = client
+            .patch(format!(
+                "{endpoint}/Groups/{gid}?excludedAttributes=members"
+            ))
+            .header("Authorization", &auth)
+            .json(&json!({"Operations": [{"op": "add", "path": "members", "value": members}]}))
+            .send()
+            .await
+            .expect("patch");
+        assert_eq!(resp.status().as_u16(), 200);
+        let patched = started.elapsed();
+        while rx.count.load(Ordering::Relaxed) - before < expected {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "deliveries stalled"
+            );
+        }
+        let took = started.elapsed();
+        println!(
+            "| deliveries | endpoints | events | seconds | deliveries/s | PATCH ms |\n|---|---|---|---|---|---|\n| {expected} | {} | {} | {:.2} | {:.0} | {:.0} |",
+            a.endpoints,
+            a.events,
+            took.as_secs_f64(),
+            expected as f64 / took.as_secs_f64(),
+            patched.as_secs_f64() * 1000.0
+        );
+
+        // Latency: one endpoint, sequential writes, each timed until its webhook arrives.
+        let dir = admin(&client, &base, "/directory-sync", json!({"tenant": "lat", "product": "bench", "webhook_url": format!("{rx_url}/latency")})).await;
+        let endpoint = dir["data"]["scim"]["endpoint"]
+            .as_str()
+            .expect("endpoint")
+            .to_string();
+        let auth = format!(
+            "Bearer {}",
+            dir["data"]["scim"]["secret"].as_str().expect("secret")
+        );
+        let mut latencies = Vec::with_capacity(a.samples);
+        let started = Instant::now();
+        for i in 0..a.samples {
+            let name = format!("lat{i}@bench.example");
+            let (tx, arrived) = oneshot::channel();
+            rx.waiting.lock().unwrap().insert(name.clone(), tx);
+            let t0 = Instant::now();
+            let resp = client
+                .post(format!("{endpoint}/Users"))
+                .header("Authorization", &auth)
+                .json(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name}))
+                .send()
+                .await
+                .expect("post");
+            assert_eq!(resp.status().as_u16(), 201);
+            let at = tokio::time::timeout(Duration::from_secs(30), arrived)
+                .await
+                .expect("webhook within 30 s")
+                .expect("sender");
+            latencies.push(at - t0);
+        }
+        let mut s = Stats {
+            name: "POST /Users → user.created received".into(),
+            count: a.samples,
+            wall: started.elapsed(),
+            latencies,
+        };
+        println!("| operation | requests | req/s | p50 ms | p95 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|\n{}", s.row());
+    }
 }
