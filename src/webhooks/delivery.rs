@@ -331,10 +331,25 @@ async fn send_round(ctx: &Arc<Ctx>, round: Round) -> Result<Next, Error> {
     let mut log: Vec<AttemptRow> = Vec::new();
     let mut last_status = 200;
     let mut next = Next::Continue;
+    let mut renewed = Instant::now();
     for group in groups {
         if ctx.stopping() {
             next = Next::Stop;
             break;
+        }
+        // A round of slow but successful attempts can outlast the lease: renew it well
+        // before it runs out, and stop if another instance has taken the endpoint.
+        if renewed.elapsed() > ctx.settings.lease / 3 {
+            let (eid, owner, until) = (endpoint.id.clone(), ctx.owner.clone(), ctx.lease_until());
+            if !ctx
+                .db
+                .run(move |c| endpoints::renew(c, &eid, &owner, until))
+                .await?
+            {
+                next = Next::Stop;
+                break;
+            }
+            renewed = Instant::now();
         }
         let (msg_id, body) = message(&endpoint, group);
         let attempt = send(ctx, &endpoint, &msg_id, &body).await;
@@ -503,7 +518,8 @@ async fn send(ctx: &Ctx, endpoint: &EndpointRow, msg_id: &str, body: &[u8]) -> A
         .body(body.to_vec());
     let mut response = match request.send().await {
         Ok(r) => r,
-        Err(e) => return failed(describe(&e)),
+        // Without the URL: it may carry a token in its query string.
+        Err(e) => return failed(describe(&e.without_url())),
     };
     let status = response.status().as_u16();
     let retry_after = response

@@ -161,6 +161,27 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn the_delivery_resolver_drops_private_addresses() {
+        use reqwest::dns::{Name, Resolve};
+        use std::str::FromStr;
+        let guarded = GuardedResolver {
+            allow_private: false,
+        };
+        let name = Name::from_str("localhost").unwrap();
+        let refused = guarded.resolve(name).await;
+        assert!(refused.is_err(), "localhost resolves to loopback only");
+        let open = GuardedResolver {
+            allow_private: true,
+        };
+        let addrs: Vec<_> = open
+            .resolve(Name::from_str("localhost").unwrap())
+            .await
+            .unwrap()
+            .collect();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()) && !addrs.is_empty());
+    }
+
     #[test]
     fn urls_are_checked() {
         assert!(check_url("https://hooks.example.com/x", false).is_ok());
