@@ -313,8 +313,12 @@ fn change_members(
         return Ok(false);
     }
 
-    let mut users: HashMap<String, UserRow> = HashMap::new();
-    for chunk in added.chunks(1000).chain(removed.chunks(1000)) {
+    // Added members stay users until this commits (see `user_store::by_ids_locked`).
+    let mut users: HashMap<String, UserRow> = user_store::by_ids_locked(conn, scope.id(), &added)?
+        .into_iter()
+        .map(|u| (u.id.clone(), u))
+        .collect();
+    for chunk in removed.chunks(1000) {
         for u in user_store::by_ids(conn, scope.id(), chunk)? {
             users.insert(u.id.clone(), u);
         }

@@ -361,6 +361,8 @@ pub fn delete(
     if_match: Option<&EtagCondition>,
 ) -> Result<(), Error> {
     write_tx(conn, |conn| {
+        // Waits for any membership change adding this user, so its removal below sees it.
+        store::lock_for_delete(conn, scope.id(), id)?;
         let row = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
         resource::check_if_match(if_match, row.version)?;
         let groups = memberships::groups_of_users(conn, scope.id(), std::slice::from_ref(&row.id))?;

@@ -302,10 +302,10 @@ fn insert_sql(table: &str, columns: &[&str], rows: usize) -> String {
     )
 }
 
-type BoxedSql<'a> =
+pub(crate) type BoxedSql<'a> =
     diesel::query_builder::BoxedSqlQuery<'a, MultiBackend, diesel::query_builder::SqlQuery>;
 
-fn bind_all<'a, 'v>(
+pub(crate) fn bind_all<'a, 'v>(
     mut q: BoxedSql<'a>,
     values: impl Iterator<Item = &'v SqlValue>,
 ) -> BoxedSql<'a> {
@@ -324,7 +324,7 @@ fn bind_all<'a, 'v>(
 }
 
 /// `?` placeholders as PostgreSQL's `$1, $2, …` (the statement text has no literals).
-fn number_placeholders(sql: &str) -> String {
+pub(crate) fn number_placeholders(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + sql.len() / 2);
     let mut n = 0;
     for c in sql.chars() {

@@ -7,7 +7,7 @@ use super::schema::{user_emails, users};
 use super::{AnyConnection, MultiBackend, Page, Rows, SqlValue};
 use crate::error::Error;
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = users, treat_none_as_null = true)]
 pub struct UserRow {
     pub id: String,
@@ -138,6 +138,62 @@ pub fn get_in(
         .select(UserRow::as_select())
         .first(conn)
         .optional()?)
+}
+
+/// Row locks that keep memberships pointing at live users (PostgreSQL has no foreign key
+/// from memberships to users: checking it row by row cost 200 ms in a 10 000-member
+/// PATCH). Adding members loads those users `FOR KEY SHARE` ([`by_ids_locked`]), deleting
+/// a user takes it `FOR UPDATE` first ([`lock_for_delete`]), so the two serialise.
+/// SQLite needs no lock: its writers take turns (`BEGIN IMMEDIATE`).
+fn locked_select(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    ids: &[String],
+    clause: &str,
+) -> Result<Vec<UserRow>, Error> {
+    use diesel::RunQueryDsl;
+    let postgres = conn.backend() == super::Backend::Postgres;
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(5000) {
+        let mut sql = format!(
+            "SELECT * FROM users WHERE directory_id = ? AND id IN ({}) ORDER BY id",
+            vec!["?"; chunk.len()].join(", ")
+        );
+        if postgres {
+            sql = super::number_placeholders(&format!("{sql} {clause}"));
+        }
+        let values: Vec<SqlValue> = std::iter::once(directory_id)
+            .chain(chunk.iter().map(String::as_str))
+            .map(|s| SqlValue::Text(s.to_string()))
+            .collect();
+        out.extend(
+            super::bind_all(diesel::sql_query(sql).into_boxed(), values.iter())
+                .load::<UserRow>(conn)?,
+        );
+    }
+    Ok(out)
+}
+
+/// Users about to become members, locked so they cannot be deleted before this commits.
+pub fn by_ids_locked(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    ids: &[String],
+) -> Result<Vec<UserRow>, Error> {
+    locked_select(conn, directory_id, ids, "FOR KEY SHARE")
+}
+
+/// Locks a user about to be deleted: waits for membership changes adding it to commit,
+/// so the deletion sees (and removes) their memberships.
+pub fn lock_for_delete(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    id: &str,
+) -> Result<(), Error> {
+    if conn.backend() == super::Backend::Postgres {
+        locked_select(conn, directory_id, &[id.to_string()], "FOR UPDATE")?;
+    }
+    Ok(())
 }
 
 pub fn by_ids(

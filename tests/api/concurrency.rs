@@ -9,7 +9,8 @@ use crate::common::{send, user, TestApp};
 
 backend_tests!(
     eight_clients_four_directories,
-    racing_duplicates_get_one_201_and_409s
+    racing_duplicates_get_one_201_and_409s,
+    adding_a_member_while_it_is_deleted_leaves_no_orphan
 );
 
 const PER_CLIENT: usize = 25;
@@ -129,4 +130,81 @@ async fn racing_duplicates_get_one_201_and_409s(app: TestApp) {
         2,
         "dsync.created and one user.created"
     );
+}
+
+/// Adding users to a group while the same users are deleted: each add either lands first
+/// (and the deletion removes the membership, with its event) or finds the user gone (400);
+/// no membership outlives its user (PostgreSQL checks this with row locks, not a foreign key).
+async fn adding_a_member_while_it_is_deleted_leaves_no_orphan(app: TestApp) {
+    let app = Arc::new(app);
+    let dir = Arc::new(app.create_directory("race", "p").await);
+    let (status, group) = send(
+        app.scim(&dir, Method::POST, "/Groups")
+            .json(&serde_json::json!({"displayName": "Race"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let gid = group["id"].as_str().unwrap().to_string();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let u = app.create_user(&dir, &format!("race{i}@example.com")).await;
+        let uid = u["id"].as_str().unwrap().to_string();
+        let (a, d, g, u2) = (app.clone(), dir.clone(), gid.clone(), uid.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = serde_json::json!({"Operations": [{"op": "add", "path": "members", "value": [{"value": u2}]}]});
+            let (status, body) = send(a.scim(&d, Method::PATCH, &format!("/Groups/{g}")).json(&body)).await;
+            assert!(
+                status == StatusCode::OK || status == StatusCode::BAD_REQUEST,
+                "{status} {body}"
+            );
+        }));
+        let (a, d) = (app.clone(), dir.clone());
+        tasks.push(tokio::spawn(async move {
+            let (status, _) = send(a.scim(&d, Method::DELETE, &format!("/Users/{uid}"))).await;
+            assert_eq!(status, StatusCode::NO_CONTENT);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (status, group) = send(app.scim(&dir, Method::GET, &format!("/Groups/{gid}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        group
+            .get("members")
+            .map_or(0, |m| m.as_array().unwrap().len()),
+        0,
+        "{group}"
+    );
+    let dir_id = dir.id.clone();
+    let rows: i64 = app
+        .db
+        .run(move |c| {
+            use diesel::prelude::*;
+            use scimgate::store::schema::memberships;
+            Ok(memberships::table
+                .filter(memberships::directory_id.eq(&dir_id))
+                .count()
+                .get_result(c)?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "no membership outlives its user");
+    // Every membership that was added was removed with an event before its user's deletion.
+    let events = app.events(&dir).await;
+    for added in events.iter().filter(|e| e["event"] == "group.user_added") {
+        let uid = &added["data"]["id"];
+        let pos = |kind: &str| {
+            events
+                .iter()
+                .position(|e| e["event"] == kind && e["data"]["id"] == *uid)
+                .unwrap_or_else(|| panic!("{kind} for {uid}"))
+        };
+        let (a, r, d) = (
+            pos("group.user_added"),
+            pos("group.user_removed"),
+            pos("user.deleted"),
+        );
+        assert!(a < r && r < d, "{uid}: added {a}, removed {r}, deleted {d}");
+    }
 }
