@@ -318,10 +318,8 @@ fn change_members(
         .into_iter()
         .map(|u| (u.id.clone(), u))
         .collect();
-    for chunk in removed.chunks(1000) {
-        for u in user_store::by_ids(conn, scope.id(), chunk)? {
-            users.insert(u.id.clone(), u);
-        }
+    for u in user_store::by_ids(conn, scope.id(), &removed)? {
+        users.insert(u.id.clone(), u);
     }
     if let Some(unknown) = added.iter().find(|id| !users.contains_key(*id)) {
         return Err(ScimError::invalid_value(format!(

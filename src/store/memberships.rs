@@ -106,7 +106,7 @@ pub fn delete(
     user_ids: &[String],
 ) -> Result<usize, Error> {
     let mut n = 0;
-    for chunk in user_ids.chunks(1000) {
+    for chunk in user_ids.chunks(5000) {
         n += diesel::delete(
             memberships::table
                 .filter(m::directory_id.eq(directory_id))

@@ -145,7 +145,9 @@ pub fn get_in(
 /// PATCH). Adding members loads those users `FOR KEY SHARE` ([`by_ids_locked`]), deleting
 /// a user takes it `FOR UPDATE` first ([`lock_for_delete`]), so the two serialise.
 /// SQLite needs no lock: its writers take turns (`BEGIN IMMEDIATE`).
-fn locked_select(
+/// `SELECT … WHERE id IN (…)` in statements of up to 5 000 ids, with a PostgreSQL row
+/// lock `clause` (SQLite has none).
+fn select_by_ids(
     conn: &mut AnyConnection,
     directory_id: &str,
     ids: &[String],
@@ -180,7 +182,7 @@ pub fn by_ids_locked(
     directory_id: &str,
     ids: &[String],
 ) -> Result<Vec<UserRow>, Error> {
-    locked_select(conn, directory_id, ids, "FOR KEY SHARE")
+    select_by_ids(conn, directory_id, ids, "FOR KEY SHARE")
 }
 
 /// Locks a user about to be deleted: waits for membership changes adding it to commit,
@@ -191,21 +193,18 @@ pub fn lock_for_delete(
     id: &str,
 ) -> Result<(), Error> {
     if conn.backend() == super::Backend::Postgres {
-        locked_select(conn, directory_id, &[id.to_string()], "FOR UPDATE")?;
+        select_by_ids(conn, directory_id, &[id.to_string()], "FOR UPDATE")?;
     }
     Ok(())
 }
 
+/// Users by id (in id order), in statements of up to 5 000 ids.
 pub fn by_ids(
     conn: &mut AnyConnection,
     directory_id: &str,
     ids: &[String],
 ) -> Result<Vec<UserRow>, Error> {
-    Ok(users::table
-        .filter(u::directory_id.eq(directory_id))
-        .filter(u::id.eq_any(ids))
-        .select(UserRow::as_select())
-        .load(conn)?)
+    select_by_ids(conn, directory_id, ids, "")
 }
 
 pub fn count_active(conn: &mut AnyConnection, directory_id: &str) -> Result<i64, Error> {

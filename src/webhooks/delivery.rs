@@ -450,20 +450,29 @@ pub fn retry_delay(
     Some(base.mul_f64(0.8 + 0.4 * unit))
 }
 
-/// The body and `webhook-id` of a delivery: the event itself, or with batching a JSON
-/// array of events whose id is the first event's.
+/// The body and `webhook-id` of a delivery: the event and its id, or with batching a
+/// JSON array of events and an id derived from all of theirs — a retry may carry more
+/// events than the first attempt did, and must not be dropped as a duplicate of it.
 fn message(endpoint: &EndpointRow, group: &[(DeliveryRow, EventRow)]) -> (String, Vec<u8>) {
-    let msg_id = group.first().map(|(_, e)| e.id.clone()).unwrap_or_default();
+    use sha2::Digest;
     let events: Vec<serde_json::Value> = group.iter().map(|(_, e)| to_json(e)).collect();
-    let body = if endpoint.batch_size.unwrap_or(1) > 1 {
-        serde_json::Value::Array(events).to_string()
-    } else {
-        events
-            .into_iter()
-            .next()
-            .map(|e| e.to_string())
-            .unwrap_or_default()
-    };
+    if endpoint.batch_size.unwrap_or(1) > 1 {
+        let mut h = sha2::Sha256::new();
+        for (_, e) in group {
+            h.update(e.id.as_bytes());
+            h.update(b"\n");
+        }
+        let digest = hex::encode(h.finalize());
+        let msg_id = format!("msg_{}", &digest[..32]);
+        let body = serde_json::Value::Array(events).to_string();
+        return (msg_id, body.into_bytes());
+    }
+    let msg_id = group.first().map(|(_, e)| e.id.clone()).unwrap_or_default();
+    let body = events
+        .into_iter()
+        .next()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     (msg_id, body.into_bytes())
 }
 
