@@ -30,13 +30,14 @@ pub async fn sequencer(db: Db, every: Duration, wake: Arc<Notify>, dispatcher: D
 }
 
 /// Hourly: forgets attempt logs and finished deliveries older than `retention`, and
-/// endpoints of deleted directories once drained.
+/// endpoints of deleted directories once drained; refreshes SQLite's statistics.
 pub async fn prune(db: Db, retention: chrono::Duration) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;
         let result = db
             .run(move |c| {
+                crate::store::maintain(c)?;
                 let n = deliveries::prune(c, crate::store::now() - retention)?;
                 Ok(n + webhooks::purge_retired(c)?)
             })

@@ -104,10 +104,13 @@ impl ManageConnection for ConnectionManager {
                     .map_err(diesel::r2d2::Error::ConnectionError)?;
                 // Per-connection settings; WAL itself persists in the file. LIKE must respect
                 // case as PostgreSQL's does: filters on case-exact attributes use it.
+                // `optimize=0x10002` gathers the planner statistics a long-lived connection
+                // needs (SQLite's advice); without them SQLite may plan lookups in a large
+                // directory through a directory-wide index instead of the key.
                 c.batch_execute(
                     "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-                     PRAGMA case_sensitive_like = ON;",
+                     PRAGMA case_sensitive_like = ON; PRAGMA optimize = 0x10002;",
                 )
                 .map_err(diesel::r2d2::Error::QueryError)?;
                 Ok(AnyConnection::Sqlite(c))
@@ -219,6 +222,15 @@ pub fn write_tx<T>(
             Err(e)
         }
     }
+}
+
+/// Periodic upkeep: on SQLite, refreshes the planner's statistics where they went stale
+/// (`PRAGMA optimize`); PostgreSQL's autovacuum does this itself.
+pub fn maintain(conn: &mut AnyConnection) -> Result<(), Error> {
+    if conn.backend() == Backend::Sqlite {
+        conn.batch_execute("PRAGMA optimize;")?;
+    }
+    Ok(())
 }
 
 /// A read transaction, so multi-statement reads (page + total) see one snapshot.
