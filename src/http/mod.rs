@@ -78,6 +78,7 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
             config.webhook_url.as_deref(),
             config.webhook_secret.as_deref(),
         )?;
+        crate::service::webhooks::adopt_directory_webhooks(&mut conn)?;
     }
     let dispatcher = crate::webhooks::delivery::start(db.clone(), config.delivery_settings()?)?;
     let wake = Arc::new(Notify::new());

@@ -317,6 +317,33 @@ pub fn sync_primary(
     }
 }
 
+/// Gives every directory whose `webhook_url` has no primary endpoint yet (directories
+/// made before endpoints existed) its endpoint, so an upgrade keeps their webhooks.
+pub fn adopt_directory_webhooks(conn: &mut AnyConnection) -> Result<usize, Error> {
+    let orphans = crate::store::directories::with_webhook_but_no_endpoint(conn)?;
+    for dir in &orphans {
+        write_tx(conn, |conn| {
+            let mut dir = dir.clone();
+            if dir.webhook_secret.is_none() {
+                // None was ever set: sign with a fresh one; the admin sets a known
+                // secret with PATCH /directory-sync/{id}.
+                let secret = signing::generate_secret()?;
+                crate::store::directories::update(
+                    conn,
+                    &dir.id,
+                    &crate::store::directories::DirectoryChanges {
+                        webhook_secret: Some(Some(secret.clone())),
+                        ..Default::default()
+                    },
+                )?;
+                dir.webhook_secret = Some(secret);
+            }
+            sync_primary(conn, &dir).map(|_| ())
+        })?;
+    }
+    Ok(orphans.len())
+}
+
 /// Creates, updates or disables the global endpoint (`SCIMGATE_WEBHOOK_URL`), which gets
 /// every directory's `dsync.*` events. Its URL is the operator's: not checked for
 /// private addresses at this point (delivery still is).

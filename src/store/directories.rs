@@ -124,6 +124,20 @@ pub fn set_secret(
     Ok(())
 }
 
+/// Directories with a `webhook_url` but no primary endpoint row.
+pub fn with_webhook_but_no_endpoint(conn: &mut AnyConnection) -> Result<Vec<DirectoryRow>, Error> {
+    use super::schema::webhook_endpoints as w;
+    let primaries = w::table
+        .filter(w::is_primary.eq(true))
+        .filter(w::directory_id.is_not_null())
+        .select(w::directory_id.assume_not_null());
+    Ok(directories::table
+        .filter(d::webhook_url.is_not_null())
+        .filter(d::id.ne_all(primaries))
+        .select(DirectoryRow::as_select())
+        .load(conn)?)
+}
+
 /// Moves a directory's last sequence number on by `n` (after the sequencer numbered `n`
 /// events under the directory's lock).
 pub fn advance_event_sequence(conn: &mut AnyConnection, id: &str, n: i64) -> Result<(), Error> {

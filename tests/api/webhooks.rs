@@ -20,6 +20,7 @@ backend_tests!(
     gone_disables_and_dead_letters_are_listed_and_replayed,
     replay_since_sends_history_in_order,
     primary_endpoint_mirrors_the_directory_webhook,
+    directories_from_before_endpoints_are_adopted,
 );
 
 const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -454,6 +455,35 @@ async fn primary_endpoint_mirrors_the_directory_webhook(app: TestApp) {
     let (_, list) =
         send(app.admin(Method::GET, &format!("/directory-sync/{}/webhooks", dir.id))).await;
     assert_eq!(list["data"], json!([]));
+}
+
+async fn directories_from_before_endpoints_are_adopted(app: TestApp) {
+    let rx = Receiver::ok().await;
+    let dir = app
+        .create_directory_with(json!({
+            "tenant": "old", "product": "p", "webhook_url": rx.url, "webhook_secret": "legacy",
+        }))
+        .await;
+    rx.wait_for(1).await;
+    // As a database from before endpoints existed: the directory has only its columns.
+    let dir_id = dir.id.clone();
+    let adopted = app
+        .db
+        .run(move |c| {
+            use diesel::prelude::*;
+            use scimgate::store::schema::webhook_endpoints as w;
+            diesel::delete(w::table.filter(w::directory_id.eq(&dir_id))).execute(c)?;
+            let first = scimgate::service::webhooks::adopt_directory_webhooks(c)?;
+            let again = scimgate::service::webhooks::adopt_directory_webhooks(c)?;
+            Ok((first, again))
+        })
+        .await
+        .unwrap();
+    assert_eq!(adopted, (1, 0));
+    app.create_user(&dir, "adopted@acme.com").await;
+    let got = rx.wait_for(2).await;
+    assert_eq!(got[1]["event"], "user.created");
+    rx.delivered()[1].assert_signed(&["legacy"]);
 }
 
 /// Tests that need their own configuration, on both backends.
