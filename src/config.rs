@@ -222,11 +222,19 @@ impl Config {
                 "SCIMGATE_WEBHOOK_RETRY_SCHEDULE needs at least one delay".into(),
             ));
         }
-        if self.webhook_lease_ms <= self.webhook_timeout_ms {
+        // A round renews its lease at least every (lease - timeout) / 2, so an attempt
+        // that starts just before a renewal is due still ends inside the lease.
+        if self.webhook_lease_ms < 2 * self.webhook_timeout_ms {
             return Err(Error::Config(format!(
-                "SCIMGATE_WEBHOOK_LEASE_MS ({}) must exceed SCIMGATE_WEBHOOK_TIMEOUT_MS ({})",
+                "SCIMGATE_WEBHOOK_LEASE_MS ({}) must be at least twice SCIMGATE_WEBHOOK_TIMEOUT_MS ({})",
                 self.webhook_lease_ms, self.webhook_timeout_ms
             )));
+        }
+        if self.webhook_url.is_some() && self.webhook_secret.as_deref().unwrap_or("").is_empty() {
+            return Err(Error::Config(
+                "SCIMGATE_WEBHOOK_SECRET is required with SCIMGATE_WEBHOOK_URL (deliveries are signed with it)"
+                    .into(),
+            ));
         }
         Ok(crate::webhooks::delivery::Settings {
             schedule: self.webhook_retry_schedule.clone(),
@@ -357,10 +365,23 @@ mod tests {
         );
         assert!(parse_schedule("5d").is_err());
         assert!(parse_schedule("x").is_err());
-        let c = Config::default();
+        let mut c = Config::default();
         let s = c.delivery_settings().unwrap();
         assert_eq!(s.schedule.len(), 8);
         assert_eq!(s.schedule[4], Duration::from_secs(7200));
+        c.webhook_lease_ms = c.webhook_timeout_ms + 1;
+        assert!(
+            c.delivery_settings().is_err(),
+            "lease must cover two attempts"
+        );
+        c.webhook_lease_ms = 60_000;
+        c.webhook_url = Some("https://hooks.example.com".into());
+        assert!(
+            c.delivery_settings().is_err(),
+            "the global endpoint must be signed"
+        );
+        c.webhook_secret = Some("s".into());
+        assert!(c.delivery_settings().is_ok());
     }
 
     #[test]

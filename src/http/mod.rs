@@ -71,6 +71,7 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
         .unwrap_or_else(|| format!("http://{addr}"))
         .trim_end_matches('/')
         .to_string();
+    let delivery = config.delivery_settings()?;
     {
         let mut conn = db.conn()?;
         crate::service::webhooks::configure_global(
@@ -80,7 +81,7 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
         )?;
         crate::service::webhooks::adopt_directory_webhooks(&mut conn)?;
     }
-    let dispatcher = crate::webhooks::delivery::start(db.clone(), config.delivery_settings()?)?;
+    let dispatcher = crate::webhooks::delivery::start(db.clone(), delivery)?;
     let wake = Arc::new(Notify::new());
     tokio::spawn(crate::background::sequencer(
         db.clone(),

@@ -270,8 +270,13 @@ pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<DirectoryRow, Error>
         // Number what is committed first: that also locks the directory row, so no
         // sequencer moves the sequence on between here and the last event.
         crate::store::events::sequence_pending(conn, id)?;
+        get(conn, id)?;
+        store::delete_contents(conn, id)?;
+        // Writers the deletes waited for (a PATCH holding a user's row) committed their
+        // events after the first numbering: number them too, before the row goes.
+        crate::store::events::sequence_pending(conn, id)?;
         let row = get(conn, id)?;
-        store::delete(conn, id)?;
+        store::delete_row(conn, id)?;
         events::insert_numbered(
             conn,
             &row,

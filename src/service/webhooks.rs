@@ -322,7 +322,7 @@ pub fn sync_primary(
 pub fn adopt_directory_webhooks(conn: &mut AnyConnection) -> Result<usize, Error> {
     let orphans = crate::store::directories::with_webhook_but_no_endpoint(conn)?;
     for dir in &orphans {
-        write_tx(conn, |conn| {
+        let adopted = write_tx(conn, |conn| {
             let mut dir = dir.clone();
             if dir.webhook_secret.is_none() {
                 // None was ever set: sign with a fresh one; the admin sets a known
@@ -339,7 +339,12 @@ pub fn adopt_directory_webhooks(conn: &mut AnyConnection) -> Result<usize, Error
                 dir.webhook_secret = Some(secret);
             }
             sync_primary(conn, &dir).map(|_| ())
-        })?;
+        });
+        match adopted {
+            // Another instance starting at the same time adopted it first.
+            Err(e) if crate::store::is_unique_violation(&e) => {}
+            other => other?,
+        }
     }
     Ok(orphans.len())
 }
@@ -348,6 +353,18 @@ pub fn adopt_directory_webhooks(conn: &mut AnyConnection) -> Result<usize, Error
 /// every directory's `dsync.*` events. Its URL is the operator's: not checked for
 /// private addresses at this point (delivery still is).
 pub fn configure_global(
+    conn: &mut AnyConnection,
+    url: Option<&str>,
+    secret: Option<&str>,
+) -> Result<(), Error> {
+    match configure_global_once(conn, url, secret) {
+        // Another instance starting at the same time inserted it: now it is an update.
+        Err(e) if crate::store::is_unique_violation(&e) => configure_global_once(conn, url, secret),
+        other => other,
+    }
+}
+
+fn configure_global_once(
     conn: &mut AnyConnection,
     url: Option<&str>,
     secret: Option<&str>,

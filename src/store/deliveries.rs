@@ -92,8 +92,8 @@ fn enqueue(
     Ok(ids)
 }
 
-/// Fans a directory's events numbered after `after_sequence` out to its enabled
-/// endpoints (and `dsync.*` ones to the global endpoint). Runs in the transaction that
+/// Fans a directory's events numbered after `after_sequence` out to its endpoints (and
+/// `dsync.*` ones to the global endpoint). Runs in the transaction that
 /// numbered them, so each event is queued exactly once. Returns the endpoints that got
 /// work.
 pub fn fan_out(
@@ -102,8 +102,10 @@ pub fn fan_out(
     after_sequence: i64,
     now: NaiveDateTime,
 ) -> Result<Vec<String>, Error> {
+    // Disabled endpoints still queue (their queue waits, without gaps, until they are
+    // enabled again); the global endpoint only while configured.
     let endpoints: Vec<EndpointRow> = webhook_endpoints::table
-        .filter(w::enabled.eq(true))
+        .filter(w::enabled.eq(true).or(w::directory_id.is_not_null()))
         .filter(w::retired.eq(false))
         .filter(
             w::directory_id
@@ -137,28 +139,46 @@ pub fn fan_out(
     enqueue(conn, &pairs, now)
 }
 
-/// Queues `events` again for `endpoint_id` at the end of its queue (replay), whatever
-/// their earlier outcome; attempts start over.
+/// Sends `events` to `endpoint_id` again (replay), attempts starting over. One still
+/// pending keeps its place in the queue and becomes due now; one delivered or given up
+/// goes to the end of the queue.
 pub fn requeue(
     conn: &mut AnyConnection,
     endpoint_id: &str,
     events: &[EventRow],
     now: NaiveDateTime,
 ) -> Result<usize, Error> {
+    let mut pending: std::collections::HashSet<String> = std::collections::HashSet::new();
     for chunk in events.chunks(1000) {
         let ids: Vec<&str> = chunk.iter().map(|e| e.id.as_str()).collect();
-        diesel::delete(
+        let queued = || {
             deliveries::table
                 .filter(dl::endpoint_id.eq(endpoint_id))
-                .filter(dl::event_id.eq_any(ids)),
-        )
-        .execute(conn)?;
+                .filter(dl::event_id.eq_any(ids.clone()))
+        };
+        let still: Vec<String> = queued()
+            .filter(dl::status.eq(PENDING))
+            .select(dl::event_id)
+            .load(conn)?;
+        diesel::update(queued().filter(dl::status.eq(PENDING)))
+            .set((
+                dl::attempts.eq(0),
+                dl::next_attempt_at.eq(now),
+                dl::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        diesel::delete(queued().filter(dl::status.ne(PENDING))).execute(conn)?;
+        pending.extend(still);
     }
     let pairs: Vec<(String, &EventRow)> = events
         .iter()
+        .filter(|e| !pending.contains(&e.id))
         .map(|e| (endpoint_id.to_string(), e))
         .collect();
     enqueue(conn, &pairs, now)?;
+    if !pending.is_empty() {
+        super::webhooks::mark_due_now(conn, endpoint_id, now)?;
+    }
     Ok(events.len())
 }
 
@@ -207,15 +227,19 @@ pub fn mark_delivered(
     now: NaiveDateTime,
 ) -> Result<(), Error> {
     for chunk in positions.chunks(1000) {
-        diesel::update(deliveries::table.filter(dl::position.eq_any(chunk)))
-            .set((
-                dl::status.eq(DELIVERED),
-                dl::attempts.eq(dl::attempts + 1),
-                dl::last_status.eq(Some(status_code)),
-                dl::last_error.eq(None::<String>),
-                dl::updated_at.eq(now),
-            ))
-            .execute(conn)?;
+        diesel::update(
+            deliveries::table
+                .filter(dl::position.eq_any(chunk))
+                .filter(dl::status.eq(PENDING)),
+        )
+        .set((
+            dl::status.eq(DELIVERED),
+            dl::attempts.eq(dl::attempts + 1),
+            dl::last_status.eq(Some(status_code)),
+            dl::last_error.eq(None::<String>),
+            dl::updated_at.eq(now),
+        ))
+        .execute(conn)?;
     }
     Ok(())
 }
@@ -231,16 +255,20 @@ pub fn mark_failed_attempt(
     now: NaiveDateTime,
 ) -> Result<(), Error> {
     let status = if retry_at.is_some() { PENDING } else { FAILED };
-    diesel::update(deliveries::table.filter(dl::position.eq_any(positions)))
-        .set((
-            dl::status.eq(status),
-            dl::attempts.eq(dl::attempts + 1),
-            dl::next_attempt_at.eq(retry_at.unwrap_or(now)),
-            dl::last_status.eq(status_code),
-            dl::last_error.eq(Some(error)),
-            dl::updated_at.eq(now),
-        ))
-        .execute(conn)?;
+    diesel::update(
+        deliveries::table
+            .filter(dl::position.eq_any(positions))
+            .filter(dl::status.eq(PENDING)),
+    )
+    .set((
+        dl::status.eq(status),
+        dl::attempts.eq(dl::attempts + 1),
+        dl::next_attempt_at.eq(retry_at.unwrap_or(now)),
+        dl::last_status.eq(status_code),
+        dl::last_error.eq(Some(error)),
+        dl::updated_at.eq(now),
+    ))
+    .execute(conn)?;
     Ok(())
 }
 

@@ -147,14 +147,20 @@ pub fn advance_event_sequence(conn: &mut AnyConnection, id: &str, n: i64) -> Res
     Ok(())
 }
 
-/// Deletes a directory and everything it owns, children first so no backend relies on
-/// cascades being switched on. Its events stay until its endpoints have them (they are
-/// never lost); [`super::deliveries::prune`] removes them then.
-pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<(), Error> {
+/// Deletes what a directory owns — memberships, groups, users — children first so no
+/// backend relies on cascades being switched on. Waits for writers still changing them.
+/// Its events stay until its endpoints have them (they are never lost);
+/// [`super::deliveries::prune`] removes them then.
+pub fn delete_contents(conn: &mut AnyConnection, id: &str) -> Result<(), Error> {
     diesel::delete(memberships::table.filter(memberships::directory_id.eq(id))).execute(conn)?;
     diesel::delete(scim_groups::table.filter(scim_groups::directory_id.eq(id))).execute(conn)?;
     diesel::delete(user_emails::table.filter(user_emails::directory_id.eq(id))).execute(conn)?;
     diesel::delete(users::table.filter(users::directory_id.eq(id))).execute(conn)?;
+    Ok(())
+}
+
+/// Deletes the directory row itself (after [`delete_contents`]).
+pub fn delete_row(conn: &mut AnyConnection, id: &str) -> Result<(), Error> {
     diesel::delete(directories::table.find(id)).execute(conn)?;
     Ok(())
 }

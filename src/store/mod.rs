@@ -249,6 +249,14 @@ pub fn now() -> chrono::NaiveDateTime {
     t.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(t)
 }
 
+/// `t + d`, saturating instead of overflowing (configured delays may be huge).
+pub fn later(t: chrono::NaiveDateTime, d: std::time::Duration) -> chrono::NaiveDateTime {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(chrono::NaiveDateTime::MAX)
+}
+
 /// True when a diesel error is a unique-constraint violation (a lost race on insert).
 pub fn is_unique_violation(e: &Error) -> bool {
     matches!(

@@ -132,22 +132,23 @@ pub fn retire_for_directory(conn: &mut AnyConnection, directory_id: &str) -> Res
     Ok(())
 }
 
-/// Removes retired endpoints whose queue is empty.
+/// Removes retired endpoints whose queue is empty, and disabled ones (no admin can
+/// enable an endpoint of a deleted directory again).
 pub fn purge_retired(conn: &mut AnyConnection) -> Result<usize, Error> {
     use super::schema::deliveries::dsl as dl;
-    let idle: Vec<String> = webhook_endpoints::table
+    let idle: Vec<(String, bool)> = webhook_endpoints::table
         .filter(w::retired.eq(true))
-        .filter(w::next_attempt_at.is_null())
-        .select(w::id)
+        .filter(w::next_attempt_at.is_null().or(w::enabled.eq(false)))
+        .select((w::id, w::enabled))
         .load(conn)?;
     let mut n = 0;
-    for id in idle {
+    for (id, enabled) in idle {
         let pending: i64 = super::schema::deliveries::table
             .filter(dl::endpoint_id.eq(&id))
             .filter(dl::status.eq(super::deliveries::PENDING))
             .count()
             .get_result(conn)?;
-        if pending == 0 {
+        if pending == 0 || !enabled {
             delete(conn, &id)?;
             n += 1;
         }
@@ -169,6 +170,18 @@ pub fn mark_due(conn: &mut AnyConnection, ids: &[String], now: NaiveDateTime) ->
             w::next_attempt_at.eq(sql::<Nullable<Timestamp>>("COALESCE(next_attempt_at, ")
                 .bind::<Timestamp, _>(now)
                 .sql(")")),
+            w::fanout_version.eq(w::fanout_version + 1),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Makes an endpoint due now even if it was waiting to retry its head (a replay reset
+/// that head).
+pub fn mark_due_now(conn: &mut AnyConnection, id: &str, now: NaiveDateTime) -> Result<(), Error> {
+    diesel::update(webhook_endpoints::table.find(id))
+        .set((
+            w::next_attempt_at.eq(Some(now)),
             w::fanout_version.eq(w::fanout_version + 1),
         ))
         .execute(conn)?;
@@ -239,19 +252,23 @@ pub fn claim(
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
-/// Extends `owner`'s lease; false when the lease was lost (expired and taken over).
+/// Extends `owner`'s lease to `lease` from now, if it still holds it: false when the
+/// lease ran out (another instance may have taken the endpoint over). Nothing may be
+/// recorded for an endpoint whose lease was lost.
 pub fn renew(
     conn: &mut AnyConnection,
     id: &str,
     owner: &str,
-    lease_until: NaiveDateTime,
+    lease: std::time::Duration,
 ) -> Result<bool, Error> {
+    let t = super::now();
     let n = diesel::update(
         webhook_endpoints::table
             .find(id)
-            .filter(w::lease_owner.eq(owner)),
+            .filter(w::lease_owner.eq(owner))
+            .filter(w::lease_until.gt(t)),
     )
-    .set(w::lease_until.eq(lease_until))
+    .set(w::lease_until.eq(super::later(t, lease)))
     .execute(conn)?;
     Ok(n == 1)
 }

@@ -6,7 +6,7 @@
 //! lease runs out. Delivery is at least once: a crash between sending and recording
 //! means the event is sent again (receivers dedupe by `webhook-id`).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -101,8 +101,10 @@ impl Ctx {
         *self.stop.borrow()
     }
 
-    fn lease_until(&self) -> NaiveDateTime {
-        now() + chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::MAX)
+    /// How long a round may go between lease renewals: an attempt (up to the timeout)
+    /// started just before this must still end inside the lease.
+    fn renew_every(&self) -> Duration {
+        self.settings.lease.saturating_sub(self.settings.timeout) / 2
     }
 }
 
@@ -154,17 +156,29 @@ async fn run(ctx: Arc<Ctx>, wake: Arc<Notify>, done: watch::Sender<bool>) {
     let mut tick = tokio::time::interval(ctx.settings.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stop = ctx.stop.clone();
-    let mut tasks: JoinSet<String> = JoinSet::new();
-    let mut busy: HashSet<String> = HashSet::new();
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    // Endpoint of each running task, so a task that panicked still frees its endpoint.
+    let mut busy: HashMap<tokio::task::Id, String> = HashMap::new();
+    let finished = |busy: &mut HashMap<tokio::task::Id, String>,
+                    r: Result<(tokio::task::Id, ()), tokio::task::JoinError>| {
+        let id = match r {
+            Ok((id, ())) => id,
+            Err(e) => {
+                tracing::error!(error = %e, "webhook delivery task failed");
+                e.id()
+            }
+        };
+        busy.remove(&id);
+    };
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = wake.notified() => {}
-            Some(Ok(id)) = tasks.join_next(), if !tasks.is_empty() => { busy.remove(&id); }
+            Some(r) = tasks.join_next_with_id(), if !tasks.is_empty() => finished(&mut busy, r),
             _ = stop.changed() => {}
         }
-        while let Some(Ok(id)) = tasks.try_join_next() {
-            busy.remove(&id);
+        while let Some(r) = tasks.try_join_next_with_id() {
+            finished(&mut busy, r);
         }
         if ctx.stopping() {
             break;
@@ -173,20 +187,30 @@ async fn run(ctx: Arc<Ctx>, wake: Arc<Notify>, done: watch::Sender<bool>) {
         if free == 0 {
             continue;
         }
-        let (owner, lease_until, exclude) = (
+        let (owner, lease, exclude) = (
             ctx.owner.clone(),
-            ctx.lease_until(),
-            busy.iter().cloned().collect::<Vec<_>>(),
+            ctx.settings.lease,
+            busy.values().cloned().collect::<Vec<_>>(),
         );
         let claimed = ctx
             .db
-            .run(move |c| endpoints::claim(c, &owner, now(), lease_until, &exclude, free as i64))
+            .run(move |c| {
+                let t = now();
+                endpoints::claim(
+                    c,
+                    &owner,
+                    t,
+                    crate::store::later(t, lease),
+                    &exclude,
+                    free as i64,
+                )
+            })
             .await;
         match claimed {
             Ok(ids) => {
                 for id in ids {
-                    busy.insert(id.clone());
-                    tasks.spawn(drive(ctx.clone(), id));
+                    let task = tasks.spawn(drive(ctx.clone(), id.clone()));
+                    busy.insert(task.id(), id);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "claiming webhook endpoints"),
@@ -209,7 +233,7 @@ struct Round {
 
 /// Serves one leased endpoint until its queue is empty, its head must wait, the task has
 /// run its rounds, or the instance stops. Returns the endpoint id.
-async fn drive(ctx: Arc<Ctx>, id: String) -> String {
+async fn drive(ctx: Arc<Ctx>, id: String) {
     if let Err(e) = drive_rounds(&ctx, &id).await {
         tracing::warn!(endpoint = %id, error = %e, "webhook delivery round failed");
         // Give the endpoint back due, so a transient database error only delays it.
@@ -219,7 +243,6 @@ async fn drive(ctx: Arc<Ctx>, id: String) -> String {
             .run(move |c| endpoints::release(c, &eid, &owner, Some(now()), 0))
             .await;
     }
-    id
 }
 
 async fn drive_rounds(ctx: &Arc<Ctx>, id: &str) -> Result<(), Error> {
@@ -227,11 +250,11 @@ async fn drive_rounds(ctx: &Arc<Ctx>, id: &str) -> Result<(), Error> {
         if ctx.stopping() {
             return Ok(());
         }
-        let (eid, owner, lease_until) = (id.to_string(), ctx.owner.clone(), ctx.lease_until());
+        let (eid, owner, lease) = (id.to_string(), ctx.owner.clone(), ctx.settings.lease);
         let round =
             ctx.db
                 .run(move |c| -> Result<Option<Round>, Error> {
-                    if !endpoints::renew(c, &eid, &owner, lease_until)? {
+                    if !endpoints::renew(c, &eid, &owner, lease)? {
                         return Ok(None);
                     }
                     let Some(endpoint) = endpoints::get(c, &eid)? else {
@@ -339,11 +362,11 @@ async fn send_round(ctx: &Arc<Ctx>, round: Round) -> Result<Next, Error> {
         }
         // A round of slow but successful attempts can outlast the lease: renew it well
         // before it runs out, and stop if another instance has taken the endpoint.
-        if renewed.elapsed() > ctx.settings.lease / 3 {
-            let (eid, owner, until) = (endpoint.id.clone(), ctx.owner.clone(), ctx.lease_until());
+        if renewed.elapsed() > ctx.renew_every() {
+            let (eid, owner, lease) = (endpoint.id.clone(), ctx.owner.clone(), ctx.settings.lease);
             if !ctx
                 .db
-                .run(move |c| endpoints::renew(c, &eid, &owner, until))
+                .run(move |c| endpoints::renew(c, &eid, &owner, lease))
                 .await?
             {
                 next = Next::Stop;
@@ -371,7 +394,7 @@ async fn send_round(ctx: &Arc<Ctx>, round: Round) -> Result<Next, Error> {
         let retry_at = (!gone)
             .then(|| retry_delay(&ctx.settings.schedule, made, attempt.retry_after))
             .flatten()
-            .map(|d| t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
+            .map(|d| crate::store::later(t, d));
         let outcome = match (gone, retry_at) {
             (true, _) => Outcome::Gone,
             (false, Some(_)) => Outcome::Retrying,
@@ -391,9 +414,16 @@ async fn send_round(ctx: &Arc<Ctx>, round: Round) -> Result<Next, Error> {
             std::mem::take(&mut done),
             std::mem::take(&mut log),
         );
-        ctx.db
+        let (owner, lease) = (ctx.owner.clone(), ctx.settings.lease);
+        let held = ctx
+            .db
             .run(move |c| {
                 crate::store::write_tx(c, |c| {
+                    // Only the lease holder records: after a takeover the other instance
+                    // owns this queue (and sends these again: at least once).
+                    if !endpoints::renew(c, &eid, &owner, lease)? {
+                        return Ok(false);
+                    }
                     deliveries::mark_delivered(c, &succeeded, last_status, t)?;
                     // 410 leaves the delivery queued: re-enabling the endpoint resumes it.
                     let retry = if gone { Some(t) } else { retry_at };
@@ -401,11 +431,17 @@ async fn send_round(ctx: &Arc<Ctx>, round: Round) -> Result<Next, Error> {
                     deliveries::insert_attempts(c, &records)?;
                     if gone {
                         endpoints::disable(c, &eid, "receiver answered 410 Gone", t)?;
+                        // Give it back due: claims skip it while disabled, and enabling
+                        // it makes it claimable at once.
+                        endpoints::release(c, &eid, &owner, Some(t), 0)?;
                     }
-                    Ok(())
+                    Ok(true)
                 })
             })
             .await?;
+        if !held {
+            return Ok(Next::Stop);
+        }
         if gone {
             tracing::warn!(endpoint = %endpoint.id, "webhook endpoint answered 410 Gone: disabled");
             return Ok(Next::Stop);
@@ -419,14 +455,23 @@ async fn send_round(ctx: &Arc<Ctx>, round: Round) -> Result<Next, Error> {
         }
     }
     if !done.is_empty() || !log.is_empty() {
-        ctx.db
+        let (eid, owner, lease) = (endpoint.id.clone(), ctx.owner.clone(), ctx.settings.lease);
+        let held = ctx
+            .db
             .run(move |c| {
                 crate::store::write_tx(c, |c| {
+                    if !endpoints::renew(c, &eid, &owner, lease)? {
+                        return Ok(false);
+                    }
                     deliveries::mark_delivered(c, &done, last_status, now())?;
-                    deliveries::insert_attempts(c, &log)
+                    deliveries::insert_attempts(c, &log)?;
+                    Ok(true)
                 })
             })
             .await?;
+        if !held {
+            return Ok(Next::Stop);
+        }
     }
     Ok(next)
 }
@@ -543,7 +588,7 @@ async fn send(ctx: &Ctx, endpoint: &EndpointRow, msg_id: &str, body: &[u8]) -> A
             Ok(Some(bytes)) => excerpt.extend_from_slice(&bytes),
             Ok(None) => break,
             Err(e) => {
-                error = Some(describe(&e));
+                error = Some(describe(&e.without_url()));
                 break;
             }
         }

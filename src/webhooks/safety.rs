@@ -35,7 +35,8 @@ pub fn is_private(ip: IpAddr) -> bool {
                 || (first & 0xfe00) == 0xfc00 // unique local fc00::/7 (AWS metadata fd00:ec2::254)
                 || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
                 || (first & 0xffc0) == 0xfec0 // site-local (deprecated) fec0::/10
-                || v6.segments()[..6] == [0, 0, 0, 0, 0, 0] // IPv4-compatible ::a.b.c.d
+                || v6.segments()[..4] == [0, 0, 0, 0] // ::/64: compatible, SIIT ::ffff:0:a.b.c.d
+                || first == 0x2002 // 6to4 2002::/16 embeds an IPv4 address
                 || (v6.segments()[0] == 0x64 && v6.segments()[1] == 0xff9b) // NAT64
         }
     }
@@ -54,6 +55,7 @@ fn is_private_v4(ip: Ipv4Addr) -> bool {
         || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64/10
         || (a == 192 && b == 0 && ip.octets()[2] == 0) // IETF protocol assignments
         || (a == 198 && (b == 18 || b == 19)) // benchmarking
+        || (a == 192 && b == 88 && ip.octets()[2] == 99) // 6to4 relay anycast
         || a >= 240 // reserved
 }
 
@@ -153,6 +155,9 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "224.0.0.1",
+            "::ffff:0:127.0.0.1",
+            "2002:7f00:1::1",
+            "192.88.99.1",
         ] {
             assert!(is_private(ip.parse().unwrap()), "{ip}");
         }

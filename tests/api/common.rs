@@ -137,7 +137,7 @@ impl TestApp {
                 .map(std::time::Duration::from_millis)
                 .to_vec(),
             webhook_timeout_ms: 2_000,
-            webhook_lease_ms: 3_000,
+            webhook_lease_ms: 4_000,
             ..Config::default()
         };
         tweak(&mut config);

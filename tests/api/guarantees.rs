@@ -38,7 +38,7 @@ impl Gateway {
             )
             .env("SCIMGATE_WEBHOOK_TIMEOUT_MS", "1000")
             // A killed instance's endpoints are taken over after this.
-            .env("SCIMGATE_WEBHOOK_LEASE_MS", "1500")
+            .env("SCIMGATE_WEBHOOK_LEASE_MS", "2000")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null());

@@ -21,6 +21,8 @@ backend_tests!(
     replay_since_sends_history_in_order,
     primary_endpoint_mirrors_the_directory_webhook,
     directories_from_before_endpoints_are_adopted,
+    a_disabled_endpoint_keeps_its_queue,
+    replaying_a_waiting_head_sends_it_now_in_order,
 );
 
 const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -486,6 +488,80 @@ async fn directories_from_before_endpoints_are_adopted(app: TestApp) {
     rx.delivered()[1].assert_signed(&["legacy"]);
 }
 
+async fn a_disabled_endpoint_keeps_its_queue(app: TestApp) {
+    let dir = app.create_directory("paused", "p").await;
+    app.events(&dir).await;
+    let rx = Receiver::ok().await;
+    let ep = add_endpoint(&app, &dir, json!({"url": rx.url, "enabled": false})).await;
+    assert_eq!(ep["enabled"], false);
+    for i in 0..3 {
+        app.create_user(&dir, &format!("p{i}@acme.com")).await;
+    }
+    app.events(&dir).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.started(), 0, "nothing is sent while disabled");
+    let path = format!(
+        "/directory-sync/{}/webhooks/{}",
+        dir.id,
+        ep["id"].as_str().unwrap()
+    );
+    let (status, _) = send(
+        app.admin(Method::PATCH, &path)
+            .json(&json!({"enabled": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        sequences(&rx.wait_for(3).await),
+        [2, 3, 4],
+        "no gap once enabled"
+    );
+}
+
+async fn replaying_a_waiting_head_sends_it_now_in_order(app: TestApp) {
+    // The first attempt of event 2 is told to come back in an hour.
+    let rx = Receiver::start(|body, seen| {
+        if body["sequence"] == 2 && seen == 0 {
+            Reply {
+                status: 503,
+                delay: Duration::ZERO,
+                retry_after: Some("3600".into()),
+            }
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    let dir = app.create_directory("wait", "p").await;
+    app.events(&dir).await;
+    add_endpoint(&app, &dir, json!({"url": rx.url})).await;
+    app.create_user(&dir, "w1@acme.com").await;
+    app.create_user(&dir, "w2@acme.com").await;
+    let stream = app.events(&dir).await;
+    let started = Instant::now();
+    while rx.received().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(10), "first attempt");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.received().len(), 1, "the queue waits behind its head");
+    let (status, _) = send(app.admin(
+        Method::POST,
+        &format!(
+            "/directory-sync/{}/events/{}/replay",
+            dir.id,
+            stream[1]["id"].as_str().unwrap()
+        ),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(
+        sequences(&rx.wait_for(2).await),
+        [2, 3],
+        "the head now, then the rest"
+    );
+}
+
 /// Tests that need their own configuration, on both backends.
 macro_rules! configured_tests {
     ($($name:ident),* $(,)?) => {
@@ -634,7 +710,7 @@ async fn a_dead_endpoint_does_not_slow_a_live_one(backend: Backend) {
     // waited behind it, its events would take at least that long.
     let Some(app) = TestApp::start_with(backend, |c| {
         c.webhook_timeout_ms = 10_000;
-        c.webhook_lease_ms = 12_000;
+        c.webhook_lease_ms = 20_000;
     })
     .await
     else {

@@ -28,6 +28,8 @@ CREATE TABLE webhook_endpoints (
 );
 CREATE INDEX webhook_endpoints_directory ON webhook_endpoints (directory_id, created_at);
 CREATE INDEX webhook_endpoints_due ON webhook_endpoints (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
+-- One live primary endpoint per directory, even when two instances start together.
+CREATE UNIQUE INDEX webhook_endpoints_primary ON webhook_endpoints (directory_id) WHERE is_primary AND NOT retired;
 
 -- One row per (endpoint, event); `position` is the endpoint's queue order.
 CREATE TABLE deliveries (
