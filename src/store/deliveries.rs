@@ -222,13 +222,17 @@ pub fn queue_head(
 /// then it stays queued).
 pub fn mark_delivered(
     conn: &mut AnyConnection,
+    endpoint_id: &str,
     positions: &[i64],
     status_code: i64,
     now: NaiveDateTime,
 ) -> Result<(), Error> {
     for chunk in positions.chunks(1000) {
+        // The endpoint narrows the update to its queue's index; by position alone the
+        // planner may scan every pending delivery.
         diesel::update(
             deliveries::table
+                .filter(dl::endpoint_id.eq(endpoint_id))
                 .filter(dl::position.eq_any(chunk))
                 .filter(dl::status.eq(PENDING)),
         )
@@ -248,6 +252,7 @@ pub fn mark_delivered(
 /// given up on (dead letter).
 pub fn mark_failed_attempt(
     conn: &mut AnyConnection,
+    endpoint_id: &str,
     positions: &[i64],
     retry_at: Option<NaiveDateTime>,
     status_code: Option<i64>,
@@ -257,6 +262,7 @@ pub fn mark_failed_attempt(
     let status = if retry_at.is_some() { PENDING } else { FAILED };
     diesel::update(
         deliveries::table
+            .filter(dl::endpoint_id.eq(endpoint_id))
             .filter(dl::position.eq_any(positions))
             .filter(dl::status.eq(PENDING)),
     )

@@ -424,10 +424,10 @@ async fn send_round(ctx: &Arc<Ctx>, round: Round) -> Result<Next, Error> {
                     if !endpoints::renew(c, &eid, &owner, lease)? {
                         return Ok(false);
                     }
-                    deliveries::mark_delivered(c, &succeeded, last_status, t)?;
+                    deliveries::mark_delivered(c, &eid, &succeeded, last_status, t)?;
                     // 410 leaves the delivery queued: re-enabling the endpoint resumes it.
                     let retry = if gone { Some(t) } else { retry_at };
-                    deliveries::mark_failed_attempt(c, &positions, retry, status, &error, t)?;
+                    deliveries::mark_failed_attempt(c, &eid, &positions, retry, status, &error, t)?;
                     deliveries::insert_attempts(c, &records)?;
                     if gone {
                         endpoints::disable(c, &eid, "receiver answered 410 Gone", t)?;
@@ -463,7 +463,7 @@ async fn send_round(ctx: &Arc<Ctx>, round: Round) -> Result<Next, Error> {
                     if !endpoints::renew(c, &eid, &owner, lease)? {
                         return Ok(false);
                     }
-                    deliveries::mark_delivered(c, &done, last_status, now())?;
+                    deliveries::mark_delivered(c, &eid, &done, last_status, now())?;
                     deliveries::insert_attempts(c, &log)?;
                     Ok(true)
                 })
