@@ -408,38 +408,26 @@ async fn send_round(ctx: &Arc<Ctx>, round: Round) -> Result<Next, Error> {
                 Some(s) => format!("HTTP {s}"),
                 None => "no response".into(),
             });
-        let status = attempt.status.map(i64::from);
-        let (eid, succeeded, records) = (
-            endpoint.id.clone(),
-            std::mem::take(&mut done),
-            std::mem::take(&mut log),
-        );
-        let (owner, lease) = (ctx.owner.clone(), ctx.settings.lease);
-        let held = ctx
-            .db
-            .run(move |c| {
-                crate::store::write_tx(c, |c| {
-                    // Only the lease holder records: after a takeover the other instance
-                    // owns this queue (and sends these again: at least once).
-                    if !endpoints::renew(c, &eid, &owner, lease)? {
-                        return Ok(false);
-                    }
-                    deliveries::mark_delivered(c, &eid, &succeeded, last_status, t)?;
-                    // 410 leaves the delivery queued: re-enabling the endpoint resumes it.
-                    let retry = if gone { Some(t) } else { retry_at };
-                    deliveries::mark_failed_attempt(c, &eid, &positions, retry, status, &error, t)?;
-                    deliveries::insert_attempts(c, &records)?;
-                    if gone {
-                        endpoints::disable(c, &eid, "receiver answered 410 Gone", t)?;
-                        // Give it back due: claims skip it while disabled, and enabling
-                        // it makes it claimable at once.
-                        endpoints::release(c, &eid, &owner, Some(t), 0)?;
-                    }
-                    Ok(true)
-                })
-            })
-            .await?;
-        if !held {
+        let failure = Failure {
+            positions,
+            // 410 leaves the delivery queued: re-enabling the endpoint resumes it.
+            retry_at: if gone { Some(t) } else { retry_at },
+            status: attempt.status.map(i64::from),
+            error,
+            gone,
+        };
+        let (delivered, attempts) = (std::mem::take(&mut done), std::mem::take(&mut log));
+        if !record(
+            ctx,
+            &endpoint.id,
+            delivered,
+            last_status,
+            Some(failure),
+            attempts,
+            t,
+        )
+        .await?
+        {
             return Ok(Next::Stop);
         }
         if gone {
@@ -454,26 +442,71 @@ async fn send_round(ctx: &Arc<Ctx>, round: Round) -> Result<Next, Error> {
             }
         }
     }
-    if !done.is_empty() || !log.is_empty() {
-        let (eid, owner, lease) = (endpoint.id.clone(), ctx.owner.clone(), ctx.settings.lease);
-        let held = ctx
-            .db
-            .run(move |c| {
-                crate::store::write_tx(c, |c| {
-                    if !endpoints::renew(c, &eid, &owner, lease)? {
-                        return Ok(false);
-                    }
-                    deliveries::mark_delivered(c, &eid, &done, last_status, now())?;
-                    deliveries::insert_attempts(c, &log)?;
-                    Ok(true)
-                })
-            })
-            .await?;
-        if !held {
-            return Ok(Next::Stop);
-        }
+    if (!done.is_empty() || !log.is_empty())
+        && !record(ctx, &endpoint.id, done, last_status, None, log, now()).await?
+    {
+        return Ok(Next::Stop);
     }
     Ok(next)
+}
+
+/// A failed attempt, as [`record`] writes it.
+struct Failure {
+    positions: Vec<i64>,
+    /// When to try again; `None`: given up (dead letter).
+    retry_at: Option<NaiveDateTime>,
+    status: Option<i64>,
+    error: String,
+    /// 410: the endpoint is disabled.
+    gone: bool,
+}
+
+/// Writes a round's outcomes in one transaction — if this instance still holds the
+/// endpoint's lease (after a takeover the other instance owns the queue and sends these
+/// again: at least once). Returns whether it did.
+async fn record(
+    ctx: &Arc<Ctx>,
+    endpoint_id: &str,
+    delivered: Vec<i64>,
+    last_status: i64,
+    failure: Option<Failure>,
+    attempts: Vec<AttemptRow>,
+    t: NaiveDateTime,
+) -> Result<bool, Error> {
+    let (eid, owner, lease) = (
+        endpoint_id.to_string(),
+        ctx.owner.clone(),
+        ctx.settings.lease,
+    );
+    ctx.db
+        .run(move |c| {
+            crate::store::write_tx(c, |c| {
+                if !endpoints::renew(c, &eid, &owner, lease)? {
+                    return Ok(false);
+                }
+                deliveries::mark_delivered(c, &eid, &delivered, last_status, t)?;
+                if let Some(f) = &failure {
+                    deliveries::mark_failed_attempt(
+                        c,
+                        &eid,
+                        &f.positions,
+                        f.retry_at,
+                        f.status,
+                        &f.error,
+                        t,
+                    )?;
+                }
+                deliveries::insert_attempts(c, &attempts)?;
+                if failure.as_ref().is_some_and(|f| f.gone) {
+                    endpoints::disable(c, &eid, "receiver answered 410 Gone", t)?;
+                    // Give it back due: claims skip it while disabled, and enabling it
+                    // makes it claimable at once.
+                    endpoints::release(c, &eid, &owner, Some(t), 0)?;
+                }
+                Ok(true)
+            })
+        })
+        .await
 }
 
 /// The delay before the next attempt after `made` attempts, or `None` when the schedule
