@@ -30,8 +30,17 @@ impl Error {
                 diesel::result::DatabaseErrorKind::SerializationFailure,
                 _,
             )) => 503,
+            // A deadlock victim may simply try again (IdPs retry 503s).
+            e if e.is_deadlock() => 503,
             _ => 500,
         }
+    }
+
+    /// PostgreSQL chose this transaction as a deadlock's victim (SQLSTATE 40P01, which
+    /// diesel does not name).
+    pub fn is_deadlock(&self) -> bool {
+        matches!(self, Self::Database(diesel::result::Error::DatabaseError(_, info))
+            if info.message().contains("deadlock detected"))
     }
 
     /// What the client is told: the detail of a client error, a generic line otherwise

@@ -266,6 +266,18 @@ pub fn update(
 /// Deletes a directory with all its users, groups and memberships, and records its last
 /// event, `dsync.deleted` (sequence continuing). Its events remain until delivered.
 pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<DirectoryRow, Error> {
+    // A user deletion racing this one locks user then memberships, this one memberships
+    // (through the groups) then users: PostgreSQL may pick this as the deadlock's victim.
+    let mut tries = 0;
+    loop {
+        match delete_once(conn, id) {
+            Err(e) if e.is_deadlock() && tries < 3 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
+fn delete_once(conn: &mut AnyConnection, id: &str) -> Result<DirectoryRow, Error> {
     write_tx(conn, |conn| {
         // Number what is committed first: that also locks the directory row, so no
         // sequencer moves the sequence on between here and the last event.

@@ -410,7 +410,7 @@ pub fn replace(
     let (raw, fields, members) = resource::normalize_group(body)?;
     let ops: Vec<MemberOp> = members.map(MemberOp::Replace).into_iter().collect();
     map_race(write_tx(conn, |conn| {
-        let old = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
+        let old = store::get_for_update(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
         resource::check_if_match(if_match, old.version)?;
         save(conn, scope, &old, raw, fields, &ops, load_members)
     }))
@@ -426,7 +426,7 @@ pub fn patch(
 ) -> Result<GroupView, Error> {
     let ops = patch::parse(&body)?;
     map_race(write_tx(conn, |conn| {
-        let old = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
+        let old = store::get_for_update(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
         resource::check_if_match(if_match, old.version)?;
         let mut doc: Value = serde_json::from_str(&old.raw)
             .map_err(|e| Error::Internal(format!("stored group is not JSON: {e}")))?;
@@ -444,7 +444,7 @@ pub fn delete(
     if_match: Option<&EtagCondition>,
 ) -> Result<(), Error> {
     write_tx(conn, |conn| {
-        let row = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
+        let row = store::get_for_update(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
         resource::check_if_match(if_match, row.version)?;
         change_members(conn, scope, &row, &[MemberOp::RemoveAll])?;
         store::delete(conn, scope.id(), id)?;

@@ -328,7 +328,7 @@ pub fn replace(
 ) -> Result<UserView, Error> {
     let (raw, fields) = resource::normalize_user(body)?;
     map_race(write_tx(conn, |conn| {
-        let old = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
+        let old = store::get_for_update(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
         resource::check_if_match(if_match, old.version)?;
         save(conn, scope, &old, raw, fields)
     }))
@@ -343,7 +343,7 @@ pub fn patch(
 ) -> Result<UserView, Error> {
     let ops = patch::parse(&body)?;
     map_race(write_tx(conn, |conn| {
-        let old = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
+        let old = store::get_for_update(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
         resource::check_if_match(if_match, old.version)?;
         let mut doc: Value = serde_json::from_str(&old.raw)
             .map_err(|e| Error::Internal(format!("stored user is not JSON: {e}")))?;
@@ -361,9 +361,9 @@ pub fn delete(
     if_match: Option<&EtagCondition>,
 ) -> Result<(), Error> {
     write_tx(conn, |conn| {
-        // Waits for any membership change adding this user, so its removal below sees it.
-        store::lock_for_delete(conn, scope.id(), id)?;
-        let row = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
+        // Locked: waits for any membership change adding this user, so its removal below
+        // sees it.
+        let row = store::get_for_update(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
         resource::check_if_match(if_match, row.version)?;
         let groups = memberships::groups_of_users(conn, scope.id(), std::slice::from_ref(&row.id))?;
         let rendered = render(&row, &groups, &scope.base_url);

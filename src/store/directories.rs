@@ -147,15 +147,18 @@ pub fn advance_event_sequence(conn: &mut AnyConnection, id: &str, n: i64) -> Res
     Ok(())
 }
 
-/// Deletes what a directory owns — memberships, groups, users — children first so no
-/// backend relies on cascades being switched on. Waits for writers still changing them.
-/// Its events stay until its endpoints have them (they are never lost);
+/// Deletes what a directory owns — groups, users and their memberships and emails —
+/// waiting for writers still changing them. Parents go first (their children cascade),
+/// the order SCIM writes lock in, so a deletion racing a write does not deadlock on
+/// their rows. Its events stay until its endpoints have them (they are never lost);
 /// [`super::deliveries::prune`] removes them then.
 pub fn delete_contents(conn: &mut AnyConnection, id: &str) -> Result<(), Error> {
-    diesel::delete(memberships::table.filter(memberships::directory_id.eq(id))).execute(conn)?;
     diesel::delete(scim_groups::table.filter(scim_groups::directory_id.eq(id))).execute(conn)?;
-    diesel::delete(user_emails::table.filter(user_emails::directory_id.eq(id))).execute(conn)?;
     diesel::delete(users::table.filter(users::directory_id.eq(id))).execute(conn)?;
+    // What the cascades left (none where they are on): memberships on PostgreSQL have no
+    // foreign key to users.
+    diesel::delete(memberships::table.filter(memberships::directory_id.eq(id))).execute(conn)?;
+    diesel::delete(user_emails::table.filter(user_emails::directory_id.eq(id))).execute(conn)?;
     Ok(())
 }
 

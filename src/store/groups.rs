@@ -7,7 +7,7 @@ use super::schema::scim_groups::dsl as g;
 use super::{AnyConnection, MultiBackend, Page};
 use crate::error::Error;
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = scim_groups, treat_none_as_null = true)]
 pub struct GroupRow {
     pub id: String,
@@ -50,6 +50,15 @@ pub fn update(conn: &mut AnyConnection, row: &GroupRow) -> Result<(), Error> {
     .set(row)
     .execute(conn)?;
     Ok(())
+}
+
+/// A group, locked until the write transaction ends (see [`super::get_for_update`]).
+pub fn get_for_update(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    id: &str,
+) -> Result<Option<GroupRow>, Error> {
+    super::get_for_update(conn, "scim_groups", directory_id, id)
 }
 
 pub fn get(

@@ -233,6 +233,34 @@ pub fn maintain(conn: &mut AnyConnection) -> Result<(), Error> {
     Ok(())
 }
 
+/// One row of a directory's `table` by id, locked for the rest of the write transaction
+/// on PostgreSQL (`FOR UPDATE`), so concurrent writes of one resource take turns instead
+/// of the later overwriting the earlier (SQLite's writers already take turns).
+pub fn get_for_update<T>(
+    conn: &mut AnyConnection,
+    table: &str,
+    directory_id: &str,
+    id: &str,
+) -> Result<Option<T>, Error>
+where
+    T: diesel::QueryableByName<MultiBackend> + 'static,
+{
+    use diesel::RunQueryDsl;
+    let sql = match conn.backend() {
+        Backend::Postgres => {
+            format!("SELECT * FROM {table} WHERE directory_id = $1 AND id = $2 FOR UPDATE")
+        }
+        Backend::Sqlite => format!("SELECT * FROM {table} WHERE directory_id = ? AND id = ?"),
+    };
+    let values = [
+        SqlValue::Text(directory_id.to_string()),
+        SqlValue::Text(id.to_string()),
+    ];
+    Ok(bind_all(diesel::sql_query(sql).into_boxed(), values.iter())
+        .load::<T>(conn)?
+        .pop())
+}
+
 /// A read transaction, so multi-statement reads (page + total) see one snapshot.
 pub fn read_tx<T>(
     conn: &mut AnyConnection,

@@ -143,7 +143,7 @@ pub fn get_in(
 /// Row locks that keep memberships pointing at live users (PostgreSQL has no foreign key
 /// from memberships to users: checking it row by row cost 200 ms in a 10 000-member
 /// PATCH). Adding members loads those users `FOR KEY SHARE` ([`by_ids_locked`]), deleting
-/// a user takes it `FOR UPDATE` first ([`lock_for_delete`]), so the two serialise.
+/// a user takes it `FOR UPDATE` first ([`get_for_update`]), so the two serialise.
 /// SQLite needs no lock: its writers take turns (`BEGIN IMMEDIATE`).
 /// `SELECT … WHERE id IN (…)` in statements of up to 5 000 ids, with a PostgreSQL row
 /// lock `clause` (SQLite has none).
@@ -185,17 +185,14 @@ pub fn by_ids_locked(
     select_by_ids(conn, directory_id, ids, "FOR KEY SHARE")
 }
 
-/// Locks a user about to be deleted: waits for membership changes adding it to commit,
-/// so the deletion sees (and removes) their memberships.
-pub fn lock_for_delete(
+/// A user, locked until the write transaction ends (see [`super::get_for_update`]); a
+/// deletion holding it also waits for membership changes adding this user.
+pub fn get_for_update(
     conn: &mut AnyConnection,
     directory_id: &str,
     id: &str,
-) -> Result<(), Error> {
-    if conn.backend() == super::Backend::Postgres {
-        select_by_ids(conn, directory_id, &[id.to_string()], "FOR UPDATE")?;
-    }
-    Ok(())
+) -> Result<Option<UserRow>, Error> {
+    super::get_for_update(conn, "users", directory_id, id)
 }
 
 /// Users by id (in id order), in statements of up to 5 000 ids.

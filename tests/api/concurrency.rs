@@ -10,7 +10,9 @@ use crate::common::{send, user, TestApp};
 backend_tests!(
     eight_clients_four_directories,
     racing_duplicates_get_one_201_and_409s,
-    adding_a_member_while_it_is_deleted_leaves_no_orphan
+    adding_a_member_while_it_is_deleted_leaves_no_orphan,
+    deleting_a_directory_under_writes_numbers_every_event,
+    concurrent_patches_of_one_resource_lose_nothing
 );
 
 const PER_CLIENT: usize = 25;
@@ -207,4 +209,114 @@ async fn adding_a_member_while_it_is_deleted_leaves_no_orphan(app: TestApp) {
         );
         assert!(a < r && r < d, "{uid}: added {a}, removed {r}, deleted {d}");
     }
+}
+
+/// Users are PATCHed while their directory is deleted: every event that committed is
+/// numbered (and so delivered) — the deletion waits for those writers and numbers what
+/// they committed before its own `dsync.deleted`.
+async fn deleting_a_directory_under_writes_numbers_every_event(app: TestApp) {
+    let app = Arc::new(app);
+    let dir = Arc::new(app.create_directory("doomed", "p").await);
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let u = app.create_user(&dir, &format!("d{i}@example.com")).await;
+        ids.push(u["id"].as_str().unwrap().to_string());
+    }
+    let mut tasks = Vec::new();
+    for (i, uid) in ids.into_iter().enumerate() {
+        let (a, d) = (app.clone(), dir.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = serde_json::json!({"Operations": [{"op": "replace", "path": "title", "value": format!("t{i}")}]});
+            send(a.scim(&d, Method::PATCH, &format!("/Users/{uid}")).json(&body)).await.0
+        }));
+    }
+    let (status, body) =
+        send(app.admin(Method::DELETE, &format!("/directory-sync/{}", dir.id))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for t in tasks {
+        let s = t.await.unwrap();
+        assert!(
+            s == StatusCode::OK || s == StatusCode::NOT_FOUND || s == StatusCode::UNAUTHORIZED,
+            "{s}"
+        );
+    }
+    let dir_id = dir.id.clone();
+    let (unnumbered, last, deleted_seq) = app
+        .db
+        .run(move |c| {
+            use diesel::prelude::*;
+            use scimgate::store::schema::events;
+            let unnumbered: i64 = events::table
+                .filter(events::directory_id.eq(&dir_id))
+                .filter(events::sequence.is_null())
+                .count()
+                .get_result(c)?;
+            let last: Option<i64> = events::table
+                .filter(events::directory_id.eq(&dir_id))
+                .select(diesel::dsl::max(events::sequence))
+                .first(c)?;
+            let deleted: Option<i64> = events::table
+                .filter(events::directory_id.eq(&dir_id))
+                .filter(events::event_type.eq("dsync.deleted"))
+                .select(events::sequence)
+                .first::<Option<i64>>(c)?;
+            Ok((unnumbered, last, deleted))
+        })
+        .await
+        .unwrap();
+    assert_eq!(unnumbered, 0, "every committed event is numbered");
+    assert_eq!(deleted_seq, last, "dsync.deleted is the last event");
+}
+
+/// Ten PATCHes of one user and ten of one group at once (Entra sends membership changes
+/// in parallel): each applies to what the previous left, none is overwritten.
+async fn concurrent_patches_of_one_resource_lose_nothing(app: TestApp) {
+    let app = Arc::new(app);
+    let dir = Arc::new(app.create_directory("parallel", "p").await);
+    let u = app.create_user(&dir, "many@example.com").await;
+    let uid = u["id"].as_str().unwrap().to_string();
+    let (_, g) = send(
+        app.scim(&dir, Method::POST, "/Groups")
+            .json(&serde_json::json!({"displayName": "Parallel"})),
+    )
+    .await;
+    let gid = g["id"].as_str().unwrap().to_string();
+    let mut members = Vec::new();
+    for i in 0..10 {
+        let m = app.create_user(&dir, &format!("m{i}@example.com")).await;
+        members.push(m["id"].as_str().unwrap().to_string());
+    }
+    let mut tasks = Vec::new();
+    for (i, member) in members.iter().enumerate() {
+        let (a, d, uid) = (app.clone(), dir.clone(), uid.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = serde_json::json!({"Operations": [{"op": "add", "path": "emails",
+                "value": [{"value": format!("alias{i}@example.com"), "type": "other"}]}]});
+            send(
+                a.scim(&d, Method::PATCH, &format!("/Users/{uid}"))
+                    .json(&body),
+            )
+            .await
+            .0
+        }));
+        let (a, d, gid, member) = (app.clone(), dir.clone(), gid.clone(), member.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = serde_json::json!({"Operations": [{"op": "add", "path": "members",
+                "value": [{"value": member}]}]});
+            send(
+                a.scim(&d, Method::PATCH, &format!("/Groups/{gid}"))
+                    .json(&body),
+            )
+            .await
+            .0
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::OK);
+    }
+    let (_, user) = send(app.scim(&dir, Method::GET, &format!("/Users/{uid}"))).await;
+    assert_eq!(user["emails"].as_array().unwrap().len(), 11, "{user}");
+    assert_eq!(user["meta"]["version"], "W/\"11\"");
+    let (_, group) = send(app.scim(&dir, Method::GET, &format!("/Groups/{gid}"))).await;
+    assert_eq!(group["members"].as_array().unwrap().len(), 10, "{group}");
 }
