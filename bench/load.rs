@@ -268,17 +268,24 @@ async fn user_ids(
     ids
 }
 
-async fn run(a: &Args, url: &str) {
-    let config = Config {
+/// The gateway in-process on a free 127.0.0.1 port over `url` (admin key `load`), with
+/// `tweak` applied to its configuration. Returns the database and the base URL.
+fn serve(url: &str, tweak: impl FnOnce(&mut Config)) -> (Db, String) {
+    let mut config = Config {
         database_url: url.to_string(),
         listen: "127.0.0.1:0".into(),
         api_keys: vec!["load".into()],
         ..Config::default()
     };
+    tweak(&mut config);
     let db = Db::open(url).expect("database");
     let running = scimgate::http::bind(&config, db.clone()).expect("bind");
-    let base = format!("http://{}", running.addr);
     tokio::spawn(running.server);
+    (db, format!("http://{}", running.addr))
+}
+
+async fn run(a: &Args, url: &str) {
+    let (db, base) = serve(url, |_| {});
     scimgate::webhooks::delivery::install_tls_provider();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(a.concurrency)
@@ -477,8 +484,6 @@ mod webhooks {
     use std::time::{Duration, Instant};
 
     use actix_web::{web, App, HttpResponse, HttpServer};
-    use scimgate::config::Config;
-    use scimgate::store::Db;
     use serde_json::{json, Value};
     use tokio::sync::oneshot;
 
@@ -536,18 +541,10 @@ mod webhooks {
     }
 
     pub async fn run(a: &Args, url: &str) {
-        let config = Config {
-            database_url: url.to_string(),
-            listen: "127.0.0.1:0".into(),
-            api_keys: vec!["load".into()],
-            webhook_allow_private: true,
-            webhook_concurrency: a.endpoints + 8,
-            ..Config::default()
-        };
-        let db = Db::open(url).expect("database");
-        let running = scimgate::http::bind(&config, db.clone()).expect("bind");
-        let base = format!("http://{}", running.addr);
-        tokio::spawn(running.server);
+        let (db, base) = super::serve(url, |c| {
+            c.webhook_allow_private = true;
+            c.webhook_concurrency = a.endpoints + 8;
+        });
         let client = reqwest::Client::new();
         let (rx_url, rx) = receiver();
         println!(

@@ -179,25 +179,16 @@ impl Config {
             self.webhook_secret = Some(v);
         }
         if let Some(v) = get("SCIMGATE_MAX_BODY_BYTES") {
-            self.max_body_bytes = v.parse().map_err(|_| {
-                Error::Config(format!("SCIMGATE_MAX_BODY_BYTES: not a number: {v}"))
-            })?;
+            self.max_body_bytes = number("SCIMGATE_MAX_BODY_BYTES", &v)?;
         }
         if let Some(v) = get("SCIMGATE_DIRECTORY_CACHE_MS") {
-            self.directory_cache_ms = v.parse().map_err(|_| {
-                Error::Config(format!("SCIMGATE_DIRECTORY_CACHE_MS: not a number: {v}"))
-            })?;
+            self.directory_cache_ms = number("SCIMGATE_DIRECTORY_CACHE_MS", &v)?;
         }
         if let Some(v) = get("SCIMGATE_ADMIN_KEY_FILE") {
             self.admin_key_file = PathBuf::from(v);
         }
         if let Some(v) = get("SCIMGATE_WEBHOOK_RETRY_SCHEDULE") {
             self.webhook_retry_schedule = parse_schedule(&v)?;
-        }
-        fn number<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, Error> {
-            v.trim()
-                .parse()
-                .map_err(|_| Error::Config(format!("{name}: not a number: {v}")))
         }
         if let Some(v) = get("SCIMGATE_WEBHOOK_TIMEOUT_MS") {
             self.webhook_timeout_ms = number("SCIMGATE_WEBHOOK_TIMEOUT_MS", &v)?;
@@ -280,6 +271,11 @@ fn write_private(path: &Path, contents: &str) -> Result<(), Error> {
         .map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))?;
     writeln!(f, "{contents}")
         .map_err(|e| Error::Config(format!("cannot write {}: {e}", path.display())))
+}
+
+fn number<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, Error> {
+    v.parse()
+        .map_err(|_| Error::Config(format!("{name}: not a number: {v}")))
 }
 
 fn parse_bool(name: &str, v: &str) -> Result<bool, Error> {

@@ -34,8 +34,7 @@ pub struct AppState {
     pub directories: DirectoryCache,
     /// Whether webhook URLs may point at private addresses.
     pub webhook_allow_private: bool,
-    /// Wakes the sequencer (and through it the delivery workers) after a write.
-    pub wake: Arc<Notify>,
+    /// The delivery workers, woken by admin changes that queue work (replay, enable).
     pub dispatcher: Dispatcher,
 }
 
@@ -103,7 +102,6 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
             config.directory_cache_ms,
         )),
         webhook_allow_private: config.webhook_allow_private,
-        wake: wake.clone(),
         dispatcher: dispatcher.clone(),
     });
     let server = HttpServer::new(move || {

@@ -141,11 +141,6 @@ pub fn create(
         .filter(|u| !u.trim().is_empty())
         .map(|u| webhooks::check_url(&u, allow_private))
         .transpose()?;
-    // A webhook without a secret gets a generated one (shown in this response).
-    let webhook_secret = match (&webhook_url, input.webhook_secret.filter(|s| !s.is_empty())) {
-        (Some(_), None) => Some(crate::webhooks::signing::generate_secret()?),
-        (_, given) => given,
-    };
     check_limit(input.user_limit)?;
     let secret = secrets::random_token(32)?;
     let t = now();
@@ -162,7 +157,7 @@ pub fn create(
         previous_secret_hash: None,
         previous_secret_expires_at: None,
         webhook_url,
-        webhook_secret,
+        webhook_secret: input.webhook_secret.filter(|s| !s.is_empty()),
         log_webhook_events: input.log_webhook_events.unwrap_or(false),
         deactivated: false,
         user_limit: input.user_limit,
@@ -173,6 +168,7 @@ pub fn create(
     };
     write_tx(conn, |conn| {
         store::insert(conn, &row)?;
+        // A webhook without a secret gets one: the re-read row below shows it.
         webhooks::sync_primary(conn, &row)?;
         events::record(conn, &row, DSYNC_CREATED, directory_event_data(&row))?;
         Ok(())
@@ -236,21 +232,12 @@ pub fn update(
     write_tx(conn, |conn| {
         let before = get(conn, id)?;
         store::update(conn, id, &changes)?;
-        let mut after = get(conn, id)?;
-        let mut generated = None;
-        if webhook_changed {
-            if after.webhook_url.is_some() && after.webhook_secret.is_none() {
-                let secret = crate::webhooks::signing::generate_secret()?;
-                let set = DirectoryChanges {
-                    webhook_secret: Some(Some(secret.clone())),
-                    ..Default::default()
-                };
-                store::update(conn, id, &set)?;
-                after.webhook_secret = Some(secret.clone());
-                generated = Some(secret);
-            }
-            webhooks::sync_primary(conn, &after)?;
-        }
+        let after = get(conn, id)?;
+        let generated = if webhook_changed {
+            webhooks::sync_primary(conn, &after)?
+        } else {
+            None
+        };
         if before.deactivated != after.deactivated {
             let kind = if after.deactivated {
                 DSYNC_DEACTIVATED

@@ -64,6 +64,17 @@ fn check_secret(secret: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The secret an admin gave (checked), or a generated `whsec_…`.
+fn given_or_generated(given: Option<String>) -> Result<String, Error> {
+    match given {
+        Some(s) => {
+            check_secret(&s)?;
+            Ok(s)
+        }
+        None => signing::generate_secret(),
+    }
+}
+
 fn check_types(types: &[String]) -> Result<String, Error> {
     if types.is_empty() {
         return Err(invalid(
@@ -136,13 +147,7 @@ pub fn create(
             .ok_or_else(|| invalid("url is required"))?,
         allow_private,
     )?;
-    let secret = match input.secret {
-        Some(s) => {
-            check_secret(&s)?;
-            s
-        }
-        None => signing::generate_secret()?,
-    };
+    let secret = given_or_generated(input.secret)?;
     let mut row = new_row(Some(&directory.id), new_id(), url, secret, false);
     row.event_types = input.event_types.as_deref().map(check_types).transpose()?;
     row.enabled = input.enabled.unwrap_or(true);
@@ -243,13 +248,7 @@ pub fn rotate_secret(
     id: &str,
     given: Option<String>,
 ) -> Result<(EndpointRow, String), Error> {
-    let secret = match given {
-        Some(s) => {
-            check_secret(&s)?;
-            s
-        }
-        None => signing::generate_secret()?,
-    };
+    let secret = given_or_generated(given)?;
     let row = write_tx(conn, |conn| {
         let before = get(conn, directory_id, id)?;
         not_primary(&before, "rotate the secret of")?;
@@ -275,7 +274,8 @@ pub fn delete(conn: &mut AnyConnection, directory_id: &str, id: &str) -> Result<
 
 /// Keeps the primary endpoint in step with the directory's webhook after a create or an
 /// update (inside that transaction). A changed secret keeps the old one signing for the
-/// grace period. Returns the secret the endpoint signs with, if any.
+/// grace period. A webhook URL without a secret gets a generated `whsec_…`, stored on the
+/// directory too; it is returned so the caller can show it, once.
 pub fn sync_primary(
     conn: &mut AnyConnection,
     directory: &DirectoryRow,
@@ -287,20 +287,25 @@ pub fn sync_primary(
         }
         return Ok(None);
     };
-    let t = now();
-    match existing {
+    let (secret, generated) = match &directory.webhook_secret {
+        Some(s) => (s.clone(), None),
         None => {
-            let secret = match &directory.webhook_secret {
-                Some(s) => s.clone(),
-                None => signing::generate_secret()?,
+            let s = signing::generate_secret()?;
+            let set = crate::store::directories::DirectoryChanges {
+                webhook_secret: Some(Some(s.clone())),
+                ..Default::default()
             };
-            store::insert(
-                conn,
-                &new_row(Some(&directory.id), new_id(), url, secret.clone(), true),
-            )?;
-            Ok(Some(secret))
+            crate::store::directories::update(conn, &directory.id, &set)?;
+            (s.clone(), Some(s))
         }
+    };
+    match existing {
+        None => store::insert(
+            conn,
+            &new_row(Some(&directory.id), new_id(), url, secret, true),
+        )?,
         Some(e) => {
+            let t = now();
             let mut changes = EndpointChanges {
                 updated_at: Some(t),
                 ..Default::default()
@@ -308,42 +313,26 @@ pub fn sync_primary(
             if e.url != url {
                 changes.url = Some(url);
             }
-            if let Some(s) = &directory.webhook_secret {
-                rotation(&mut changes, &e, s.clone(), t);
-            }
+            rotation(&mut changes, &e, secret, t);
             store::update(conn, &e.id, &changes)?;
-            Ok(Some(directory.webhook_secret.clone().unwrap_or(e.secret)))
         }
     }
+    Ok(generated)
 }
 
 /// Gives every directory whose `webhook_url` has no primary endpoint yet (directories
-/// made before endpoints existed) its endpoint, so an upgrade keeps their webhooks.
+/// made before endpoints existed) its endpoint, so an upgrade keeps their webhooks. One
+/// without a secret gets a generated one; the admin sets a known secret with
+/// PATCH /directory-sync/{id}.
 pub fn adopt_directory_webhooks(conn: &mut AnyConnection) -> Result<usize, Error> {
     let orphans = crate::store::directories::with_webhook_but_no_endpoint(conn)?;
     for dir in &orphans {
-        let adopted = write_tx(conn, |conn| {
-            let mut dir = dir.clone();
-            if dir.webhook_secret.is_none() {
-                // None was ever set: sign with a fresh one; the admin sets a known
-                // secret with PATCH /directory-sync/{id}.
-                let secret = signing::generate_secret()?;
-                crate::store::directories::update(
-                    conn,
-                    &dir.id,
-                    &crate::store::directories::DirectoryChanges {
-                        webhook_secret: Some(Some(secret.clone())),
-                        ..Default::default()
-                    },
-                )?;
-                dir.webhook_secret = Some(secret);
-            }
-            sync_primary(conn, &dir).map(|_| ())
-        });
-        match adopted {
+        match write_tx(conn, |conn| sync_primary(conn, dir)) {
             // Another instance starting at the same time adopted it first.
             Err(e) if crate::store::is_unique_violation(&e) => {}
-            other => other?,
+            other => {
+                other?;
+            }
         }
     }
     Ok(orphans.len())

@@ -67,7 +67,7 @@ fn enqueue(
     conn: &mut AnyConnection,
     pairs: &[(String, &EventRow)],
     now: NaiveDateTime,
-) -> Result<Vec<String>, Error> {
+) -> Result<(), Error> {
     let rows: Vec<Vec<SqlValue>> = pairs
         .iter()
         .map(|(endpoint, e)| {
@@ -88,20 +88,18 @@ fn enqueue(
     let mut ids: Vec<String> = pairs.iter().map(|(id, _)| id.clone()).collect();
     ids.sort();
     ids.dedup();
-    super::webhooks::mark_due(conn, &ids, now)?;
-    Ok(ids)
+    super::webhooks::mark_due(conn, &ids, now)
 }
 
 /// Fans a directory's events numbered after `after_sequence` out to its endpoints (and
-/// `dsync.*` ones to the global endpoint). Runs in the transaction that
-/// numbered them, so each event is queued exactly once. Returns the endpoints that got
-/// work.
+/// `dsync.*` ones to the global endpoint). Runs in the transaction that numbered them,
+/// so each event is queued exactly once.
 pub fn fan_out(
     conn: &mut AnyConnection,
     directory_id: &str,
     after_sequence: i64,
     now: NaiveDateTime,
-) -> Result<Vec<String>, Error> {
+) -> Result<(), Error> {
     // Disabled endpoints still queue (their queue waits, without gaps, until they are
     // enabled again); the global endpoint only while configured.
     let endpoints: Vec<EndpointRow> = webhook_endpoints::table
@@ -116,7 +114,7 @@ pub fn fan_out(
         .select(EndpointRow::as_select())
         .load(conn)?;
     if endpoints.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let new_events: Vec<EventRow> = events::table
         .filter(ev::directory_id.eq(directory_id))
@@ -211,7 +209,8 @@ pub fn queue_head(
             None => orphans.push(r.position),
         }
     }
-    // An event deleted with its directory: nothing left to send.
+    // An event gone from under its delivery (pruning keeps events that are still
+    // pending, so this should not happen): nothing left to send.
     if !orphans.is_empty() {
         diesel::delete(deliveries::table.filter(dl::position.eq_any(orphans))).execute(conn)?;
     }

@@ -233,6 +233,39 @@ pub fn maintain(conn: &mut AnyConnection) -> Result<(), Error> {
     Ok(())
 }
 
+/// Rows of a directory's `table` by id (in id order), in statements of up to 5 000 ids,
+/// with a PostgreSQL row-lock `clause` (`FOR UPDATE`, `FOR KEY SHARE` or none) held until
+/// the write transaction ends. SQLite has no row locks: its writers take turns.
+pub fn select_by_ids<T>(
+    conn: &mut AnyConnection,
+    table: &str,
+    directory_id: &str,
+    ids: &[String],
+    clause: &str,
+) -> Result<Vec<T>, Error>
+where
+    T: diesel::QueryableByName<MultiBackend> + 'static,
+{
+    use diesel::RunQueryDsl;
+    let postgres = conn.backend() == Backend::Postgres;
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(5000) {
+        let mut sql = format!(
+            "SELECT * FROM {table} WHERE directory_id = ? AND id IN ({}) ORDER BY id",
+            vec!["?"; chunk.len()].join(", ")
+        );
+        if postgres {
+            sql = number_placeholders(&format!("{sql} {clause}"));
+        }
+        let values: Vec<SqlValue> = std::iter::once(directory_id)
+            .chain(chunk.iter().map(String::as_str))
+            .map(|s| SqlValue::Text(s.to_string()))
+            .collect();
+        out.extend(bind_all(diesel::sql_query(sql).into_boxed(), values.iter()).load::<T>(conn)?);
+    }
+    Ok(out)
+}
+
 /// One row of a directory's `table` by id, locked for the rest of the write transaction
 /// on PostgreSQL (`FOR UPDATE`), so concurrent writes of one resource take turns instead
 /// of the later overwriting the earlier (SQLite's writers already take turns).
@@ -245,20 +278,7 @@ pub fn get_for_update<T>(
 where
     T: diesel::QueryableByName<MultiBackend> + 'static,
 {
-    use diesel::RunQueryDsl;
-    let sql = match conn.backend() {
-        Backend::Postgres => {
-            format!("SELECT * FROM {table} WHERE directory_id = $1 AND id = $2 FOR UPDATE")
-        }
-        Backend::Sqlite => format!("SELECT * FROM {table} WHERE directory_id = ? AND id = ?"),
-    };
-    let values = [
-        SqlValue::Text(directory_id.to_string()),
-        SqlValue::Text(id.to_string()),
-    ];
-    Ok(bind_all(diesel::sql_query(sql).into_boxed(), values.iter())
-        .load::<T>(conn)?
-        .pop())
+    Ok(select_by_ids(conn, table, directory_id, &[id.to_string()], "FOR UPDATE")?.pop())
 }
 
 /// A read transaction, so multi-statement reads (page + total) see one snapshot.
@@ -350,10 +370,10 @@ fn insert_sql(table: &str, columns: &[&str], rows: usize) -> String {
     )
 }
 
-pub(crate) type BoxedSql<'a> =
+type BoxedSql<'a> =
     diesel::query_builder::BoxedSqlQuery<'a, MultiBackend, diesel::query_builder::SqlQuery>;
 
-pub(crate) fn bind_all<'a, 'v>(
+fn bind_all<'a, 'v>(
     mut q: BoxedSql<'a>,
     values: impl Iterator<Item = &'v SqlValue>,
 ) -> BoxedSql<'a> {
@@ -372,7 +392,7 @@ pub(crate) fn bind_all<'a, 'v>(
 }
 
 /// `?` placeholders as PostgreSQL's `$1, $2, …` (the statement text has no literals).
-pub(crate) fn number_placeholders(sql: &str) -> String {
+fn number_placeholders(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + sql.len() / 2);
     let mut n = 0;
     for c in sql.chars() {

@@ -140,49 +140,17 @@ pub fn get_in(
         .optional()?)
 }
 
-/// Row locks that keep memberships pointing at live users (PostgreSQL has no foreign key
-/// from memberships to users: checking it row by row cost 200 ms in a 10 000-member
-/// PATCH). Adding members loads those users `FOR KEY SHARE` ([`by_ids_locked`]), deleting
-/// a user takes it `FOR UPDATE` first ([`get_for_update`]), so the two serialise.
-/// SQLite needs no lock: its writers take turns (`BEGIN IMMEDIATE`).
-/// `SELECT … WHERE id IN (…)` in statements of up to 5 000 ids, with a PostgreSQL row
-/// lock `clause` (SQLite has none).
-fn select_by_ids(
-    conn: &mut AnyConnection,
-    directory_id: &str,
-    ids: &[String],
-    clause: &str,
-) -> Result<Vec<UserRow>, Error> {
-    use diesel::RunQueryDsl;
-    let postgres = conn.backend() == super::Backend::Postgres;
-    let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(5000) {
-        let mut sql = format!(
-            "SELECT * FROM users WHERE directory_id = ? AND id IN ({}) ORDER BY id",
-            vec!["?"; chunk.len()].join(", ")
-        );
-        if postgres {
-            sql = super::number_placeholders(&format!("{sql} {clause}"));
-        }
-        let values: Vec<SqlValue> = std::iter::once(directory_id)
-            .chain(chunk.iter().map(String::as_str))
-            .map(|s| SqlValue::Text(s.to_string()))
-            .collect();
-        out.extend(
-            super::bind_all(diesel::sql_query(sql).into_boxed(), values.iter())
-                .load::<UserRow>(conn)?,
-        );
-    }
-    Ok(out)
-}
-
-/// Users about to become members, locked so they cannot be deleted before this commits.
+/// Users about to become members, locked `FOR KEY SHARE` so they cannot be deleted
+/// before this commits. This is how memberships keep pointing at live users on
+/// PostgreSQL, which has no foreign key from memberships to users (checking it row by row
+/// cost 200 ms in a 10 000-member PATCH): a user deletion takes the user
+/// [`get_for_update`] first, so the two serialise.
 pub fn by_ids_locked(
     conn: &mut AnyConnection,
     directory_id: &str,
     ids: &[String],
 ) -> Result<Vec<UserRow>, Error> {
-    select_by_ids(conn, directory_id, ids, "FOR KEY SHARE")
+    super::select_by_ids(conn, "users", directory_id, ids, "FOR KEY SHARE")
 }
 
 /// A user, locked until the write transaction ends (see [`super::get_for_update`]); a
@@ -201,7 +169,7 @@ pub fn by_ids(
     directory_id: &str,
     ids: &[String],
 ) -> Result<Vec<UserRow>, Error> {
-    select_by_ids(conn, directory_id, ids, "")
+    super::select_by_ids(conn, "users", directory_id, ids, "")
 }
 
 pub fn count_active(conn: &mut AnyConnection, directory_id: &str) -> Result<i64, Error> {

@@ -35,8 +35,6 @@ pub struct EndpointRow {
 }
 
 impl EndpointRow {
-    /// The secrets that sign a delivery at `at`: the current one, then the previous one
-    /// while its rotation grace lasts.
     /// Whether this endpoint takes events of `event_type` (no list: every type).
     pub fn subscribes(&self, event_type: &str) -> bool {
         match &self.event_types {
@@ -47,6 +45,8 @@ impl EndpointRow {
         }
     }
 
+    /// The secrets that sign a delivery at `at`: the current one, then the previous one
+    /// while its rotation grace lasts.
     pub fn signing_secrets(&self, at: NaiveDateTime) -> Vec<&str> {
         let mut out = vec![self.secret.as_str()];
         if let (Some(prev), Some(until)) = (&self.previous_secret, self.previous_secret_expires_at)

@@ -232,17 +232,27 @@ struct Round {
 }
 
 /// Serves one leased endpoint until its queue is empty, its head must wait, the task has
-/// run its rounds, or the instance stops. Returns the endpoint id.
+/// run its rounds, or the instance stops.
 async fn drive(ctx: Arc<Ctx>, id: String) {
     if let Err(e) = drive_rounds(&ctx, &id).await {
         tracing::warn!(endpoint = %id, error = %e, "webhook delivery round failed");
         // Give the endpoint back due, so a transient database error only delays it.
-        let (owner, eid) = (ctx.owner.clone(), id.clone());
-        let _ = ctx
-            .db
-            .run(move |c| endpoints::release(c, &eid, &owner, Some(now()), 0))
-            .await;
+        let _ = release(&ctx, &id, Some(now()), 0).await;
     }
+}
+
+/// Gives `id` back (see [`endpoints::release`]): due at `next`, or idle when `None`
+/// unless work arrived since `version`. Returns whether it was released.
+async fn release(
+    ctx: &Ctx,
+    id: &str,
+    next: Option<NaiveDateTime>,
+    version: i64,
+) -> Result<bool, Error> {
+    let (eid, owner) = (id.to_string(), ctx.owner.clone());
+    ctx.db
+        .run(move |c| endpoints::release(c, &eid, &owner, next, version))
+        .await
 }
 
 async fn drive_rounds(ctx: &Arc<Ctx>, id: &str) -> Result<(), Error> {
@@ -289,12 +299,7 @@ async fn drive_rounds(ctx: &Arc<Ctx>, id: &str) -> Result<(), Error> {
             }
         };
         if let Some(next) = give_back {
-            let (eid, owner) = (id.to_string(), ctx.owner.clone());
-            let released = ctx
-                .db
-                .run(move |c| endpoints::release(c, &eid, &owner, next, version))
-                .await?;
-            if released || next.is_some() {
+            if release(ctx, id, next, version).await? || next.is_some() {
                 return Ok(());
             }
             continue; // new work arrived while we looked: go again
@@ -302,20 +307,14 @@ async fn drive_rounds(ctx: &Arc<Ctx>, id: &str) -> Result<(), Error> {
         match send_round(ctx, round).await? {
             Next::Continue => {}
             Next::WaitUntil(at) => {
-                let (eid, owner) = (id.to_string(), ctx.owner.clone());
-                ctx.db
-                    .run(move |c| endpoints::release(c, &eid, &owner, Some(at), version))
-                    .await?;
+                release(ctx, id, Some(at), version).await?;
                 return Ok(());
             }
             Next::Stop => return Ok(()),
         }
     }
     // Busy endpoint: yield the slot, still due.
-    let (eid, owner) = (id.to_string(), ctx.owner.clone());
-    ctx.db
-        .run(move |c| endpoints::release(c, &eid, &owner, Some(now()), 0))
-        .await?;
+    release(ctx, id, Some(now()), 0).await?;
     Ok(())
 }
 
