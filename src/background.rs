@@ -38,8 +38,11 @@ pub async fn prune(db: Db, retention: chrono::Duration) {
         let result = db
             .run(move |c| {
                 crate::store::maintain(c)?;
-                let n = deliveries::prune(c, crate::store::now() - retention)?;
-                Ok(n + webhooks::purge_retired(c)?)
+                // However much has piled up, pruning must not be cut off.
+                crate::store::unbounded(c, |c| {
+                    let n = deliveries::prune(c, crate::store::now() - retention)?;
+                    Ok(n + webhooks::purge_retired(c)?)
+                })
             })
             .await;
         if let Err(e) = result {

@@ -47,6 +47,15 @@ pub struct Config {
     pub webhook_concurrency: usize,
     /// How long attempt logs and finished deliveries are kept, in hours.
     pub webhook_log_retention_hours: i64,
+    /// Time a client has to send a request's headers, in milliseconds (408 and close
+    /// beyond; 0 disables).
+    pub header_timeout_ms: u64,
+    /// Time a client has to send a request's whole body once its headers arrived, in
+    /// milliseconds (408 beyond; 0 disables): a slow sender cannot hold a worker.
+    pub request_timeout_ms: u64,
+    /// Longest a PostgreSQL statement of a request may run, in milliseconds (503 beyond;
+    /// 0 disables). Deleting a directory and pruning logs are exempt.
+    pub statement_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -70,6 +79,9 @@ impl Default for Config {
             webhook_lease_ms: 60_000,
             webhook_concurrency: 64,
             webhook_log_retention_hours: 7 * 24,
+            header_timeout_ms: 5_000,
+            request_timeout_ms: 30_000,
+            statement_timeout_ms: crate::store::DEFAULT_STATEMENT_TIMEOUT.as_millis() as u64,
         }
     }
 }
@@ -96,6 +108,9 @@ struct FileConfig {
     webhook_lease_ms: Option<u64>,
     webhook_concurrency: Option<usize>,
     webhook_log_retention_hours: Option<i64>,
+    header_timeout_ms: Option<u64>,
+    request_timeout_ms: Option<u64>,
+    statement_timeout_ms: Option<u64>,
 }
 
 impl Config {
@@ -129,7 +144,10 @@ impl Config {
             webhook_timeout_ms,
             webhook_lease_ms,
             webhook_concurrency,
-            webhook_log_retention_hours
+            webhook_log_retention_hours,
+            header_timeout_ms,
+            request_timeout_ms,
+            statement_timeout_ms
         );
         if let Some(v) = f.webhook_retry_schedule {
             self.webhook_retry_schedule = parse_schedule(&v)?;
@@ -202,7 +220,24 @@ impl Config {
         if let Some(v) = get("SCIMGATE_WEBHOOK_LOG_RETENTION_HOURS") {
             self.webhook_log_retention_hours = number("SCIMGATE_WEBHOOK_LOG_RETENTION_HOURS", &v)?;
         }
+        if let Some(v) = get("SCIMGATE_HEADER_TIMEOUT_MS") {
+            self.header_timeout_ms = number("SCIMGATE_HEADER_TIMEOUT_MS", &v)?;
+        }
+        if let Some(v) = get("SCIMGATE_REQUEST_TIMEOUT_MS") {
+            self.request_timeout_ms = number("SCIMGATE_REQUEST_TIMEOUT_MS", &v)?;
+        }
+        if let Some(v) = get("SCIMGATE_STATEMENT_TIMEOUT_MS") {
+            self.statement_timeout_ms = number("SCIMGATE_STATEMENT_TIMEOUT_MS", &v)?;
+        }
         Ok(())
+    }
+
+    /// Opens the configured database with the configured statement timeout.
+    pub fn open_db(&self) -> Result<crate::store::Db, Error> {
+        crate::store::Db::open_with(
+            &self.database_url,
+            Some(std::time::Duration::from_millis(self.statement_timeout_ms)),
+        )
     }
 
     /// The delivery workers' settings, checked.

@@ -32,6 +32,9 @@ impl Error {
             )) => 503,
             // A deadlock victim may simply try again (IdPs retry 503s).
             e if e.is_deadlock() => 503,
+            // Cancelled by `statement_timeout`: the server was too busy or the query too
+            // costly; either way nothing was written.
+            e if e.is_statement_timeout() => 503,
             _ => 500,
         }
     }
@@ -41,6 +44,12 @@ impl Error {
     pub fn is_deadlock(&self) -> bool {
         matches!(self, Self::Database(diesel::result::Error::DatabaseError(_, info))
             if info.message().contains("deadlock detected"))
+    }
+
+    /// PostgreSQL cancelled the statement after `statement_timeout` (SQLSTATE 57014).
+    pub fn is_statement_timeout(&self) -> bool {
+        matches!(self, Self::Database(diesel::result::Error::DatabaseError(_, info))
+            if info.message().contains("statement timeout"))
     }
 
     /// What the client is told: the detail of a client error, a generic line otherwise

@@ -11,6 +11,8 @@
 pub mod background;
 pub mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod faults;
 pub mod http;
 pub mod scim;
 pub mod secrets;

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use scimgate::config::{Config, LogFormat};
-use scimgate::store::Db;
 
 const USAGE: &str = "usage: scimgate [serve | migrate | directory create OPTIONS | verify-webhook OPTIONS] [--config FILE]
 
@@ -64,7 +63,7 @@ fn main() -> ExitCode {
     };
     init_tracing(config.log_format);
     let result = match command.as_deref().unwrap_or("serve") {
-        "migrate" => Db::open(&config.database_url).map(|_| println!("migrations applied")),
+        "migrate" => config.open_db().map(|_| println!("migrations applied")),
         "directory create" => create_directory(&config, &options),
         "verify-webhook" => return verify_webhook(&options),
         _ => serve(config),
@@ -176,7 +175,7 @@ fn create_directory(config: &Config, options: &[(String, String)]) -> Result<(),
     }
     let input = serde_json::from_value(input.into())
         .map_err(|e| scimgate::Error::Config(format!("invalid directory: {e}")))?;
-    let db = Db::open(&config.database_url)?;
+    let db = config.open_db()?;
     let (row, secret) = scimgate::service::directories::create(
         &mut *db.conn()?,
         input,
@@ -218,8 +217,8 @@ fn serve(mut config: Config) -> Result<(), scimgate::Error> {
         .map_err(|e| scimgate::Error::Internal(format!("cannot start runtime: {e}")))?;
     runtime.block_on(async move {
         let db = {
-            let url = config.database_url.clone();
-            tokio::task::spawn_blocking(move || Db::open(&url))
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || config.open_db())
                 .await
                 .map_err(|e| scimgate::Error::Internal(e.to_string()))??
         };

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
+use actix_web::http::header::{HeaderValue, CACHE_CONTROL};
 use actix_web::http::StatusCode;
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -29,6 +31,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     for prefix in ["/api/v1/directory-sync", "/api/v1/dsync"] {
         cfg.service(
             web::scope(prefix)
+                // Responses carry SCIM and webhook secrets (create, rotate) and directory
+                // data: no cache, shared or private, keeps any of them.
+                .wrap(
+                    DefaultHeaders::new()
+                        .add((CACHE_CONTROL, HeaderValue::from_static("no-store"))),
+                )
                 .route("", web::post().to(create_directory))
                 .route("", web::get().to(list_directories))
                 // Jackson's tenant+product (or ?directoryId=) forms, before `/{id}`.
@@ -110,6 +118,129 @@ fn next_offset(page: Page, returned: usize, total: Option<i64>) -> Option<i64> {
     }
 }
 
+/// An admin request body as `T`; a 400 naming the field at fault and the JSON type it
+/// needs, in the API's words rather than serde's (which names our Rust types).
+pub(super) fn from_body<T: serde::de::DeserializeOwned>(
+    body: Value,
+    what: &str,
+) -> Result<T, ScimError> {
+    if !body.is_object() {
+        return Err(ScimError::invalid_value(format!(
+            "{what}: the body must be a JSON object"
+        )));
+    }
+    let err = match serde_json::from_value::<T>(body.clone()) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    // Probing field by field only works when an empty body is valid (no required field).
+    let probe = serde_json::from_value::<T>(json!({})).is_ok();
+    let found = probe
+        .then(|| culprit::<T>(&body, &mut Vec::new()))
+        .flatten();
+    let message = match found {
+        Some((path, e)) => format!("{what}: {}: {}", path.join("."), api_words(&e.to_string())),
+        None => format!("{what}: {}", api_words(&err.to_string())),
+    };
+    Err(ScimError::invalid_value(message))
+}
+
+/// The field a body fails on: the first key under `path` that fails alone; deeper while
+/// the failure lies inside that field's object (the field accepts an empty one).
+/// serde_json's own errors from a `Value` carry no position.
+fn culprit<T: serde::de::DeserializeOwned>(
+    at: &Value,
+    path: &mut Vec<String>,
+) -> Option<(Vec<String>, serde_json::Error)> {
+    // `v` placed at `path` + `key` in an otherwise empty body.
+    let alone = |key: &str, v: Value| {
+        let wrap = |k: &str, v: Value| Value::Object([(k.to_string(), v)].into_iter().collect());
+        let doc = path.iter().rev().fold(wrap(key, v), |doc, p| wrap(p, doc));
+        serde_json::from_value::<T>(doc).err()
+    };
+    for (key, v) in at.as_object()? {
+        let Some(err) = alone(key, v.clone()) else {
+            continue;
+        };
+        if v.is_object() && alone(key, json!({})).is_none() {
+            path.push(key.clone());
+            if let Some(inner) = culprit::<T>(v, path) {
+                return Some(inner);
+            }
+            path.pop();
+        }
+        let mut found = path.clone();
+        found.push(key.clone());
+        return Some((found, err));
+    }
+    None
+}
+
+/// A serde message with Rust type names replaced by JSON ones. Values quoted from the
+/// request (`"…"`, `` `…` ``) are kept as sent.
+fn api_words(message: &str) -> String {
+    if message.starts_with("data did not match any variant of untagged enum") {
+        return "not a value this field accepts".into();
+    }
+    const PUNCT: [char; 4] = [',', '.', ':', ';'];
+    let bare = |w: &str| w.trim_end_matches(PUNCT).len();
+    let mut out: Vec<String> = Vec::new();
+    let mut quoted = false;
+    let mut words = message.split(' ').peekable();
+    while let Some(word) = words.next() {
+        if quoted || word.starts_with(['"', '`']) {
+            if opens_or_closes_quote(word) {
+                quoted = !quoted;
+            }
+            out.push(word.to_string());
+            continue;
+        }
+        let (head, tail) = word.split_at(bare(word));
+        let next = words.peek().map(|w| &w[..bare(w)]);
+        let replaced = match head {
+            // `struct Name` / `enum Name`: the name goes too.
+            "struct" | "enum" => {
+                let name = words.next().unwrap_or_default();
+                let tail = &name[bare(name)..];
+                let what = if head == "struct" {
+                    "an object"
+                } else {
+                    "one of the accepted values"
+                };
+                out.push(format!("{what}{tail}"));
+                continue;
+            }
+            "a" if matches!(next, Some("sequence" | "map")) => "an",
+            "sequence" => "array",
+            "map" => "object",
+            "floating" if next == Some("point") => {
+                words.next();
+                "number"
+            }
+            "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "an integer",
+            "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a non-negative integer",
+            "f32" | "f64" => "a number",
+            other => other,
+        };
+        out.push(format!("{replaced}{tail}"));
+    }
+    out.join(" ")
+}
+
+/// Whether `word` holds an odd number of unescaped quote marks.
+fn opens_or_closes_quote(word: &str) -> bool {
+    let mut escaped = false;
+    let mut marks = 0;
+    for c in word.chars() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '"' | '`' if !escaped => marks += 1,
+            _ => escaped = false,
+        }
+    }
+    marks % 2 == 1
+}
+
 /// The directory as the admin API shows it. `secret` is the SCIM secret, known only at
 /// creation and rotation (it is stored hashed); `webhook_secret` likewise is echoed only
 /// when the admin has just sent it.
@@ -151,8 +282,7 @@ async fn create_directory(
     payload: web::Payload,
 ) -> Reply {
     let body = json_body(payload, &req, state.max_body_bytes).await?;
-    let input: NewDirectory = serde_json::from_value(body)
-        .map_err(|e| ScimError::invalid_value(format!("invalid directory: {e}")))?;
+    let input: NewDirectory = from_body(body, "invalid directory")?;
     let allow_private = state.webhook_allow_private;
     let (row, secret) = state
         .db
@@ -196,8 +326,7 @@ async fn update_directory(
     payload: web::Payload,
 ) -> Reply {
     let body = json_body(payload, &req, state.max_body_bytes).await?;
-    let input: DirectoryUpdate = serde_json::from_value(body)
-        .map_err(|e| ScimError::invalid_value(format!("invalid update: {e}")))?;
+    let input: DirectoryUpdate = from_body(body, "invalid update")?;
     let id = id.into_inner();
     let allow_private = state.webhook_allow_private;
     let (row, generated) = state
@@ -232,15 +361,22 @@ async fn rotate_secret(
 ) -> Reply {
     let grace = match q.get("grace_period_seconds") {
         Some(v) => v
+            .trim()
             .parse::<i64>()
-            .map_err(|_| ScimError::invalid_value("grace_period_seconds must be an integer"))?
-            .max(0),
+            .ok()
+            .filter(|g| (0..=directories::MAX_GRACE_SECONDS).contains(g))
+            .ok_or_else(|| {
+                ScimError::invalid_value(format!(
+                    "grace_period_seconds must be an integer from 0 to {}",
+                    directories::MAX_GRACE_SECONDS
+                ))
+            })?,
         None => state.secret_grace_seconds,
     };
     let id = id.into_inner();
     let (row, secret) = state
         .db
-        .run(move |c| directories::rotate_secret(c, &id, chrono::Duration::seconds(grace)))
+        .run(move |c| directories::rotate_secret(c, &id, grace))
         .await?;
     state.directories.evict(&row.id);
     Ok(ok(directory_json(
@@ -536,4 +672,61 @@ async fn directory_events(
     let data: Vec<Value> = rows.iter().map(crate::service::events::to_json).collect();
     Ok(HttpResponse::Ok()
         .json(json!({"data": data, "error": null, "after": next.unwrap_or(after)})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        endpoint: Option<String>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        limit: Option<i64>,
+        count: Option<u32>,
+        tags: Option<Vec<String>>,
+        inner: Option<Inner>,
+    }
+
+    fn message(body: Value) -> String {
+        from_body::<Body>(body, "invalid thing").unwrap_err().detail
+    }
+
+    #[test]
+    fn body_errors_use_api_words() {
+        assert_eq!(
+            message(json!([1])),
+            "invalid thing: the body must be a JSON object"
+        );
+        assert_eq!(
+            message(json!({"limit": 1.5})),
+            "invalid thing: limit: invalid type: number `1.5`, expected an integer"
+        );
+        assert_eq!(
+            message(json!({"count": -1})),
+            "invalid thing: count: invalid value: integer `-1`, expected a non-negative integer"
+        );
+        assert_eq!(
+            message(json!({"tags": {"a": 1}})),
+            "invalid thing: tags: invalid type: map, expected an array".replace("map", "object")
+        );
+        assert_eq!(
+            message(json!({"inner": 5})),
+            "invalid thing: inner: invalid type: integer `5`, expected an object"
+        );
+        assert_eq!(
+            message(json!({"limit": 1, "inner": {"endpoint": ["x"]}})),
+            "invalid thing: inner.endpoint: invalid type: array, expected a string"
+        );
+        // A value quoted from the request is left alone.
+        assert_eq!(
+            message(json!({"limit": "a struct i64 \"map"})),
+            "invalid thing: limit: invalid type: string \"a struct i64 \\\"map\", expected an integer"
+        );
+    }
 }

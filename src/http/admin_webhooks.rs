@@ -53,8 +53,7 @@ async fn body_of<T: serde::de::DeserializeOwned>(
     } else {
         json_body(payload, req, state.max_body_bytes).await?
     };
-    serde_json::from_value(body)
-        .map_err(|e| ScimError::invalid_value(format!("invalid webhook endpoint: {e}")).into())
+    super::admin::from_body(body, "invalid webhook endpoint").map_err(AdminFailure::from)
 }
 
 async fn get_event(

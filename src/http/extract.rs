@@ -48,6 +48,13 @@ impl FromRequest for ScimAuth {
                 .unwrap_or_default()
                 .to_string();
             let token = credential(&req, &["Bearer"]).map(str::to_string);
+            if !crate::service::is_resource_id(&id) {
+                // Not a directory id: the same 401 as an unknown one, and no query.
+                return Err(Error::from(ScimError::unauthorized(
+                    "missing or invalid bearer token",
+                ))
+                .into());
+            }
             let row = match state.directories.get(&id) {
                 Some(row) => row,
                 None => {
@@ -95,8 +102,8 @@ impl FromRequest for AdminAuth {
     }
 }
 
-/// Reads a request body up to `limit` bytes (413 beyond) and parses it as JSON
-/// (400 `invalidSyntax` when it is not).
+/// Reads a request body up to `limit` bytes (413 beyond) within the configured body
+/// timeout (408 beyond) and parses it as JSON (400 `invalidSyntax` when it is not).
 pub async fn json_body(
     payload: web::Payload,
     req: &HttpRequest,
@@ -114,19 +121,38 @@ pub async fn json_body(
             return Err(too_large().into());
         }
     }
-    let mut body = web::BytesMut::new();
-    let mut payload = payload;
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|e| ScimError::invalid_syntax(format!("could not read the body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large().into());
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let read = read_body(payload, limit, too_large);
+    let body = match state(req)?.body_timeout {
+        // The whole body, not each chunk: a byte a second would otherwise hold the
+        // worker (and whatever it waits for) indefinitely.
+        Some(within) => tokio::time::timeout(within, read).await.map_err(|_| {
+            ScimError::request_timeout(format!(
+                "the request body did not arrive within {} ms",
+                within.as_millis()
+            ))
+        })??,
+        None => read.await?,
+    };
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ScimError::invalid_syntax("the request body is empty").into());
     }
     serde_json::from_slice(&body)
         .map_err(|e| ScimError::invalid_syntax(format!("the body is not valid JSON: {e}")).into())
+}
+
+async fn read_body(
+    mut payload: web::Payload,
+    limit: usize,
+    too_large: impl Fn() -> ScimError,
+) -> Result<web::BytesMut, ScimError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|e| ScimError::invalid_syntax(format!("could not read the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }

@@ -5,15 +5,18 @@ pub mod admin;
 pub mod admin_webhooks;
 pub mod error;
 pub mod extract;
+pub mod guard;
 pub mod health;
 pub mod scim;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, ServerHandle, Service};
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, App, HttpServer};
+use futures_util::future::Either;
 
 use crate::config::Config;
 use crate::error::Error;
@@ -36,6 +39,8 @@ pub struct AppState {
     pub webhook_allow_private: bool,
     /// The delivery workers, woken by admin changes that queue work (replay, enable).
     pub dispatcher: Dispatcher,
+    /// Time allowed to receive a request body (`None`: unbounded).
+    pub body_timeout: Option<Duration>,
 }
 
 /// The route table.
@@ -103,7 +108,10 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
         )),
         webhook_allow_private: config.webhook_allow_private,
         dispatcher: dispatcher.clone(),
+        body_timeout: (config.request_timeout_ms > 0)
+            .then(|| Duration::from_millis(config.request_timeout_ms)),
     });
+    let header_timeout = Duration::from_millis(config.header_timeout_ms);
     let server = HttpServer::new(move || {
         let wake = wake.clone();
         App::new()
@@ -112,7 +120,10 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
                 // One line per request; never the Authorization header or the body.
                 let (method, path) = (req.method().clone(), req.path().to_string());
                 let started = Instant::now();
-                let fut = srv.call(req);
+                let fut = match guard::refuse_nul(&req) {
+                    Some(refusal) => Either::Left(std::future::ready(Ok(req.into_response(refusal)))),
+                    None => Either::Right(srv.call(req)),
+                };
                 let wake = wake.clone();
                 async move {
                     let res = fut.await?;
@@ -126,8 +137,18 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
                     Ok(res)
                 }
             })
+            // Browsers must not guess a type for our JSON (an error echoing input could
+            // otherwise be sniffed as HTML).
+            .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
             .configure(configure)
     })
+    // A client that never finishes its headers (slowloris) is answered 408 and dropped;
+    // bodies are bounded in `extract::json_body`. Zero disables, as in actix.
+    .client_request_timeout(header_timeout)
+    // After an answer to an unfinished request (a 408 to a body still trickling in), the
+    // rest is read and discarded this long, then the connection is closed. Not below
+    // 1 s: actix times this from a clock that ticks every 500 ms and misses shorter ones.
+    .client_disconnect_timeout(Duration::from_secs(1))
     .shutdown_timeout(30)
     .listen(listener)
     .map_err(|e| Error::Config(format!("cannot serve on {addr}: {e}")))?

@@ -117,10 +117,17 @@ fn resource_reply(status: StatusCode, body: Value, projection: &Projection) -> H
     r.body(projection.apply(body).to_string())
 }
 
-/// `If-Match` of a write (RFC 7644 §3.14).
+/// `If-Match` of a write (RFC 7644 §3.14). Every `If-Match` line counts (RFC 9110 §5.3).
+/// Bytes beyond ASCII are kept, not skipped: such a tag names no version of ours, so the
+/// write gets 412 rather than going through unconditionally.
 fn if_match(req: &HttpRequest) -> Option<EtagCondition> {
-    let v = req.headers().get("if-match")?.to_str().ok()?;
-    Some(EtagCondition::parse(v))
+    let mut lines = req.headers().get_all("if-match").peekable();
+    lines.peek()?;
+    let joined = lines
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect::<Vec<_>>()
+        .join(",");
+    Some(EtagCondition::parse(&joined))
 }
 
 /// `304 Not Modified` when the client's `If-None-Match` names the current version.

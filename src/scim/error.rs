@@ -93,6 +93,9 @@ impl ScimError {
     pub fn payload_too_large(detail: impl Into<String>) -> Self {
         Self::new(413, None, detail)
     }
+    pub fn request_timeout(detail: impl Into<String>) -> Self {
+        Self::new(408, None, detail)
+    }
 
     /// The RFC 7644 §3.12 body. `status` is a string, as the RFC's examples show.
     pub fn to_json(&self) -> Value {

@@ -15,10 +15,7 @@ use serde_json::Value;
 
 use super::error::ScimError;
 
-/// Longest filter accepted, in bytes.
-pub const MAX_FILTER_LEN: usize = 4096;
-/// Deepest nesting of parentheses and brackets accepted.
-pub const MAX_FILTER_DEPTH: usize = 32;
+pub use super::limits::{MAX_FILTER_DEPTH, MAX_FILTER_LEN, MAX_FILTER_TERMS};
 
 /// `[urn:…:]attr[.sub]`, with names kept as sent (compare with `eq_ignore_ascii_case`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +66,10 @@ type Res<'a, T> = IResult<&'a str, T>;
 pub fn parse(input: &str) -> Result<Filter, ScimError> {
     check_limits(input).map_err(ScimError::invalid_filter)?;
     match delimited(multispace0, or_expr, multispace0).parse(input) {
-        Ok(("", f)) => Ok(f),
+        Ok(("", f)) => {
+            check_terms(&f).map_err(ScimError::invalid_filter)?;
+            Ok(f)
+        }
         Ok((rest, _)) => Err(ScimError::invalid_filter(format!(
             "unexpected input at position {}: {:?}",
             input.len() - rest.len(),
@@ -117,6 +117,42 @@ pub fn parse_patch_path(input: &str) -> Result<PatchPath, ScimError> {
         }
         _ => Err(ScimError::invalid_path(format!("invalid path {input:?}"))),
     }
+    .and_then(|pp| match &pp.filter {
+        Some(f) => check_terms(f).map(|_| pp).map_err(ScimError::invalid_path),
+        None => Ok(pp),
+    })
+}
+
+/// The number of comparisons in a filter (each `eq`, `co`, `pr`, … once).
+pub fn terms(f: &Filter) -> usize {
+    match f {
+        Filter::Compare(..) | Filter::Present(_) => 1,
+        Filter::And(a, b) | Filter::Or(a, b) => terms(a) + terms(b),
+        Filter::Not(f) | Filter::ValuePath(_, f) => terms(f),
+    }
+}
+
+/// Bounds a parsed filter: at most [`MAX_FILTER_TERMS`] comparisons (each one is a pass
+/// over every candidate's values), and no NUL in a compared string (no column can hold it).
+fn check_terms(f: &Filter) -> Result<(), String> {
+    let n = terms(f);
+    if n > MAX_FILTER_TERMS {
+        return Err(format!(
+            "{n} comparisons; at most {MAX_FILTER_TERMS} are accepted"
+        ));
+    }
+    fn has_nul(f: &Filter) -> bool {
+        match f {
+            Filter::Compare(_, _, Value::String(s)) => s.contains('\0'),
+            Filter::Compare(..) | Filter::Present(_) => false,
+            Filter::And(a, b) | Filter::Or(a, b) => has_nul(a) || has_nul(b),
+            Filter::Not(f) | Filter::ValuePath(_, f) => has_nul(f),
+        }
+    }
+    if has_nul(f) {
+        return Err("a compared value contains a NUL character".into());
+    }
+    Ok(())
 }
 
 /// A parsed PATCH path.
@@ -554,19 +590,20 @@ fn compare(actual: &Value, op: CompareOp, expected: &Value, case_exact: bool) ->
             ) {
                 return ordered(a.cmp(&e), op);
             }
-            let (a, e) = if case_exact {
-                (a.clone(), e.clone())
-            } else {
-                (a.to_lowercase(), e.to_lowercase())
-            };
-            match op {
-                Eq => a == e,
-                Ne => a != e,
-                Co => a.contains(&e),
-                Sw => a.starts_with(&e),
-                Ew => a.ends_with(&e),
-                _ => ordered(a.cmp(&e), op),
+            if case_exact {
+                return compare_text(a, e, op);
             }
+            // Lower-cased into this thread's two buffers: no allocation per comparison,
+            // however many terms a filter has or however long the values are.
+            FOLDED.with(|cell| {
+                let Ok(mut bufs) = cell.try_borrow_mut() else {
+                    return compare_text(&a.to_lowercase(), &e.to_lowercase(), op);
+                };
+                let (fa, fe) = &mut *bufs;
+                fold_into(fa, a);
+                fold_into(fe, e);
+                compare_text(fa, fe, op)
+            })
         }
         (Value::Bool(a), Value::Bool(e)) => match op {
             Eq => a == e,
@@ -592,6 +629,34 @@ fn compare(actual: &Value, op: CompareOp, expected: &Value, case_exact: bool) ->
             _ => false,
         },
         _ => op == Ne,
+    }
+}
+
+thread_local! {
+    static FOLDED: std::cell::RefCell<(String, String)> =
+        const { std::cell::RefCell::new((String::new(), String::new())) };
+}
+
+/// `buf` becomes `s` lower-cased as `str::to_lowercase` does (the SQL side stores that
+/// form), without allocating when `s` is ASCII.
+fn fold_into(buf: &mut String, s: &str) {
+    buf.clear();
+    if s.is_ascii() {
+        buf.extend(s.chars().map(|c| c.to_ascii_lowercase()));
+    } else {
+        buf.push_str(&s.to_lowercase());
+    }
+}
+
+fn compare_text(a: &str, e: &str, op: CompareOp) -> bool {
+    use CompareOp::*;
+    match op {
+        Eq => a == e,
+        Ne => a != e,
+        Co => a.contains(e),
+        Sw => a.starts_with(e),
+        Ew => a.ends_with(e),
+        _ => ordered(a.cmp(e), op),
     }
 }
 

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::error::ScimError;
 use super::filter::{self, get_ci, AttrPath, Filter, PatchPath};
+use super::limits::{check_count, check_resource, MAX_PATCH_OPERATIONS};
 use super::resource::{coerce_bool, member_ids};
 use super::PATCH_OP_SCHEMA;
 
@@ -67,6 +68,12 @@ pub fn parse(body: &Value) -> Result<Vec<PatchOperation>, ScimError> {
     if ops.is_empty() {
         return Err(ScimError::invalid_syntax("Operations is empty"));
     }
+    if ops.len() > MAX_PATCH_OPERATIONS {
+        return Err(ScimError::invalid_value(format!(
+            "{} operations; at most {MAX_PATCH_OPERATIONS} are accepted in one PATCH",
+            ops.len()
+        )));
+    }
     ops.iter().map(parse_operation).collect()
 }
 
@@ -94,6 +101,18 @@ fn parse_operation(v: &Value) -> Result<PatchOperation, ScimError> {
         Some(_) => return Err(ScimError::invalid_path("path must be a string")),
     };
     let value = get_ci(v, "value").cloned();
+    if let Some(value) = &value {
+        // Strings and value counts are bounded before any work is done with them; a
+        // `members` value is rows, bounded by the body size alone.
+        let members = path.as_ref().is_some_and(|p| p.path.is("members", None));
+        match value {
+            Value::Array(items) if members => items
+                .iter()
+                .try_for_each(|item| check_resource(item, None))?,
+            Value::Object(_) => check_resource(value, Some("members"))?,
+            other => check_resource(other, None)?,
+        }
+    }
     if op != OpKind::Remove && value.is_none() {
         return Err(ScimError::invalid_value("add and replace need a \"value\""));
     }
@@ -128,8 +147,30 @@ pub fn apply(
             }
         }
         keep_one_primary(doc, &before);
+        check_counts(doc)?;
     }
     Ok(member_ops)
+}
+
+/// After each operation, no multi-valued attribute (of the core schema or an extension)
+/// holds more than [`MAX_VALUES_PER_ATTRIBUTE`] values: a thousand `add`s cannot grow one
+/// attribute without bound, so the next operation's work stays bounded too.
+fn check_counts(doc: &Value) -> Result<(), ScimError> {
+    let Value::Object(o) = doc else { return Ok(()) };
+    for (k, v) in o {
+        match v {
+            Value::Array(items) => check_count(k, items.len())?,
+            Value::Object(ext) => {
+                for (k, v) in ext {
+                    if let Value::Array(items) = v {
+                        check_count(k, items.len())?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Which elements of each top-level multi-valued attribute are `primary`.
@@ -603,11 +644,13 @@ fn apply_filtered(
                 Ok(())
             }
             None => {
+                // `matched` is ascending: one pass, not a search per element.
+                let mut next = matched.iter().peekable();
                 let mut i = 0;
                 items.retain(|_| {
-                    let keep = !matched.contains(&i);
+                    let drop = next.next_if_eq(&&i).is_some();
                     i += 1;
-                    keep
+                    !drop
                 });
                 Ok(())
             }

@@ -5,6 +5,7 @@ use serde_json::{json, Map, Value};
 
 use super::error::ScimError;
 use super::filter::get_ci;
+use super::limits;
 use super::{ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA};
 
 /// Top-level User attributes, in their canonical spelling (keys are matched
@@ -152,7 +153,20 @@ pub fn normalize_user(body: Value) -> Result<(Value, UserFields), ScimError> {
     ensure_schemas(&mut obj, USER_SCHEMA);
     coerce_booleans(&mut obj)?;
     let raw = Value::Object(obj);
+    limits::check_resource(&raw, None)?;
     let fields = user_fields(&raw)?;
+    limits::check_indexed("userName", &fields.user_name)?;
+    if let Some(id) = &fields.external_id {
+        limits::check_indexed("externalId", id)?;
+    }
+    for e in &fields.emails {
+        if let Some(v) = &e.value_lower {
+            limits::check_indexed("emails.value", v)?;
+        }
+        if let Some(t) = &e.email_type {
+            limits::check_indexed("emails.type", t)?;
+        }
+    }
     Ok((raw, fields))
 }
 
@@ -217,7 +231,12 @@ pub fn normalize_group(
     drop_keys(&mut obj, GROUP_DROPPED);
     ensure_schemas(&mut obj, GROUP_SCHEMA);
     let raw = Value::Object(obj);
+    limits::check_resource(&raw, None)?;
     let fields = group_fields(&raw)?;
+    limits::check_indexed("displayName", &fields.display_name)?;
+    if let Some(id) = &fields.external_id {
+        limits::check_indexed("externalId", id)?;
+    }
     Ok((raw, fields, members))
 }
 
@@ -261,6 +280,8 @@ pub fn member_ids(members: &Value) -> Result<Vec<String>, ScimError> {
                 ))
             }
         };
+        // Malformed is bad input (400); well-formed but unknown is the service's call.
+        limits::check_indexed("a member value", &id)?;
         // A set, not `Vec::contains`: groups of 10 000 members would be quadratic.
         if seen.insert(id.clone()) {
             ids.push(id);

@@ -1,13 +1,13 @@
 //! Directories: created and managed by admins, authenticated against by IdPs.
 
-use chrono::{Duration, NaiveDateTime};
+use chrono::NaiveDateTime;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::events::{self, DSYNC_ACTIVATED, DSYNC_CREATED, DSYNC_DEACTIVATED, DSYNC_DELETED};
 use super::webhooks;
 use crate::error::Error;
-use crate::scim::ScimError;
+use crate::scim::{limits, ScimError};
 use crate::secrets;
 use crate::store::directories::{self as store, DirectoryChanges, DirectoryRow};
 use crate::store::{now, write_tx, AnyConnection, Page};
@@ -92,10 +92,21 @@ fn check_tenancy(name: &str, v: &str) -> Result<(), Error> {
     if v.trim().is_empty() {
         return Err(ScimError::invalid_value(format!("{name} is required")).into());
     }
+    limits::check_indexed(name, v)?;
     if v.contains(':') {
         return Err(
             ScimError::invalid_value(format!("{name} cannot contain the character :")).into(),
         );
+    }
+    Ok(())
+}
+
+/// Free-text fields of an admin body: no NUL, bounded length.
+fn check_texts(fields: &[(&str, Option<&str>)]) -> Result<(), Error> {
+    for (name, value) in fields {
+        if let Some(v) = value {
+            limits::check_indexed(name, v)?;
+        }
     }
     Ok(())
 }
@@ -126,6 +137,11 @@ pub fn create(
     let product = input.product.unwrap_or_default();
     check_tenancy("tenant", &tenant)?;
     check_tenancy("product", &product)?;
+    check_texts(&[
+        ("name", input.name.as_deref()),
+        ("type", input.provider_type.as_deref()),
+        ("webhook_secret", input.webhook_secret.as_deref()),
+    ])?;
     let provider_type = input
         .provider_type
         .unwrap_or_else(|| "generic-scim-v2".into());
@@ -178,8 +194,12 @@ pub fn create(
 }
 
 pub fn get(conn: &mut AnyConnection, id: &str) -> Result<DirectoryRow, Error> {
-    store::get(conn, id)?
-        .ok_or_else(|| ScimError::not_found("Directory configuration not found.").into())
+    let not_found = || ScimError::not_found("Directory configuration not found.").into();
+    // Directory ids are UUIDs: anything else is no directory, without asking the database.
+    if !super::is_resource_id(id) {
+        return Err(not_found());
+    }
+    store::get(conn, id)?.ok_or_else(not_found)
 }
 
 pub fn list(
@@ -188,6 +208,7 @@ pub fn list(
     product: Option<&str>,
     page: Page,
 ) -> Result<(Vec<DirectoryRow>, i64), Error> {
+    check_texts(&[("tenant", tenant), ("product", product)])?;
     store::list(conn, tenant, product, page)
 }
 
@@ -199,6 +220,24 @@ pub fn update(
     input: DirectoryUpdate,
     allow_private: bool,
 ) -> Result<(DirectoryRow, Option<String>), Error> {
+    check_texts(&[
+        ("name", input.name.as_deref()),
+        (
+            "webhook_secret",
+            input.webhook_secret.as_ref().and_then(|s| s.as_deref()),
+        ),
+        (
+            "webhook.secret",
+            input.webhook.as_ref().and_then(|w| w.secret.as_deref()),
+        ),
+        (
+            "organizational_unit_id",
+            input
+                .organizational_unit_id
+                .as_ref()
+                .and_then(|s| s.as_deref()),
+        ),
+    ])?;
     let mut changes = DirectoryChanges {
         name: input.name.filter(|n| !n.trim().is_empty()),
         webhook_url: input
@@ -266,6 +305,8 @@ pub fn delete(conn: &mut AnyConnection, id: &str) -> Result<DirectoryRow, Error>
 
 fn delete_once(conn: &mut AnyConnection, id: &str) -> Result<DirectoryRow, Error> {
     write_tx(conn, |conn| {
+        // A directory of a million users takes longer than a request's statement budget.
+        crate::store::without_statement_timeout(conn)?;
         // Number what is committed first: that also locks the directory row, so no
         // sequencer moves the sequence on between here and the last event.
         crate::store::events::sequence_pending(conn, id)?;
@@ -291,17 +332,28 @@ fn delete_once(conn: &mut AnyConnection, id: &str) -> Result<DirectoryRow, Error
     })
 }
 
-/// Issues a new SCIM secret; the previous one keeps working for `grace`.
+/// Longest grace period of a rotated SCIM secret (90 days): a client's number never
+/// reaches date arithmetic unchecked.
+pub const MAX_GRACE_SECONDS: i64 = 90 * 24 * 3600;
+
+/// Issues a new SCIM secret; the previous one keeps working for `grace_seconds`.
 pub fn rotate_secret(
     conn: &mut AnyConnection,
     id: &str,
-    grace: Duration,
+    grace_seconds: i64,
 ) -> Result<(DirectoryRow, String), Error> {
+    if !(0..=MAX_GRACE_SECONDS).contains(&grace_seconds) {
+        return Err(ScimError::invalid_value(format!(
+            "the grace period must be from 0 to {MAX_GRACE_SECONDS} seconds"
+        ))
+        .into());
+    }
     let secret = secrets::random_token(32)?;
     let row = write_tx(conn, |conn| {
         let row = get(conn, id)?;
         let t = now();
-        let expires = (grace > Duration::zero()).then(|| t + grace);
+        let expires = (grace_seconds > 0)
+            .then(|| crate::store::later(t, std::time::Duration::from_secs(grace_seconds as u64)));
         let previous = expires.map(|_| row.scim_secret_hash.as_str());
         store::set_secret(conn, id, &secrets::digest(&secret), previous, expires, t)?;
         get(conn, id)
@@ -316,6 +368,9 @@ pub fn authenticate(
     id: &str,
     token: Option<&str>,
 ) -> Result<DirectoryRow, Error> {
+    if !super::is_resource_id(id) {
+        return Err(unauthorized());
+    }
     let row = store::get(conn, id)?.ok_or_else(unauthorized)?;
     verify(&row, token)?;
     Ok(row)

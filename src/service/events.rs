@@ -58,6 +58,7 @@ pub fn record(
 ) -> Result<EventRow, Error> {
     let row = build(directory, None, event_type, data);
     store::insert(conn, &row)?;
+    crate::faults::write_point(&directory.id);
     Ok(row)
 }
 

@@ -165,6 +165,7 @@ pub fn get(
     id: &str,
     with_members: bool,
 ) -> Result<GroupView, Error> {
+    known_id(id)?;
     let row = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
     let members = if with_members {
         Some(memberships::members(conn, scope.id(), id, None)?)
@@ -313,19 +314,39 @@ fn change_members(
         return Ok(false);
     }
 
-    // Added members stay users until this commits (see `user_store::by_ids_locked`).
-    let mut users: HashMap<String, UserRow> = user_store::by_ids_locked(conn, scope.id(), &added)?
+    let wanted = added.len();
+    // Ids that cannot be user ids are unknown without asking the database.
+    let candidates: Vec<String> = added
         .into_iter()
-        .map(|u| (u.id.clone(), u))
+        .filter(|id| super::is_resource_id(id))
         .collect();
+    // Added members stay users until this commits (see `user_store::by_ids_locked`).
+    let mut users: HashMap<String, UserRow> =
+        user_store::by_ids_locked(conn, scope.id(), &candidates)?
+            .into_iter()
+            .map(|u| (u.id.clone(), u))
+            .collect();
+    // Members that are not users of this directory (refused earlier, e.g. by the seat
+    // limit, or of another directory) are skipped: an IdP sends the whole group, and
+    // refusing it would block every other member (DESIGN.md §1).
+    let added: Vec<String> = candidates
+        .into_iter()
+        .filter(|id| users.contains_key(id))
+        .collect();
+    let unknown = wanted - added.len();
+    if unknown > 0 {
+        tracing::warn!(
+            directory_id = %scope.id(),
+            group_id = %group.id,
+            unknown,
+            "skipped group members that are not users of this directory"
+        );
+    }
     for u in user_store::by_ids(conn, scope.id(), &removed)? {
         users.insert(u.id.clone(), u);
     }
-    if let Some(unknown) = added.iter().find(|id| !users.contains_key(*id)) {
-        return Err(ScimError::invalid_value(format!(
-            "member {unknown} is not a user of this directory"
-        ))
-        .into());
+    if added.is_empty() && removed.is_empty() {
+        return Ok(false);
     }
     memberships::delete(conn, scope.id(), &group.id, &removed)?;
     let created_at = now();
@@ -407,6 +428,7 @@ pub fn replace(
     if_match: Option<&EtagCondition>,
     load_members: bool,
 ) -> Result<GroupView, Error> {
+    known_id(id)?;
     let (raw, fields, members) = resource::normalize_group(body)?;
     let ops: Vec<MemberOp> = members.map(MemberOp::Replace).into_iter().collect();
     map_race(write_tx(conn, |conn| {
@@ -424,16 +446,36 @@ pub fn patch(
     if_match: Option<&EtagCondition>,
     load_members: bool,
 ) -> Result<GroupView, Error> {
+    known_id(id)?;
     let ops = patch::parse(&body)?;
-    map_race(write_tx(conn, |conn| {
-        let old = store::get_for_update(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
-        resource::check_if_match(if_match, old.version)?;
-        let mut doc: Value = serde_json::from_str(&old.raw)
+    let apply = |row: &GroupRow| -> Result<(Value, GroupFields, Vec<MemberOp>), Error> {
+        let mut doc: Value = serde_json::from_str(&row.raw)
             .map_err(|e| Error::Internal(format!("stored group is not JSON: {e}")))?;
         let member_ops = patch::apply(&mut doc, &ops, Target::Group)?;
         let (raw, fields, _) = resource::normalize_group(doc)?;
+        Ok((raw, fields, member_ops))
+    };
+    let early = super::before_write_lock(
+        conn,
+        |c| store::get(c, scope.id(), id),
+        |r| r.version,
+        apply,
+    )?;
+    map_race(write_tx(conn, |conn| {
+        let old = store::get_for_update(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
+        resource::check_if_match(if_match, old.version)?;
+        let (raw, fields, member_ops) = super::current(early, old.version, || apply(&old))?;
         save(conn, scope, &old, raw, fields, &member_ops, load_members)
     }))
+}
+
+/// Group ids are UUIDs: anything else is answered 404 without a query.
+fn known_id(id: &str) -> Result<(), Error> {
+    if super::is_resource_id(id) {
+        Ok(())
+    } else {
+        Err(ScimError::not_found("no group with that id").into())
+    }
 }
 
 /// Deletes a group: `group.user_removed` for each member, then `group.deleted`.
@@ -443,6 +485,7 @@ pub fn delete(
     id: &str,
     if_match: Option<&EtagCondition>,
 ) -> Result<(), Error> {
+    known_id(id)?;
     write_tx(conn, |conn| {
         let row = store::get_for_update(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
         resource::check_if_match(if_match, row.version)?;

@@ -37,6 +37,12 @@ impl DirectoryScope {
     }
 }
 
+/// Directories, users and groups have UUID ids: a path segment that is not one names
+/// nothing, and is answered without a query (a NUL byte would even fail one).
+pub fn is_resource_id(id: &str) -> bool {
+    id.len() == 36 && uuid::Uuid::try_parse(id).is_ok()
+}
+
 pub fn scim_path(directory_id: &str) -> String {
     format!("/api/scim/v2.0/{directory_id}")
 }
@@ -68,6 +74,39 @@ pub(crate) fn indexed_page<R>(
         count(conn)?
     };
     Ok((rows, total))
+}
+
+/// On SQLite, where one writer at a time serves every tenant, the pure part of a write
+/// (applying a PATCH to the stored state) runs before the write lock, from a plain read;
+/// inside the transaction [`current`] reuses it if the resource has not changed since.
+/// PostgreSQL locks only the resource's row, so there the work stays inside (one read
+/// fewer). Returns the version read and the result computed from it.
+pub(crate) fn before_write_lock<R, P>(
+    conn: &mut crate::store::AnyConnection,
+    read: impl FnOnce(&mut crate::store::AnyConnection) -> Result<Option<R>, Error>,
+    version: impl FnOnce(&R) -> i64,
+    prepare: impl FnOnce(&R) -> Result<P, Error>,
+) -> Result<Option<(i64, P)>, Error> {
+    if conn.backend() != crate::store::Backend::Sqlite {
+        return Ok(None);
+    }
+    match read(conn)? {
+        Some(row) => Ok(Some((version(&row), prepare(&row)?))),
+        None => Ok(None),
+    }
+}
+
+/// The result prepared by [`before_write_lock`] if it was computed from `version`, else
+/// computed now.
+pub(crate) fn current<P>(
+    early: Option<(i64, P)>,
+    version: i64,
+    compute: impl FnOnce() -> Result<P, Error>,
+) -> Result<P, Error> {
+    match early {
+        Some((v, prepared)) if v == version => Ok(prepared),
+        _ => compute(),
+    }
 }
 
 /// Rows fetched per batch when a listing is evaluated in Rust.

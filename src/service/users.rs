@@ -187,6 +187,7 @@ pub fn create(
 }
 
 pub fn get(conn: &mut AnyConnection, scope: &DirectoryScope, id: &str) -> Result<UserView, Error> {
+    known_id(id)?;
     let row = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
     let groups = memberships::groups_of_users(conn, scope.id(), std::slice::from_ref(&row.id))?;
     Ok(UserView { row, groups })
@@ -326,6 +327,7 @@ pub fn replace(
     body: Value,
     if_match: Option<&EtagCondition>,
 ) -> Result<UserView, Error> {
+    known_id(id)?;
     let (raw, fields) = resource::normalize_user(body)?;
     map_race(write_tx(conn, |conn| {
         let old = store::get_for_update(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
@@ -341,16 +343,35 @@ pub fn patch(
     body: Value,
     if_match: Option<&EtagCondition>,
 ) -> Result<UserView, Error> {
+    known_id(id)?;
     let ops = patch::parse(&body)?;
+    let apply = |row: &UserRow| -> Result<(Value, UserFields), Error> {
+        let mut doc: Value = serde_json::from_str(&row.raw)
+            .map_err(|e| Error::Internal(format!("stored user is not JSON: {e}")))?;
+        patch::apply(&mut doc, &ops, Target::User)?;
+        Ok(resource::normalize_user(doc)?)
+    };
+    let early = super::before_write_lock(
+        conn,
+        |c| store::get(c, scope.id(), id),
+        |r| r.version,
+        apply,
+    )?;
     map_race(write_tx(conn, |conn| {
         let old = store::get_for_update(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
         resource::check_if_match(if_match, old.version)?;
-        let mut doc: Value = serde_json::from_str(&old.raw)
-            .map_err(|e| Error::Internal(format!("stored user is not JSON: {e}")))?;
-        patch::apply(&mut doc, &ops, Target::User)?;
-        let (raw, fields) = resource::normalize_user(doc)?;
+        let (raw, fields) = super::current(early, old.version, || apply(&old))?;
         save(conn, scope, &old, raw, fields)
     }))
+}
+
+/// User ids are UUIDs: anything else is answered 404 without a query.
+fn known_id(id: &str) -> Result<(), Error> {
+    if super::is_resource_id(id) {
+        Ok(())
+    } else {
+        Err(ScimError::not_found("no user with that id").into())
+    }
 }
 
 /// Deletes a user: `group.user_removed` for each of its memberships, then `user.deleted`.
@@ -360,6 +381,7 @@ pub fn delete(
     id: &str,
     if_match: Option<&EtagCondition>,
 ) -> Result<(), Error> {
+    known_id(id)?;
     write_tx(conn, |conn| {
         // Locked: waits for any membership change adding this user, so its removal below
         // sees it.

@@ -52,14 +52,15 @@ fn invalid(msg: impl Into<String>) -> Error {
 /// Checks a webhook URL: http(s), no credentials, and (unless allowed) no private address
 /// now. Blocking: resolves the host name.
 pub fn check_url(url: &str, allow_private: bool) -> Result<String, Error> {
+    crate::scim::limits::check_text("url", url, crate::scim::limits::MAX_INDEXED_CHARS)?;
     let parsed = safety::check_url(url, allow_private).map_err(|e| invalid(e.to_string()))?;
     safety::check_resolved(&parsed, allow_private).map_err(|e| invalid(e.to_string()))?;
     Ok(url.trim().to_string())
 }
 
 fn check_secret(secret: &str) -> Result<(), Error> {
-    if secret.is_empty() || secret.len() > 1024 {
-        return Err(invalid("secret must be 1 to 1024 characters"));
+    if secret.is_empty() || secret.len() > 1024 || secret.contains('\0') {
+        return Err(invalid("secret must be 1 to 1024 characters, without NUL"));
     }
     Ok(())
 }

@@ -88,6 +88,8 @@ impl DatabaseUrl {
 #[derive(Debug)]
 pub struct ConnectionManager {
     url: DatabaseUrl,
+    /// PostgreSQL's `statement_timeout` on every pooled connection (`None`: no limit).
+    statement_timeout: Option<Duration>,
 }
 
 impl ManageConnection for ConnectionManager {
@@ -96,9 +98,17 @@ impl ManageConnection for ConnectionManager {
 
     fn connect(&self) -> Result<AnyConnection, Self::Error> {
         match &self.url {
-            DatabaseUrl::Postgres(url) => PgConnection::establish(url)
-                .map(AnyConnection::Postgres)
-                .map_err(diesel::r2d2::Error::ConnectionError),
+            DatabaseUrl::Postgres(url) => {
+                let mut c =
+                    PgConnection::establish(url).map_err(diesel::r2d2::Error::ConnectionError)?;
+                // A statement that runs longer is cancelled (and its client answered 503)
+                // instead of holding a connection after its client has gone.
+                if let Some(t) = self.statement_timeout.filter(|t| !t.is_zero()) {
+                    c.batch_execute(&format!("SET statement_timeout = {}", t.as_millis()))
+                        .map_err(diesel::r2d2::Error::QueryError)?;
+                }
+                Ok(AnyConnection::Postgres(c))
+            }
             DatabaseUrl::Sqlite(path) => {
                 let mut c = SqliteConnection::establish(path)
                     .map_err(diesel::r2d2::Error::ConnectionError)?;
@@ -123,8 +133,13 @@ impl ManageConnection for ConnectionManager {
             .map_err(diesel::r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, _conn: &mut AnyConnection) -> bool {
-        false
+    /// A connection given back mid-panic or with a transaction still open (or its
+    /// transaction manager in error) is closed, never handed to the next request.
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        std::thread::panicking()
+            || <AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager(
+                conn,
+            )
     }
 }
 
@@ -138,22 +153,36 @@ pub struct Db {
     backend: Backend,
 }
 
+/// How long one PostgreSQL statement of the pool may run by default.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Db {
-    /// Connects, runs pending migrations and returns the pool.
+    /// Connects, runs pending migrations and returns the pool, with the default
+    /// statement timeout.
     pub fn open(url: &str) -> Result<Self, Error> {
+        Self::open_with(url, Some(DEFAULT_STATEMENT_TIMEOUT))
+    }
+
+    /// As [`Db::open`], with PostgreSQL statements of the pool cancelled after
+    /// `statement_timeout` (`None` or zero: never). Migrations run without it.
+    pub fn open_with(url: &str, statement_timeout: Option<Duration>) -> Result<Self, Error> {
         let url = DatabaseUrl::parse(url)?;
         let backend = url.backend();
         let max_size = match backend {
             Backend::Sqlite => 8,
             Backend::Postgres => 16,
         };
-        let manager = ConnectionManager { url };
+        let mut manager = ConnectionManager {
+            url,
+            statement_timeout: None,
+        };
         // Connect once outside the pool so a bad URL fails fast with libpq's own message.
         let mut first = manager
             .connect()
             .map_err(|e| Error::Config(e.to_string()))?;
         run_migrations(&mut first)?;
         drop(first);
+        manager.statement_timeout = statement_timeout;
         let pool = Pool::builder()
             .max_size(max_size)
             .min_idle(Some(1))
@@ -208,19 +237,56 @@ pub fn write_tx<T>(
         }
         AnyConnection::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
     }
-    match f(conn) {
-        Ok(value) => {
+    // A panic inside `f` must not leave the transaction open on a pooled connection: on
+    // SQLite that holds the write lock for every tenant, on PostgreSQL later requests on
+    // that connection would run inside it and never commit. Roll back, then keep
+    // unwinding (the pool also discards a connection returned while panicking).
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)));
+    let rollback = |conn: &mut AnyConnection| {
+        if let Err(e) =
+            <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn)
+        {
+            tracing::error!(error = %e, "rollback failed");
+        }
+    };
+    match outcome {
+        Ok(Ok(value)) => {
             <AnyConnection as Connection>::TransactionManager::commit_transaction(conn)?;
             Ok(value)
         }
-        Err(e) => {
-            if let Err(rollback) =
-                <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn)
-            {
-                tracing::error!(error = %rollback, "rollback failed");
-            }
+        Ok(Err(e)) => {
+            rollback(conn);
             Err(e)
         }
+        Err(panic) => {
+            rollback(conn);
+            std::panic::resume_unwind(panic)
+        }
+    }
+}
+
+/// Lifts the statement timeout for the rest of the current transaction, for the few
+/// writes whose size is the data's, not a client's choice (deleting a whole directory,
+/// pruning logs).
+pub fn without_statement_timeout(conn: &mut AnyConnection) -> Result<(), Error> {
+    if conn.backend() == Backend::Postgres {
+        conn.batch_execute("SET LOCAL statement_timeout = 0")?;
+    }
+    Ok(())
+}
+
+/// Runs `f` without the statement timeout: on PostgreSQL in a transaction of its own
+/// (`SET LOCAL` ends with it), on SQLite as it is (no timeout there).
+pub fn unbounded<T>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, Error>,
+) -> Result<T, Error> {
+    match conn.backend() {
+        Backend::Postgres => conn.transaction(|c| {
+            without_statement_timeout(c)?;
+            f(c)
+        }),
+        Backend::Sqlite => f(conn),
     }
 }
 

@@ -1,10 +1,11 @@
 //! Where webhooks may go: http(s) URLs whose addresses are public. Loopback, private,
 //! link-local (cloud metadata), CGNAT, multicast and unspecified addresses are refused
-//! unless `SCIMGATE_WEBHOOK_ALLOW_PRIVATE` is set. Checked when an endpoint is saved and
-//! again at every delivery, inside the HTTP client's resolver, so a name that re-points
-//! to a private address later (DNS rebinding) is still refused.
+//! unless `SCIMGATE_WEBHOOK_ALLOW_PRIVATE` is set; cloud metadata services are refused
+//! even then (some, like Azure's wire server, sit on public addresses). Checked when an
+//! endpoint is saved and again at every delivery, inside the HTTP client's resolver, so
+//! a name that re-points to a private address later (DNS rebinding) is still refused.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::Url;
@@ -18,6 +19,54 @@ pub enum Refused {
     Credentials,
     #[error("webhook address {0} is loopback, private, link-local or otherwise not public (set SCIMGATE_WEBHOOK_ALLOW_PRIVATE=true to allow it)")]
     Private(IpAddr),
+    #[error("webhook address {0} is a cloud metadata service; webhooks never go there")]
+    Metadata(IpAddr),
+}
+
+/// Cloud metadata and host-agent services: instance credentials live behind them, and
+/// no webhook receiver does. Refused whatever `SCIMGATE_WEBHOOK_ALLOW_PRIVATE` says.
+const METADATA_V4: [Ipv4Addr; 7] = [
+    Ipv4Addr::new(169, 254, 169, 254), // AWS, GCP, Azure, OCI, DigitalOcean, OpenStack…
+    Ipv4Addr::new(169, 254, 170, 2),   // AWS ECS task credentials
+    Ipv4Addr::new(169, 254, 170, 23),  // AWS EKS Pod Identity
+    Ipv4Addr::new(168, 63, 129, 16),   // Azure wire server (a public address)
+    Ipv4Addr::new(100, 100, 100, 200), // Alibaba Cloud
+    Ipv4Addr::new(192, 0, 0, 192),     // Oracle Cloud (legacy)
+    Ipv4Addr::new(169, 254, 0, 23),    // Tencent Cloud
+];
+const METADATA_V6: [Ipv6Addr; 3] = [
+    Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254), // AWS IMDS over IPv6
+    Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23),  // AWS EKS Pod Identity over IPv6
+    Ipv6Addr::new(0xfd20, 0xce, 0, 0, 0, 0, 0, 0x254),  // GCP metadata over IPv6
+];
+
+/// True for a cloud metadata address, also when written as IPv4-mapped or NAT64 IPv6.
+pub fn is_metadata(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => METADATA_V4.contains(&v4),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let embedded = v6.to_ipv4_mapped().or_else(|| {
+                // NAT64 64:ff9b::/96 carries the IPv4 address in its last 32 bits.
+                (s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]).then(|| {
+                    let [.., a, b, c, d] = v6.octets();
+                    Ipv4Addr::new(a, b, c, d)
+                })
+            });
+            METADATA_V6.contains(&v6) || embedded.is_some_and(|v4| METADATA_V4.contains(&v4))
+        }
+    }
+}
+
+/// Why `ip` may not receive webhooks, if it may not.
+fn refusal(ip: IpAddr, allow_private: bool) -> Option<Refused> {
+    if is_metadata(ip) {
+        Some(Refused::Metadata(ip))
+    } else if !allow_private && is_private(ip) {
+        Some(Refused::Private(ip))
+    } else {
+        None
+    }
 }
 
 /// True for addresses a webhook must not reach by default.
@@ -69,10 +118,8 @@ pub fn check_url(raw: &str, allow_private: bool) -> Result<Url, Refused> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(Refused::Credentials);
     }
-    if let Some(ip) = literal_ip(&url) {
-        if !allow_private && is_private(ip) {
-            return Err(Refused::Private(ip));
-        }
+    if let Some(refused) = literal_ip(&url).and_then(|ip| refusal(ip, allow_private)) {
+        return Err(refused);
     }
     Ok(url)
 }
@@ -88,6 +135,8 @@ fn literal_ip(url: &Url) -> Option<IpAddr> {
 /// Checks the addresses a URL's host name resolves to now (blocking; call off the async
 /// executor). A name that does not resolve is accepted here: delivery checks again.
 pub fn check_resolved(url: &Url, allow_private: bool) -> Result<(), Refused> {
+    // With private addresses allowed (development), names are not looked up here; a
+    // name of a metadata service is still refused by the delivery resolver.
     if allow_private || literal_ip(url).is_some() {
         return Ok(());
     }
@@ -97,8 +146,8 @@ pub fn check_resolved(url: &Url, allow_private: bool) -> Result<(), Refused> {
     let port = url.port_or_known_default().unwrap_or(443);
     if let Ok(addrs) = (host, port).to_socket_addrs() {
         for a in addrs {
-            if is_private(a.ip()) {
-                return Err(Refused::Private(a.ip()));
+            if let Some(refused) = refusal(a.ip(), allow_private) {
+                return Err(refused);
             }
         }
     }
@@ -120,13 +169,14 @@ impl Resolve for GuardedResolver {
             let allowed: Vec<SocketAddr> = found
                 .iter()
                 .copied()
-                .filter(|a| allow_private || !is_private(a.ip()))
+                .filter(|a| refusal(a.ip(), allow_private).is_none())
                 .collect();
             if allowed.is_empty() {
-                let reason: Box<dyn std::error::Error + Send + Sync> = match found.first() {
-                    Some(a) => Box::new(Refused::Private(a.ip())),
-                    None => format!("{host} has no address").into(),
-                };
+                let reason: Box<dyn std::error::Error + Send + Sync> =
+                    match found.first().and_then(|a| refusal(a.ip(), allow_private)) {
+                        Some(refused) => Box::new(refused),
+                        None => format!("{host} has no address").into(),
+                    };
                 return Err(reason);
             }
             let addrs: Addrs = Box::new(allowed.into_iter());
@@ -164,6 +214,50 @@ mod tests {
         for ip in ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "172.32.0.1"] {
             assert!(!is_private(ip.parse().unwrap()), "{ip}");
         }
+    }
+
+    #[test]
+    fn cloud_metadata_is_refused_even_when_private_is_allowed() {
+        for ip in [
+            "168.63.129.16",
+            "100.100.100.200",
+            "169.254.169.254",
+            "169.254.170.2",
+            "192.0.0.192",
+            "fd00:ec2::254",
+            "fd20:ce::254",
+            "::ffff:168.63.129.16",
+            "64:ff9b::a83f:8110",
+        ] {
+            let addr: IpAddr = ip.parse().unwrap();
+            assert!(is_metadata(addr), "{ip}");
+            for allow_private in [false, true] {
+                assert_eq!(
+                    refusal(addr, allow_private),
+                    Some(Refused::Metadata(addr)),
+                    "{ip}"
+                );
+                let url = if addr.is_ipv6() {
+                    format!("http://[{ip}]/hook")
+                } else {
+                    format!("http://{ip}/hook")
+                };
+                assert!(
+                    matches!(check_url(&url, allow_private), Err(Refused::Metadata(_))),
+                    "{url}"
+                );
+            }
+        }
+        // Covered by the private ranges already: refused by default either way.
+        for ip in ["100.100.100.200", "fd00:ec2::254", "169.254.169.254"] {
+            assert!(is_private(ip.parse().unwrap()), "{ip}");
+        }
+        // Its neighbours are ordinary addresses.
+        for ip in ["168.63.129.17", "8.8.8.8", "fd00:ec2::253", "10.0.0.1"] {
+            assert!(!is_metadata(ip.parse().unwrap()), "{ip}");
+        }
+        assert_eq!(refusal("168.63.129.17".parse().unwrap(), false), None);
+        assert_eq!(refusal("10.0.0.1".parse().unwrap(), true), None);
     }
 
     #[tokio::test]

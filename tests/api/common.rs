@@ -158,6 +158,11 @@ impl TestApp {
         })
     }
 
+    /// The database the app runs on, for opening a connection of the test's own.
+    pub fn database_url(&self) -> &str {
+        &self._database.url
+    }
+
     pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
         self.client
             .request(method, format!("{}/api/v1{}", self.base, path))

@@ -97,7 +97,7 @@ async fn failed_writes_leave_no_event(app: TestApp) {
     assert_eq!(status, StatusCode::CONFLICT);
     let (status, _) = send(
         app.scim(&dir, Method::POST, "/Groups")
-            .json(&json!({"displayName": "G", "members": [{"value": "ghost"}]})),
+            .json(&json!({"displayName": "G", "members": [{"value": "gh\u{0}ost"}]})),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);

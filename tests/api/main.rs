@@ -12,6 +12,8 @@ mod events;
 mod filters;
 mod fixtures;
 mod guarantees;
+mod hostile;
+mod http_hygiene;
 mod idp_replay;
 mod receiver;
 mod scim_errors;
