@@ -7,6 +7,8 @@
 //!   cargo run --release --example load -- --webhooks [--database-url URL]
 //!       [--endpoints E] [--events N] [--samples S]
 //!
+//!   cargo run --release --example load -- --hostile [--database-url URL] [--requests R]
+//!
 //! Without `--database-url` it uses a fresh SQLite file; a `postgres://` URL gets a
 //! fresh schema that is dropped afterwards. Results print as a Markdown table.
 //!
@@ -14,6 +16,9 @@
 //! fanned out to E endpoints on a loopback receiver (deliveries per second, from the
 //! PATCH to the last delivery received), then S sequential `POST /Users` each timed until
 //! its `user.created` webhook arrives (write-to-webhook latency).
+//!
+//! `--hostile` measures memory and fairness under the costliest inputs the limits allow
+//! (`bench/hostile.rs`); `--requests` is its number of rounds (default 50).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +30,8 @@ use scimgate::store::{bulk_insert, Db};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
+mod hostile;
+
 struct Args {
     database_url: Option<String>,
     users: usize,
@@ -34,6 +41,7 @@ struct Args {
     lookup_concurrency: Option<usize>,
     members: usize,
     webhooks: bool,
+    hostile: bool,
     endpoints: usize,
     events: usize,
     samples: usize,
@@ -48,6 +56,7 @@ fn args() -> Args {
         lookup_concurrency: None,
         members: 10_000,
         webhooks: false,
+        hostile: false,
         endpoints: 50,
         events: 2_000,
         samples: 500,
@@ -62,6 +71,7 @@ fn args() -> Args {
             "--concurrency" => a.concurrency = value().parse().expect("--concurrency C"),
             "--members" => a.members = value().parse().expect("--members M"),
             "--webhooks" => a.webhooks = true,
+            "--hostile" => a.hostile = true,
             "--endpoints" => a.endpoints = value().parse().expect("--endpoints E"),
             "--events" => a.events = value().parse().expect("--events N"),
             "--samples" => a.samples = value().parse().expect("--samples S"),
@@ -69,7 +79,7 @@ fn args() -> Args {
                 a.lookup_concurrency = Some(value().parse().expect("--lookup-concurrency C"))
             }
             _ => {
-                eprintln!("usage: load [--database-url URL] [--users N] [--requests N] [--concurrency C] [--lookup-concurrency C] [--members M]\n       load --webhooks [--database-url URL] [--endpoints E] [--events N] [--samples S]");
+                eprintln!("usage: load [--database-url URL] [--users N] [--requests N] [--concurrency C] [--lookup-concurrency C] [--members M]\n       load --webhooks [--database-url URL] [--endpoints E] [--events N] [--samples S]\n       load --hostile [--database-url URL] [--requests ROUNDS]");
                 std::process::exit(2);
             }
         }
@@ -225,6 +235,13 @@ fn main() {
         .expect("runtime");
     if a.webhooks {
         rt.block_on(webhooks::run(&a, &url));
+    } else if a.hostile {
+        let rounds = if std::env::args().any(|f| f == "--requests") {
+            a.requests
+        } else {
+            50
+        };
+        rt.block_on(hostile::run(&url, rounds));
     } else {
         rt.block_on(run(&a, &url));
     }
@@ -390,9 +407,11 @@ async fn run(a: &Args, url: &str) {
         let mut c = db2.conn().expect("connection");
         // One statement each: PostgreSQL refuses VACUUM in a multi-statement string.
         let statements: &[&str] = match db2.backend() {
-            scimgate::store::Backend::Postgres => {
-                &["VACUUM (ANALYZE) users", "VACUUM (ANALYZE) user_emails"]
-            }
+            scimgate::store::Backend::Postgres => &[
+                "SET statement_timeout = 0",
+                "VACUUM (ANALYZE) users",
+                "VACUUM (ANALYZE) user_emails",
+            ],
             scimgate::store::Backend::Sqlite => &["ANALYZE"],
         };
         for sql in statements {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::service::events;
+use crate::directory::events;
 use crate::store::{deliveries, webhooks, Db};
 use crate::webhooks::delivery::Dispatcher;
 

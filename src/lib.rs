@@ -2,7 +2,7 @@
 //!
 //! - [`scim`]: the protocol (resources, schemas, filters, PATCH, errors); no I/O.
 //! - [`store`]: diesel over SQLite or PostgreSQL; every query scoped by directory.
-//! - [`service`]: the directory service; all state changes and their events.
+//! - [`directory`]: directories, users, groups and their events; every state change goes through here.
 //! - [`http`]: actix-web routes for SCIM, the admin API and health.
 //! - [`background`]: tasks of a running gateway (the event sequencer).
 //! - [`webhooks`]: webhook signatures (Standard Webhooks and Jackson's).
@@ -10,13 +10,13 @@
 
 pub mod background;
 pub mod config;
+pub mod directory;
 pub mod error;
 #[doc(hidden)]
 pub mod faults;
 pub mod http;
 pub mod scim;
 pub mod secrets;
-pub mod service;
 pub mod store;
 pub mod webhooks;
 

@@ -176,7 +176,7 @@ fn create_directory(config: &Config, options: &[(String, String)]) -> Result<(),
     let input = serde_json::from_value(input.into())
         .map_err(|e| scimgate::Error::Config(format!("invalid directory: {e}")))?;
     let db = config.open_db()?;
-    let (row, secret) = scimgate::service::directories::create(
+    let (row, secret) = scimgate::directory::directories::create(
         &mut *db.conn()?,
         input,
         config.webhook_allow_private,

@@ -14,10 +14,10 @@ use serde_json::{json, Value};
 use super::error::AdminFailure;
 use super::extract::{json_body, AdminAuth};
 use super::AppState;
+use crate::directory::directories::{self, DirectoryUpdate, NewDirectory};
+use crate::directory::{groups, scim_base_url, scim_path, users};
 use crate::error::Error;
 use crate::scim::ScimError;
-use crate::service::directories::{self, DirectoryUpdate, NewDirectory};
-use crate::service::{groups, scim_base_url, scim_path, users};
 use crate::store::directories::DirectoryRow;
 use crate::store::{AnyConnection, Page};
 
@@ -664,12 +664,12 @@ async fn directory_events(
         .db
         .run(move |c| {
             directories::get(c, &id)?;
-            crate::service::events::sequence(c, &id)?;
+            crate::directory::events::sequence(c, &id)?;
             crate::store::events::list_after(c, &id, after, limit)
         })
         .await?;
     let next = rows.last().and_then(|r| r.sequence);
-    let data: Vec<Value> = rows.iter().map(crate::service::events::to_json).collect();
+    let data: Vec<Value> = rows.iter().map(crate::directory::events::to_json).collect();
     Ok(HttpResponse::Ok()
         .json(json!({"data": data, "error": null, "after": next.unwrap_or(after)})))
 }

@@ -11,9 +11,9 @@ use super::admin::{ok, page_of};
 use super::error::AdminFailure;
 use super::extract::{json_body, AdminAuth};
 use super::AppState;
+use crate::directory::webhooks::{self, EndpointUpdate, NewEndpoint};
+use crate::directory::{directories, events};
 use crate::scim::ScimError;
-use crate::service::webhooks::{self, EndpointUpdate, NewEndpoint};
-use crate::service::{directories, events};
 use crate::store::deliveries;
 
 type Reply = Result<HttpResponse, AdminFailure>;

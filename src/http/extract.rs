@@ -10,9 +10,9 @@ use serde_json::Value;
 
 use super::error::{AdminFailure, ScimFailure};
 use super::AppState;
+use crate::directory::{directories, DirectoryScope};
 use crate::error::Error;
 use crate::scim::ScimError;
-use crate::service::{directories, DirectoryScope};
 
 fn state(req: &HttpRequest) -> Result<web::Data<AppState>, Error> {
     req.app_data::<web::Data<AppState>>()
@@ -48,7 +48,7 @@ impl FromRequest for ScimAuth {
                 .unwrap_or_default()
                 .to_string();
             let token = credential(&req, &["Bearer"]).map(str::to_string);
-            if !crate::service::is_resource_id(&id) {
+            if !crate::directory::is_resource_id(&id) {
                 // Not a directory id: the same 401 as an unknown one, and no query.
                 return Err(Error::from(ScimError::unauthorized(
                     "missing or invalid bearer token",

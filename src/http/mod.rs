@@ -19,8 +19,8 @@ use actix_web::{web, App, HttpServer};
 use futures_util::future::Either;
 
 use crate::config::Config;
+use crate::directory::directories::DirectoryCache;
 use crate::error::Error;
-use crate::service::directories::DirectoryCache;
 use crate::store::Db;
 use crate::webhooks::delivery::Dispatcher;
 use tokio::sync::Notify;
@@ -78,12 +78,12 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
     let delivery = config.delivery_settings()?;
     {
         let mut conn = db.conn()?;
-        crate::service::webhooks::configure_global(
+        crate::directory::webhooks::configure_global(
             &mut conn,
             config.webhook_url.as_deref(),
             config.webhook_secret.as_deref(),
         )?;
-        crate::service::webhooks::adopt_directory_webhooks(&mut conn)?;
+        crate::directory::webhooks::adopt_directory_webhooks(&mut conn)?;
     }
     let dispatcher = crate::webhooks::delivery::start(db.clone(), delivery)?;
     let wake = Arc::new(Notify::new());

@@ -1,5 +1,5 @@
 //! SCIM routes: `/api/scim/v2.0/{directory_id}/…`. Handlers parse, authenticate (the
-//! [`ScimAuth`] extractor), call the directory service on the blocking pool and render.
+//! [`ScimAuth`] extractor), call the directory code on the blocking pool and render.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -8,10 +8,10 @@ use serde_json::Value;
 use super::error::ScimFailure;
 use super::extract::{json_body, ScimAuth};
 use super::AppState;
+use crate::directory::{groups, users};
 use crate::scim::list::{list_response, ListQuery, Projection};
 use crate::scim::resource::EtagCondition;
 use crate::scim::{discovery, ScimError, CONTENT_TYPE};
-use crate::service::{groups, users};
 
 type Reply = Result<HttpResponse, ScimFailure>;
 
@@ -200,7 +200,7 @@ async fn bulk(
     let request = crate::scim::bulk::parse(&body)?;
     let response = state
         .db
-        .run(move |c| Ok(crate::service::bulk::execute(c, &scope, request)))
+        .run(move |c| Ok(crate::directory::bulk::execute(c, &scope, request)))
         .await?;
     Ok(reply(StatusCode::OK, &response))
 }

@@ -280,7 +280,7 @@ pub fn member_ids(members: &Value) -> Result<Vec<String>, ScimError> {
                 ))
             }
         };
-        // Malformed is bad input (400); well-formed but unknown is the service's call.
+        // Malformed is bad input (400); well-formed but unknown is the directory's call.
         limits::check_indexed("a member value", &id)?;
         // A set, not `Vec::contains`: groups of 10 000 members would be quadratic.
         if seen.insert(id.clone()) {

@@ -1,6 +1,6 @@
 //! Webhooks: the delivery workers, signatures, address safety and delivery metrics.
 //! Queues and endpoints are stored by [`crate::store::deliveries`] and
-//! [`crate::store::webhooks`]; admins manage them through [`crate::service::webhooks`].
+//! [`crate::store::webhooks`]; admins manage them through [`crate::directory::webhooks`].
 
 pub mod delivery;
 pub mod metrics;

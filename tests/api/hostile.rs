@@ -510,7 +510,7 @@ fn readme_limits_match_the_code_and_service_provider_config() {
         format!("{} characters |", group_digits(limits::MAX_STRING_CHARS)),
         format!(
             "0 to {} (90 days)",
-            group_digits(scimgate::service::directories::MAX_GRACE_SECONDS as usize)
+            group_digits(scimgate::directory::directories::MAX_GRACE_SECONDS as usize)
         ),
         format!(
             "{} s (`SCIMGATE_STATEMENT_TIMEOUT_MS`)",

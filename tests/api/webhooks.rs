@@ -475,8 +475,8 @@ async fn directories_from_before_endpoints_are_adopted(app: TestApp) {
             use diesel::prelude::*;
             use scimgate::store::schema::webhook_endpoints as w;
             diesel::delete(w::table.filter(w::directory_id.eq(&dir_id))).execute(c)?;
-            let first = scimgate::service::webhooks::adopt_directory_webhooks(c)?;
-            let again = scimgate::service::webhooks::adopt_directory_webhooks(c)?;
+            let first = scimgate::directory::webhooks::adopt_directory_webhooks(c)?;
+            let again = scimgate::directory::webhooks::adopt_directory_webhooks(c)?;
             Ok((first, again))
         })
         .await

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::events::{
     self, GROUP_CREATED, GROUP_DELETED, GROUP_UPDATED, GROUP_USER_ADDED, GROUP_USER_REMOVED,
 };
-use super::users::{self as user_service, user_summary};
+use super::users::{self as user_directory, user_summary};
 use super::DirectoryScope;
 use crate::error::Error;
 use crate::scim::list::ListQuery;
@@ -366,7 +366,7 @@ fn change_members(
     for (ids, event) in [(&removed, GROUP_USER_REMOVED), (&added, GROUP_USER_ADDED)] {
         for uid in ids {
             if let Some(u) = users.get(uid) {
-                let user = user_summary(u, user_service::render(u, &[], &scope.base_url));
+                let user = user_summary(u, user_directory::render(u, &[], &scope.base_url));
                 batch.push((event, events::with_group(&user, &group_json)));
             }
         }

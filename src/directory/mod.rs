@@ -1,4 +1,4 @@
-//! The directory service: every state change goes through here, in one write transaction
+//! The directory: every state change goes through here, in one write transaction
 //! with the event that records it. Functions are synchronous over a connection; the HTTP
 //! layer runs them on the blocking pool.
 
