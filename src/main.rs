@@ -185,7 +185,7 @@ fn create_directory(config: &Config, options: &[(String, String)]) -> Result<(),
         .external_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", config.listen));
-    let json = scimgate::http::admin::directory_json(
+    let json = scimgate::directory::admin_json::directory_json(
         &row,
         &external,
         Some(&secret),

@@ -202,6 +202,24 @@ pub fn get(conn: &mut AnyConnection, id: &str) -> Result<DirectoryRow, Error> {
     store::get(conn, id)?.ok_or_else(not_found)
 }
 
+/// The directory with this id, if any (SCIM authentication's lookup).
+pub fn find(conn: &mut AnyConnection, id: &str) -> Result<Option<DirectoryRow>, Error> {
+    if !super::is_resource_id(id) {
+        return Ok(None);
+    }
+    store::get(conn, id)
+}
+
+/// The directories of a tenant and product (the admin API's reads across them).
+pub fn ids_for_tenant_product(
+    conn: &mut AnyConnection,
+    tenant: &str,
+    product: &str,
+) -> Result<Vec<String>, Error> {
+    check_texts(&[("tenant", Some(tenant)), ("product", Some(product))])?;
+    store::ids_for_tenant_product(conn, tenant, product)
+}
+
 pub fn list(
     conn: &mut AnyConnection,
     tenant: Option<&str>,
@@ -309,12 +327,12 @@ fn delete_once(conn: &mut AnyConnection, id: &str) -> Result<DirectoryRow, Error
         crate::store::without_statement_timeout(conn)?;
         // Number what is committed first: that also locks the directory row, so no
         // sequencer moves the sequence on between here and the last event.
-        crate::store::events::sequence_pending(conn, id)?;
+        events::number_pending(conn, id)?;
         get(conn, id)?;
         store::delete_contents(conn, id)?;
         // Writers the deletes waited for (a PATCH holding a user's row) committed their
         // events after the first numbering: number them too, before the row goes.
-        crate::store::events::sequence_pending(conn, id)?;
+        events::number_pending(conn, id)?;
         let row = get(conn, id)?;
         store::delete_row(conn, id)?;
         events::insert_numbered(
@@ -326,7 +344,7 @@ fn delete_once(conn: &mut AnyConnection, id: &str) -> Result<DirectoryRow, Error
         )?;
         // The last event still reaches the directory's endpoints and the global one;
         // then its endpoints only drain their queue (events already queued included).
-        crate::store::deliveries::fan_out(conn, id, row.last_event_sequence, now())?;
+        crate::webhooks::fanout::fan_out(conn, id, row.last_event_sequence)?;
         crate::store::webhooks::retire_for_directory(conn, id)?;
         Ok(row)
     })

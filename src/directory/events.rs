@@ -1,7 +1,7 @@
 //! Events (the outbox): each is written in the transaction of the change it records, with
 //! the next gapless sequence number of its directory. Payloads are a superset of Jackson's.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::error::Error;
 use crate::store::directories::DirectoryRow;
@@ -150,7 +150,17 @@ pub fn sequence(conn: &mut AnyConnection, directory_id: &str) -> Result<usize, E
     if !store::has_pending(conn, directory_id)? {
         return Ok(0);
     }
-    crate::store::write_tx(conn, |c| store::sequence_pending(c, directory_id))
+    crate::store::write_tx(conn, |c| number_pending(c, directory_id))
+}
+
+/// Inside a write transaction: numbers the directory's committed events and queues them
+/// for its webhook endpoints, in the same transaction so each is queued exactly once.
+pub fn number_pending(conn: &mut AnyConnection, directory_id: &str) -> Result<usize, Error> {
+    let numbered = store::sequence_pending(conn, directory_id)?;
+    if numbered.count > 0 {
+        crate::webhooks::fanout::fan_out(conn, directory_id, numbered.after)?;
+    }
+    Ok(numbered.count)
 }
 
 /// Numbers the committed events of every directory that has some.
@@ -162,27 +172,48 @@ pub fn sequence_all(conn: &mut AnyConnection) -> Result<usize, Error> {
     Ok(n)
 }
 
-/// The event as receivers and the API see it: the payload with its `sequence`.
-pub fn to_json(row: &EventRow) -> Value {
-    let stored: Value = serde_json::from_str(&row.payload).unwrap_or(Value::Null);
-    let mut out = serde_json::Map::new();
-    if let Value::Object(fields) = stored {
-        for (k, v) in fields {
-            if k == "sequence" {
-                continue;
-            }
-            out.insert(k.clone(), v);
-            if k == "id" {
-                out.insert("sequence".into(), json!(row.sequence));
-            }
-        }
-    }
-    Value::Object(out)
+/// An event of a directory by id, numbered first (the admin API's event view).
+pub fn get(conn: &mut AnyConnection, directory_id: &str, id: &str) -> Result<EventRow, Error> {
+    super::directories::get(conn, directory_id)?;
+    sequence(conn, directory_id)?;
+    store::get(conn, directory_id, id)?
+        .ok_or_else(|| crate::scim::ScimError::not_found("Event not found").into())
+}
+
+/// A directory's events after sequence `after`, in order (committed ones numbered first).
+/// Other features follow a directory this way, each with a cursor of its own.
+pub fn after(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<EventRow>, Error> {
+    super::directories::get(conn, directory_id)?;
+    sequence(conn, directory_id)?;
+    store::list_after(conn, directory_id, after, limit)
+}
+
+/// An event's deliveries and delivery attempts, for the admin API.
+pub fn deliveries_of(
+    conn: &mut AnyConnection,
+    event_id: &str,
+) -> Result<
+    (
+        Vec<crate::store::deliveries::DeliveryRow>,
+        Vec<crate::store::deliveries::AttemptRow>,
+    ),
+    Error,
+> {
+    Ok((
+        crate::store::deliveries::for_event(conn, event_id)?,
+        crate::store::deliveries::attempts_for_event(conn, event_id)?,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn directory() -> DirectoryRow {
         let t = now();
@@ -218,7 +249,7 @@ mod tests {
         assert_eq!(stored["data"]["group"]["name"], "Eng");
         assert!(stored.get("sequence").is_none());
         row.sequence = Some(7);
-        let read = to_json(&row);
+        let read = row.to_json();
         let keys: Vec<&String> = read.as_object().unwrap().keys().collect();
         assert_eq!(keys[..2], ["id", "sequence"]);
         assert_eq!(read["sequence"], 7);

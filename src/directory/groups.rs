@@ -501,3 +501,67 @@ pub fn delete(
         Ok(())
     })
 }
+
+/// A page of the groups of several directories, each as its event payload.
+pub fn summaries_in(
+    conn: &mut AnyConnection,
+    directory_ids: &[String],
+    page: Page,
+    external_url: &str,
+) -> Result<Vec<Value>, Error> {
+    Ok(store::list_in(conn, directory_ids, page)?
+        .iter()
+        .map(|r| {
+            let base = super::scim_base_url(external_url, &r.directory_id);
+            group_summary(r, render(r, None, &base))
+        })
+        .collect())
+}
+
+fn get_in(conn: &mut AnyConnection, directory_ids: &[String], id: &str) -> Result<GroupRow, Error> {
+    let missing = || {
+        Error::from(ScimError::not_found(format!(
+            "Group with id {id} not found."
+        )))
+    };
+    if !super::is_resource_id(id) {
+        return Err(missing());
+    }
+    store::get_in(conn, directory_ids, id)?.ok_or_else(missing)
+}
+
+/// One group of any of `directory_ids`, with its members, as its event payload.
+pub fn summary_in(
+    conn: &mut AnyConnection,
+    directory_ids: &[String],
+    id: &str,
+    external_url: &str,
+) -> Result<Value, Error> {
+    let row = get_in(conn, directory_ids, id)?;
+    let members = memberships::members(conn, &row.directory_id, &row.id, None)?;
+    let base = super::scim_base_url(external_url, &row.directory_id);
+    let mut raw = render(&row, Some(&members), &base);
+    // Jackson's group reads show each member's `display`; SCIM's schema has none.
+    if let Some(items) = raw.get_mut("members").and_then(Value::as_array_mut) {
+        for (item, m) in items.iter_mut().zip(&members) {
+            item["display"] = json!(m.display_name.as_deref().unwrap_or(&m.user_name));
+        }
+    }
+    Ok(group_summary(&row, raw))
+}
+
+/// A page of a group's members (`user_id`, `user_name`).
+pub fn members_in(
+    conn: &mut AnyConnection,
+    directory_ids: &[String],
+    id: &str,
+    page: Page,
+) -> Result<Vec<Value>, Error> {
+    let row = get_in(conn, directory_ids, id)?;
+    Ok(
+        memberships::members(conn, &row.directory_id, &row.id, Some(page))?
+            .iter()
+            .map(|m| json!({"user_id": m.user_id, "user_name": m.user_name}))
+            .collect(),
+    )
+}

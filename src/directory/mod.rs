@@ -2,6 +2,7 @@
 //! with the event that records it. Functions are synchronous over a connection; the HTTP
 //! layer runs them on the blocking pool.
 
+pub mod admin_json;
 pub mod bulk;
 pub mod directories;
 pub mod events;

@@ -406,3 +406,38 @@ pub fn delete(
         Ok(())
     })
 }
+
+/// A page of the users of several directories (the admin API's reads by tenant and
+/// product), each as its event payload.
+pub fn summaries_in(
+    conn: &mut AnyConnection,
+    directory_ids: &[String],
+    page: Page,
+    external_url: &str,
+) -> Result<Vec<Value>, Error> {
+    Ok(store::list_in(conn, directory_ids, page)?
+        .iter()
+        .map(|r| {
+            let base = super::scim_base_url(external_url, &r.directory_id);
+            user_summary(r, render(r, &[], &base))
+        })
+        .collect())
+}
+
+/// One user of any of `directory_ids`, with its groups, as its event payload.
+pub fn summary_in(
+    conn: &mut AnyConnection,
+    directory_ids: &[String],
+    id: &str,
+    external_url: &str,
+) -> Result<Value, Error> {
+    let missing = || Error::from(ScimError::not_found("User not found"));
+    if !super::is_resource_id(id) {
+        return Err(missing());
+    }
+    let row = store::get_in(conn, directory_ids, id)?.ok_or_else(missing)?;
+    let groups =
+        memberships::groups_of_users(conn, &row.directory_id, std::slice::from_ref(&row.id))?;
+    let base = super::scim_base_url(external_url, &row.directory_id);
+    Ok(user_summary(&row, render(&row, &groups, &base)))
+}

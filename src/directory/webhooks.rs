@@ -3,11 +3,10 @@
 
 use chrono::{Duration, NaiveDateTime};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::events::ALL_TYPES;
 use crate::error::Error;
-use crate::scim::resource::timestamp;
 use crate::scim::ScimError;
 use crate::store::deliveries::{self, DeliveryRow};
 use crate::store::directories::DirectoryRow;
@@ -155,6 +154,12 @@ pub fn create(
     row.batch_size = check_batch(input.batch_size)?;
     store::insert(conn, &row)?;
     Ok(row)
+}
+
+/// The endpoints of a directory (retired ones are gone for admins).
+pub fn list(conn: &mut AnyConnection, directory_id: &str) -> Result<Vec<EndpointRow>, Error> {
+    super::directories::get(conn, directory_id)?;
+    store::list(conn, directory_id)
 }
 
 /// An endpoint of this directory (retired ones are gone for admins).
@@ -451,7 +456,7 @@ pub fn replay_since(
 ) -> Result<usize, Error> {
     write_tx(conn, |conn| {
         let endpoint = get(conn, directory_id, endpoint_id)?;
-        crate::store::events::sequence_pending(conn, directory_id)?;
+        super::events::number_pending(conn, directory_id)?;
         let mut after = 0;
         let mut queued = 0;
         let t = now();
@@ -468,56 +473,6 @@ pub fn replay_since(
             queued += deliveries::requeue(conn, endpoint_id, &chosen, t)?;
         }
         Ok(queued)
-    })
-}
-
-/// The endpoint as the admin API shows it; `secret` only when just set or rotated.
-pub fn endpoint_json(e: &EndpointRow, secret: Option<&str>) -> Value {
-    let types: Option<Value> = e
-        .event_types
-        .as_deref()
-        .and_then(|t| serde_json::from_str(t).ok());
-    json!({
-        "id": e.id,
-        "directory_id": e.directory_id,
-        "url": e.url,
-        "secret": secret,
-        "event_types": types,
-        "enabled": e.enabled,
-        "disabled_reason": e.disabled_reason,
-        "batch_size": e.batch_size,
-        "primary": e.is_primary,
-        "previous_secret_expires_at": e.previous_secret_expires_at.map(timestamp),
-        "created_at": timestamp(e.created_at),
-        "updated_at": timestamp(e.updated_at),
-    })
-}
-
-pub fn delivery_json(d: &DeliveryRow) -> Value {
-    json!({
-        "endpoint_id": d.endpoint_id,
-        "event_id": d.event_id,
-        "sequence": d.sequence,
-        "status": d.status,
-        "attempts": d.attempts,
-        "next_attempt_at": (d.status == deliveries::PENDING).then(|| timestamp(d.next_attempt_at)),
-        "last_status": d.last_status,
-        "last_error": d.last_error,
-        "created_at": timestamp(d.created_at),
-        "updated_at": timestamp(d.updated_at),
-    })
-}
-
-pub fn attempt_json(a: &deliveries::AttemptRow) -> Value {
-    json!({
-        "id": a.id,
-        "endpoint_id": a.endpoint_id,
-        "attempt": a.attempt,
-        "status": a.status_code,
-        "duration_ms": a.duration_ms,
-        "error": a.error,
-        "response": a.response_excerpt,
-        "created_at": timestamp(a.created_at),
     })
 }
 

@@ -14,11 +14,11 @@ use serde_json::{json, Value};
 use super::error::AdminFailure;
 use super::extract::{json_body, AdminAuth};
 use super::AppState;
+use crate::directory::admin_json::directory_json;
 use crate::directory::directories::{self, DirectoryUpdate, NewDirectory};
-use crate::directory::{groups, scim_base_url, scim_path, users};
+use crate::directory::{groups, users};
 use crate::error::Error;
 use crate::scim::ScimError;
-use crate::store::directories::DirectoryRow;
 use crate::store::{AnyConnection, Page};
 
 type Reply = Result<HttpResponse, AdminFailure>;
@@ -241,40 +241,6 @@ fn opens_or_closes_quote(word: &str) -> bool {
     marks % 2 == 1
 }
 
-/// The directory as the admin API shows it. `secret` is the SCIM secret, known only at
-/// creation and rotation (it is stored hashed); `webhook_secret` likewise is echoed only
-/// when the admin has just sent it.
-pub fn directory_json(
-    row: &DirectoryRow,
-    external_url: &str,
-    secret: Option<&str>,
-    webhook_secret: Option<&str>,
-) -> Value {
-    json!({
-        "id": row.id,
-        "name": row.name,
-        "tenant": row.tenant,
-        "product": row.product,
-        "type": row.provider_type,
-        "log_webhook_events": row.log_webhook_events,
-        "deactivated": row.deactivated,
-        "user_limit": row.user_limit,
-        "organizational_unit_id": row.organizational_unit_id,
-        "created_at": crate::scim::resource::timestamp(row.created_at),
-        "updated_at": crate::scim::resource::timestamp(row.updated_at),
-        "scim": {
-            "path": scim_path(&row.id),
-            "endpoint": scim_base_url(external_url, &row.id),
-            "secret": secret,
-            "previous_secret_expires_at": row.previous_secret_expires_at.map(crate::scim::resource::timestamp),
-        },
-        "webhook": {
-            "endpoint": row.webhook_url,
-            "secret": webhook_secret,
-        },
-    })
-}
-
 async fn create_directory(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -398,7 +364,7 @@ fn directory_ids(c: &mut AnyConnection, q: &HashMap<String, String>) -> Result<V
     }
     match (q.get("tenant"), q.get("product")) {
         (Some(t), Some(p)) => {
-            let ids = crate::store::directories::ids_for_tenant_product(c, t, p)?;
+            let ids = directories::ids_for_tenant_product(c, t, p)?;
             if ids.is_empty() {
                 return Err(ScimError::not_found("Directory not found.").into());
             }
@@ -518,16 +484,7 @@ async fn list_users(
         .db
         .run(move |c| {
             let ids = resolve(c, &q)?;
-            let rows = crate::store::users::list_in(c, &ids, page)?;
-            Ok(rows
-                .iter()
-                .map(|r| {
-                    users::user_summary(
-                        r,
-                        users::render(r, &[], &scim_base_url(&external, &r.directory_id)),
-                    )
-                })
-                .collect::<Vec<_>>())
+            users::summaries_in(c, &ids, page, &external)
         })
         .await?;
     let next = next_offset(page, data.len(), None);
@@ -545,17 +502,7 @@ async fn get_user(
         .db
         .run(move |c| {
             let ids = resolve(c, &q)?;
-            let row = crate::store::users::get_in(c, &ids, &uid)?
-                .ok_or_else(|| ScimError::not_found("User not found"))?;
-            let groups = crate::store::memberships::groups_of_users(
-                c,
-                &row.directory_id,
-                std::slice::from_ref(&row.id),
-            )?;
-            Ok(users::user_summary(
-                &row,
-                users::render(&row, &groups, &scim_base_url(&external, &row.directory_id)),
-            ))
+            users::summary_in(c, &ids, &uid, &external)
         })
         .await?;
     Ok(ok(data))
@@ -572,16 +519,7 @@ async fn list_groups(
         .db
         .run(move |c| {
             let ids = resolve(c, &q)?;
-            let rows = crate::store::groups::list_in(c, &ids, page)?;
-            Ok(rows
-                .iter()
-                .map(|r| {
-                    groups::group_summary(
-                        r,
-                        groups::render(r, None, &scim_base_url(&external, &r.directory_id)),
-                    )
-                })
-                .collect::<Vec<_>>())
+            groups::summaries_in(c, &ids, page, &external)
         })
         .await?;
     let next = next_offset(page, data.len(), None);
@@ -599,21 +537,7 @@ async fn get_group(
         .db
         .run(move |c| {
             let ids = resolve(c, &q)?;
-            let row = crate::store::groups::get_in(c, &ids, &gid)?
-                .ok_or_else(|| ScimError::not_found(format!("Group with id {gid} not found.")))?;
-            let members = crate::store::memberships::members(c, &row.directory_id, &row.id, None)?;
-            let mut raw = groups::render(
-                &row,
-                Some(&members),
-                &scim_base_url(&external, &row.directory_id),
-            );
-            // Jackson's group reads show each member's `display`; SCIM's schema has none.
-            if let Some(items) = raw.get_mut("members").and_then(Value::as_array_mut) {
-                for (item, m) in items.iter_mut().zip(&members) {
-                    item["display"] = json!(m.display_name.as_deref().unwrap_or(&m.user_name));
-                }
-            }
-            Ok(groups::group_summary(&row, raw))
+            groups::summary_in(c, &ids, &gid, &external)
         })
         .await?;
     Ok(ok(data))
@@ -630,14 +554,7 @@ async fn list_members(
         .db
         .run(move |c| {
             let ids = resolve(c, &q)?;
-            let row = crate::store::groups::get_in(c, &ids, &gid)?
-                .ok_or_else(|| ScimError::not_found(format!("Group with id {gid} not found.")))?;
-            let members =
-                crate::store::memberships::members(c, &row.directory_id, &row.id, Some(page))?;
-            Ok(members
-                .iter()
-                .map(|m| json!({"user_id": m.user_id, "user_name": m.user_name}))
-                .collect::<Vec<_>>())
+            groups::members_in(c, &ids, &gid, page)
         })
         .await?;
     let next = next_offset(page, data.len(), None);
@@ -662,14 +579,10 @@ async fn directory_events(
     let id = id.into_inner();
     let rows = state
         .db
-        .run(move |c| {
-            directories::get(c, &id)?;
-            crate::directory::events::sequence(c, &id)?;
-            crate::store::events::list_after(c, &id, after, limit)
-        })
+        .run(move |c| crate::directory::events::after(c, &id, after, limit))
         .await?;
     let next = rows.last().and_then(|r| r.sequence);
-    let data: Vec<Value> = rows.iter().map(crate::directory::events::to_json).collect();
+    let data: Vec<Value> = rows.iter().map(|r| r.to_json()).collect();
     Ok(HttpResponse::Ok()
         .json(json!({"data": data, "error": null, "after": next.unwrap_or(after)})))
 }

@@ -12,9 +12,8 @@ use super::error::AdminFailure;
 use super::extract::{json_body, AdminAuth};
 use super::AppState;
 use crate::directory::webhooks::{self, EndpointUpdate, NewEndpoint};
-use crate::directory::{directories, events};
+use crate::directory::{admin_json, directories, events};
 use crate::scim::ScimError;
-use crate::store::deliveries;
 
 type Reply = Result<HttpResponse, AdminFailure>;
 type Query = web::Query<HashMap<String, String>>;
@@ -65,20 +64,16 @@ async fn get_event(
     let (event, sent, tried) = state
         .db
         .run(move |c| {
-            directories::get(c, &id)?;
-            events::sequence(c, &id)?;
-            let event = crate::store::events::get(c, &id, &eid)?
-                .ok_or_else(|| ScimError::not_found("Event not found"))?;
-            let sent = deliveries::for_event(c, &eid)?;
-            let tried = deliveries::attempts_for_event(c, &eid)?;
+            let event = events::get(c, &id, &eid)?;
+            let (sent, tried) = events::deliveries_of(c, &eid)?;
             Ok((event, sent, tried))
         })
         .await?;
     // `data` is the event exactly as receivers get it; its delivery state sits beside.
-    let deliveries: Vec<Value> = sent.iter().map(webhooks::delivery_json).collect();
-    let attempts: Vec<Value> = tried.iter().map(webhooks::attempt_json).collect();
+    let deliveries: Vec<Value> = sent.iter().map(admin_json::delivery_json).collect();
+    let attempts: Vec<Value> = tried.iter().map(admin_json::attempt_json).collect();
     Ok(HttpResponse::Ok().json(json!({
-        "data": events::to_json(&event),
+        "data": event.to_json(),
         "deliveries": deliveries,
         "attempts": attempts,
         "error": null,
@@ -96,10 +91,7 @@ async fn replay_event(
     let queued = state
         .db
         .run(move |c| {
-            directories::get(c, &id)?;
-            events::sequence(c, &id)?;
-            let event = crate::store::events::get(c, &id, &eid)?
-                .ok_or_else(|| ScimError::not_found("Event not found"))?;
+            let event = events::get(c, &id, &eid)?;
             webhooks::replay_event(c, &id, &event, endpoint.as_deref())
         })
         .await?;
@@ -110,16 +102,10 @@ async fn replay_event(
 
 async fn list_endpoints(_: AdminAuth, state: web::Data<AppState>, id: web::Path<String>) -> Reply {
     let id = id.into_inner();
-    let rows = state
-        .db
-        .run(move |c| {
-            directories::get(c, &id)?;
-            crate::store::webhooks::list(c, &id)
-        })
-        .await?;
+    let rows = state.db.run(move |c| webhooks::list(c, &id)).await?;
     let data: Vec<Value> = rows
         .iter()
-        .map(|e| webhooks::endpoint_json(e, None))
+        .map(|e| admin_json::endpoint_json(e, None))
         .collect();
     Ok(ok(json!(data)))
 }
@@ -142,7 +128,7 @@ async fn create_endpoint(
         })
         .await?;
     Ok(HttpResponse::build(StatusCode::CREATED).json(json!({
-        "data": webhooks::endpoint_json(&row, Some(&row.secret)),
+        "data": admin_json::endpoint_json(&row, Some(&row.secret)),
         "error": null,
     })))
 }
@@ -154,7 +140,7 @@ async fn get_endpoint(
 ) -> Reply {
     let (id, wid) = path.into_inner();
     let row = state.db.run(move |c| webhooks::get(c, &id, &wid)).await?;
-    Ok(ok(webhooks::endpoint_json(&row, None)))
+    Ok(ok(admin_json::endpoint_json(&row, None)))
 }
 
 async fn update_endpoint(
@@ -172,7 +158,7 @@ async fn update_endpoint(
         .run(move |c| webhooks::update(c, &id, &wid, input, allow_private))
         .await?;
     state.dispatcher.wake();
-    Ok(ok(webhooks::endpoint_json(&row, None)))
+    Ok(ok(admin_json::endpoint_json(&row, None)))
 }
 
 async fn delete_endpoint(
@@ -207,7 +193,7 @@ async fn rotate_endpoint_secret(
         .db
         .run(move |c| webhooks::rotate_secret(c, &id, &wid, input.secret))
         .await?;
-    Ok(ok(webhooks::endpoint_json(&row, Some(&secret))))
+    Ok(ok(admin_json::endpoint_json(&row, Some(&secret))))
 }
 
 async fn replay_endpoint(
@@ -248,6 +234,6 @@ async fn list_deliveries(
             webhooks::list_deliveries(c, &id, status.as_deref(), endpoint.as_deref(), page)
         })
         .await?;
-    let data: Vec<Value> = rows.iter().map(webhooks::delivery_json).collect();
+    let data: Vec<Value> = rows.iter().map(admin_json::delivery_json).collect();
     Ok(ok(json!(data)))
 }

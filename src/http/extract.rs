@@ -61,7 +61,7 @@ impl FromRequest for ScimAuth {
                     let lookup = id.clone();
                     let row = state
                         .db
-                        .run(move |c| crate::store::directories::get(c, &lookup))
+                        .run(move |c| directories::find(c, &lookup))
                         .await?
                         .ok_or_else(|| {
                             Error::from(ScimError::unauthorized("missing or invalid bearer token"))

@@ -1,7 +1,6 @@
 //! Liveness and readiness.
 
 use actix_web::{web, HttpResponse};
-use diesel::connection::SimpleConnection;
 use serde_json::json;
 
 use super::AppState;
@@ -18,15 +17,14 @@ async fn healthz() -> HttpResponse {
 
 /// Prometheus text: this instance's delivery counters and the shared queue's gauges.
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let stats = state.db.run(crate::store::deliveries::queue_stats).await;
-    let (depth, oldest) = match stats {
+    let stats = state.db.run(crate::webhooks::metrics::queue).await;
+    let (depth, age) = match stats {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "queue statistics");
             return HttpResponse::ServiceUnavailable().finish();
         }
     };
-    let age = oldest.and_then(|t| (crate::store::now() - t).to_std().ok());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(crate::webhooks::metrics::global().render(depth, age))
@@ -34,7 +32,7 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 
 /// Ready when the database answers.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.db.run(|c| Ok(c.batch_execute("SELECT 1")?)).await {
+    match state.db.run(crate::store::ping).await {
         Ok(()) => HttpResponse::Ok().json(json!({"status": "ready"})),
         Err(e) => {
             tracing::warn!(error = %e, "database not reachable");

@@ -63,7 +63,7 @@ const QUEUE_COLUMNS: &[&str] = &[
 
 /// Queues `(endpoint, event)` pairs at the end of each endpoint's queue, in the order
 /// given, and marks the endpoints due.
-fn enqueue(
+pub fn enqueue(
     conn: &mut AnyConnection,
     pairs: &[(String, &EventRow)],
     now: NaiveDateTime,
@@ -91,18 +91,14 @@ fn enqueue(
     super::webhooks::mark_due(conn, &ids, now)
 }
 
-/// Fans a directory's events numbered after `after_sequence` out to its endpoints (and
-/// `dsync.*` ones to the global endpoint). Runs in the transaction that numbered them,
-/// so each event is queued exactly once.
-pub fn fan_out(
+/// The endpoints that may receive a directory's events: its own (disabled ones too: their
+/// queue waits, without gaps, until they are enabled again) and the global endpoint while
+/// it is configured and enabled.
+pub fn receiving_endpoints(
     conn: &mut AnyConnection,
     directory_id: &str,
-    after_sequence: i64,
-    now: NaiveDateTime,
-) -> Result<(), Error> {
-    // Disabled endpoints still queue (their queue waits, without gaps, until they are
-    // enabled again); the global endpoint only while configured.
-    let endpoints: Vec<EndpointRow> = webhook_endpoints::table
+) -> Result<Vec<EndpointRow>, Error> {
+    Ok(webhook_endpoints::table
         .filter(w::enabled.eq(true).or(w::directory_id.is_not_null()))
         .filter(w::retired.eq(false))
         .filter(
@@ -112,29 +108,7 @@ pub fn fan_out(
         )
         .order(w::id.asc())
         .select(EndpointRow::as_select())
-        .load(conn)?;
-    if endpoints.is_empty() {
-        return Ok(());
-    }
-    let new_events: Vec<EventRow> = events::table
-        .filter(ev::directory_id.eq(directory_id))
-        .filter(ev::sequence.gt(after_sequence))
-        .order(ev::sequence.asc())
-        .select(EventRow::as_select())
-        .load(conn)?;
-    let mut pairs = Vec::new();
-    for e in &new_events {
-        for ep in &endpoints {
-            let global = ep.directory_id.is_none();
-            if global && !e.event_type.starts_with("dsync.") {
-                continue;
-            }
-            if ep.subscribes(&e.event_type) {
-                pairs.push((ep.id.clone(), e));
-            }
-        }
-    }
-    enqueue(conn, &pairs, now)
+        .load(conn)?)
 }
 
 /// Sends `events` to `endpoint_id` again (replay), attempts starting over. One still

@@ -1,3 +1,13 @@
+//! The event stream (the outbox): rows written in the transaction of the change they
+//! record, numbered per directory after commit ([`sequence_pending`]) without gaps.
+//!
+//! Following a directory: every consumer keeps its own cursor, the last `sequence` it has
+//! handled, and reads [`list_after`] that cursor — in order, each event once, whatever
+//! else reads the stream. Webhook fan-out is one such consumer (its cursor is the
+//! directory's sequence at numbering time, so it runs in the numbering transaction); a
+//! feature that follows directories (e.g. provisioning) stores its cursor per directory
+//! and advances it in the transaction that records what it did.
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -17,6 +27,36 @@ pub struct EventRow {
     /// The event without its `sequence`, which is added when it is read.
     pub payload: String,
     pub created_at: NaiveDateTime,
+}
+
+impl EventRow {
+    /// The event as receivers and the API see it: the stored payload with its `sequence`
+    /// after its `id`.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value;
+        let stored: Value = serde_json::from_str(&self.payload).unwrap_or(Value::Null);
+        let mut out = serde_json::Map::new();
+        if let Value::Object(fields) = stored {
+            for (k, v) in fields {
+                if k == "sequence" {
+                    continue;
+                }
+                out.insert(k.clone(), v);
+                if k == "id" {
+                    out.insert("sequence".into(), serde_json::json!(self.sequence));
+                }
+            }
+        }
+        Value::Object(out)
+    }
+}
+
+/// What one numbering did: `count` events numbered after `after`, the directory's last
+/// sequence before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Numbered {
+    pub after: i64,
+    pub count: usize,
 }
 
 pub const COLUMNS: &[&str] = &[
@@ -88,7 +128,7 @@ struct Locked {
 /// Numbers a directory's committed, unnumbered events in insertion order, continuing its
 /// sequence without gaps. Must run inside a write transaction: the directory row is locked
 /// first, so concurrent sequencers (several instances) take turns.
-pub fn sequence_pending(conn: &mut AnyConnection, directory_id: &str) -> Result<usize, Error> {
+pub fn sequence_pending(conn: &mut AnyConnection, directory_id: &str) -> Result<Numbered, Error> {
     use diesel::sql_types::Text;
     let (lock, number) = match conn.backend() {
         Backend::Postgres => (
@@ -112,7 +152,7 @@ pub fn sequence_pending(conn: &mut AnyConnection, directory_id: &str) -> Result<
         .get_result(conn)
         .optional()?;
     let Some(locked) = locked else {
-        return Ok(0);
+        return Ok(Numbered { after: 0, count: 0 });
     };
     let n = diesel::sql_query(number)
         .bind::<diesel::sql_types::BigInt, _>(locked.last_event_sequence)
@@ -120,11 +160,25 @@ pub fn sequence_pending(conn: &mut AnyConnection, directory_id: &str) -> Result<
         .execute(conn)?;
     if n > 0 {
         super::directories::advance_event_sequence(conn, directory_id, n as i64)?;
-        // Queue them for the endpoints in the same transaction: each event is fanned
-        // out exactly once, in sequence order.
-        super::deliveries::fan_out(conn, directory_id, locked.last_event_sequence, super::now())?;
     }
-    Ok(n)
+    Ok(Numbered {
+        after: locked.last_event_sequence,
+        count: n,
+    })
+}
+
+/// Every numbered event of a directory after `after_sequence`, in order.
+pub fn all_after(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    after_sequence: i64,
+) -> Result<Vec<EventRow>, Error> {
+    Ok(events::table
+        .filter(e::directory_id.eq(directory_id))
+        .filter(e::sequence.gt(after_sequence))
+        .order(e::sequence.asc())
+        .select(EventRow::as_select())
+        .load(conn)?)
 }
 
 /// A directory's numbered events after `after_sequence`, in order.

@@ -290,6 +290,11 @@ pub fn unbounded<T>(
     }
 }
 
+/// One round trip: is the database there?
+pub fn ping(conn: &mut AnyConnection) -> Result<(), Error> {
+    Ok(conn.batch_execute("SELECT 1")?)
+}
+
 /// Periodic upkeep: on SQLite, refreshes the planner's statistics where they went stale
 /// (`PRAGMA optimize`); PostgreSQL's autovacuum does this itself.
 pub fn maintain(conn: &mut AnyConnection) -> Result<(), Error> {

@@ -17,7 +17,6 @@ use tokio::task::JoinSet;
 use super::metrics::{self, Outcome};
 use super::safety::{self, GuardedResolver};
 use super::signing;
-use crate::directory::events::to_json;
 use crate::error::Error;
 use crate::store::deliveries::{self, AttemptRow, DeliveryRow};
 use crate::store::events::EventRow;
@@ -532,7 +531,7 @@ pub fn retry_delay(
 /// events than the first attempt did, and must not be dropped as a duplicate of it.
 fn message(endpoint: &EndpointRow, group: &[(DeliveryRow, EventRow)]) -> (String, Vec<u8>) {
     use sha2::Digest;
-    let events: Vec<serde_json::Value> = group.iter().map(|(_, e)| to_json(e)).collect();
+    let events: Vec<serde_json::Value> = group.iter().map(|(_, e)| e.to_json()).collect();
     if endpoint.batch_size.unwrap_or(1) > 1 {
         let mut h = sha2::Sha256::new();
         for (_, e) in group {

@@ -45,6 +45,15 @@ static METRICS: Metrics = Metrics {
     sum_micros: AtomicU64::new(0),
 };
 
+/// The shared queue's depth and the age of its oldest pending delivery.
+pub fn queue(
+    conn: &mut crate::store::AnyConnection,
+) -> Result<(i64, Option<Duration>), crate::error::Error> {
+    let (depth, oldest) = crate::store::deliveries::queue_stats(conn)?;
+    let age = oldest.and_then(|t| (crate::store::now() - t).to_std().ok());
+    Ok((depth, age))
+}
+
 pub fn global() -> &'static Metrics {
     &METRICS
 }

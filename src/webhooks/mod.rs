@@ -1,8 +1,10 @@
-//! Webhooks: the delivery workers, signatures, address safety and delivery metrics.
+//! Webhooks: which endpoint gets which event (fan-out), the delivery workers, signatures,
+//! address safety and delivery metrics.
 //! Queues and endpoints are stored by [`crate::store::deliveries`] and
 //! [`crate::store::webhooks`]; admins manage them through [`crate::directory::webhooks`].
 
 pub mod delivery;
+pub mod fanout;
 pub mod metrics;
 pub mod safety;
 pub mod signing;
