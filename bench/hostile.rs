@@ -46,7 +46,7 @@ async fn directory(client: &reqwest::Client, base: &str, tenant: &str) -> (Strin
 
 pub async fn run(url: &str, rounds: usize) {
     let (_db, base) = super::serve(url, |_| {});
-    scimgate::webhooks::delivery::install_tls_provider();
+    scimgate::outbound::install_tls_provider();
     let client = reqwest::Client::new();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle = rss_mib();

@@ -303,7 +303,7 @@ fn serve(url: &str, tweak: impl FnOnce(&mut Config)) -> (Db, String) {
 
 async fn run(a: &Args, url: &str) {
     let (db, base) = serve(url, |_| {});
-    scimgate::webhooks::delivery::install_tls_provider();
+    scimgate::outbound::install_tls_provider();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(a.concurrency)
         .build()

@@ -1,12 +1,17 @@
-//! scimgate: a SCIM 2.0 directory-sync gateway.
+//! scimgate: a SCIM 2.0 directory-sync gateway. The parts, from the bottom up (what each
+//! may import is in ARCHITECTURE.md and checked by `tests/architecture.rs`):
 //!
-//! - [`scim`]: the protocol (resources, schemas, filters, PATCH, errors); no I/O.
+//! - [`scim`]: the protocol (resources, schemas, filters, PATCH, limits, errors); no I/O.
+//! - [`error`]: the crate's one error type.
 //! - [`store`]: diesel over SQLite or PostgreSQL; every query scoped by directory.
-//! - [`directory`]: directories, users, groups and their events; every state change goes through here.
+//! - [`outbound`]: the one outbound HTTP client and its address safety.
+//! - [`webhooks`]: fan-out of numbered events to endpoints, delivery workers, signatures.
+//! - [`directory`]: directories, users, groups and their events; every state change goes
+//!   through here, in one write transaction with its event.
 //! - [`http`]: actix-web routes for SCIM, the admin API and health.
-//! - [`background`]: tasks of a running gateway (the event sequencer).
-//! - [`webhooks`]: webhook signatures (Standard Webhooks and Jackson's).
+//! - [`background`]: tasks of a running gateway (the event sequencer, log pruning).
 //! - [`config`]: configuration from a TOML file and `SCIMGATE_*` variables.
+//! - [`secrets`]: secret generation, digests, constant-time comparison.
 
 pub mod background;
 pub mod config;
@@ -15,6 +20,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod faults;
 pub mod http;
+pub mod outbound;
 pub mod scim;
 pub mod secrets;
 pub mod store;

@@ -7,13 +7,14 @@ use serde_json::json;
 
 use super::events::ALL_TYPES;
 use crate::error::Error;
+use crate::outbound::safety;
 use crate::scim::ScimError;
 use crate::store::deliveries::{self, DeliveryRow};
 use crate::store::directories::DirectoryRow;
 use crate::store::events::EventRow;
 use crate::store::webhooks::{self as store, EndpointChanges, EndpointRow, GLOBAL_ENDPOINT_ID};
 use crate::store::{now, write_tx, AnyConnection, Page};
-use crate::webhooks::{safety, signing};
+use crate::webhooks::signing;
 
 /// How long a replaced endpoint secret keeps signing next to the new one.
 pub const SECRET_GRACE_HOURS: i64 = 24;

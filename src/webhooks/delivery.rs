@@ -15,9 +15,9 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
 use super::metrics::{self, Outcome};
-use super::safety::{self, GuardedResolver};
 use super::signing;
 use crate::error::Error;
+use crate::outbound::{self, safety};
 use crate::store::deliveries::{self, AttemptRow, DeliveryRow};
 use crate::store::events::EventRow;
 use crate::store::webhooks::{self as endpoints, EndpointRow};
@@ -90,7 +90,7 @@ impl Dispatcher {
 struct Ctx {
     db: Db,
     settings: Settings,
-    client: reqwest::Client,
+    client: outbound::Client,
     owner: String,
     stop: watch::Receiver<bool>,
 }
@@ -107,32 +107,12 @@ impl Ctx {
     }
 }
 
-/// The HTTP client for deliveries: no redirects, no proxy (it would resolve names past
-/// our address checks), the resolver that refuses private addresses.
-pub fn client(settings: &Settings) -> Result<reqwest::Client, Error> {
-    install_tls_provider();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .timeout(settings.timeout)
-        .connect_timeout(settings.timeout.min(Duration::from_secs(5)))
-        .dns_resolver(Arc::new(GuardedResolver {
-            allow_private: settings.allow_private,
-        }))
-        .user_agent(concat!("scimgate/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| Error::Internal(format!("webhook client: {e}")))
-}
-
-/// Installs rustls' process-wide crypto provider (ring), which every reqwest client in
-/// the process needs before it is built; installing twice is harmless.
-pub fn install_tls_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// Starts the dispatcher on the current tokio runtime.
 pub fn start(db: Db, settings: Settings) -> Result<Dispatcher, Error> {
-    let client = client(&settings)?;
+    let client = outbound::client(&outbound::Settings {
+        timeout: settings.timeout,
+        allow_private: settings.allow_private,
+    })?;
     let wake = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, done_rx) = watch::channel(false);
@@ -603,15 +583,10 @@ async fn send(ctx: &Ctx, endpoint: &EndpointRow, msg_id: &str, body: &[u8]) -> A
         .body(body.to_vec());
     let mut response = match request.send().await {
         Ok(r) => r,
-        // Without the URL: it may carry a token in its query string.
-        Err(e) => return failed(describe(&e.without_url())),
+        Err(e) => return failed(outbound::describe(e)),
     };
     let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after);
+    let retry_after = outbound::retry_after(response.headers());
     let mut excerpt = Vec::new();
     let mut error = None;
     while excerpt.len() < EXCERPT_BYTES {
@@ -619,7 +594,7 @@ async fn send(ctx: &Ctx, endpoint: &EndpointRow, msg_id: &str, body: &[u8]) -> A
             Ok(Some(bytes)) => excerpt.extend_from_slice(&bytes),
             Ok(None) => break,
             Err(e) => {
-                error = Some(describe(&e.without_url()));
+                error = Some(outbound::describe(e));
                 break;
             }
         }
@@ -632,34 +607,6 @@ async fn send(ctx: &Ctx, endpoint: &EndpointRow, msg_id: &str, body: &[u8]) -> A
         excerpt: String::from_utf8_lossy(&excerpt).into_owned(),
         duration: started.elapsed(),
     }
-}
-
-/// A transport error in one line, with its cause (reqwest's top line alone says little).
-fn describe(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut s = if e.is_timeout() {
-        "timed out".to_string()
-    } else {
-        e.to_string()
-    };
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
-}
-
-/// `Retry-After` as seconds or an HTTP date.
-pub fn parse_retry_after(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    let wait = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -686,15 +633,5 @@ mod tests {
             retry_delay(&s, 2, Some(Duration::from_secs(10 * 86400))),
             Some(MAX_RETRY_AFTER)
         );
-    }
-
-    #[test]
-    fn retry_after_parses_seconds_and_dates() {
-        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-        assert!(parse_retry_after("soon").is_none());
     }
 }

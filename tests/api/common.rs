@@ -235,7 +235,7 @@ impl Drop for TestApp {
 
 /// An HTTP client for tests (reqwest needs the TLS provider installed first).
 pub fn http_client() -> reqwest::Client {
-    scimgate::webhooks::delivery::install_tls_provider();
+    scimgate::outbound::install_tls_provider();
     reqwest::Client::new()
 }
 

@@ -1,4 +1,5 @@
-//! Where webhooks may go: http(s) URLs whose addresses are public. Loopback, private,
+//! Where outbound requests (webhooks today; provider connectors and signed callbacks
+//! next) may go: http(s) URLs whose addresses are public. Loopback, private,
 //! link-local (cloud metadata), CGNAT, multicast and unspecified addresses are refused
 //! unless `SCIMGATE_WEBHOOK_ALLOW_PRIVATE` is set; cloud metadata services are refused
 //! even then (some, like Azure's wire server, sit on public addresses). Checked when an
@@ -154,8 +155,8 @@ pub fn check_resolved(url: &Url, allow_private: bool) -> Result<(), Refused> {
     Ok(())
 }
 
-/// The delivery client's resolver: the system's, minus refused addresses.
-pub struct GuardedResolver {
+/// The outbound client's resolver: the system's, minus refused addresses.
+pub(super) struct GuardedResolver {
     pub allow_private: bool,
 }
 

@@ -1,0 +1,172 @@
+//! The architecture as a test (ARCHITECTURE.md): which part may name which framework and
+//! which other part. Reads the sources as text; comments do not count.
+
+use std::path::{Path, PathBuf};
+
+fn sources(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read src") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            out.extend(sources(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every (file, line number, code) of `src/`, comments removed.
+fn code_lines() -> Vec<(String, usize, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = Vec::new();
+    for path in sources(&root.join("src")) {
+        let rel = path
+            .strip_prefix(root)
+            .expect("under the crate")
+            .to_string_lossy()
+            .replace('\\', "/");
+        let text = std::fs::read_to_string(&path).expect("read source");
+        for (i, line) in text.lines().enumerate() {
+            let code = match line.find("//") {
+                // A `//` inside a string literal (a URL) is code; one at the start of the
+                // trimmed line or after code outside quotes is a comment.
+                Some(pos) if line[..pos].matches('"').count() % 2 == 0 => &line[..pos],
+                _ => line,
+            };
+            if !code.trim().is_empty() {
+                out.push((rel.clone(), i + 1, code.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Files outside `allowed` (path prefixes) whose code names `word` as a path segment.
+fn violations(word: &str, allowed: &[&str]) -> Vec<String> {
+    let needle = format!("{word}::");
+    code_lines()
+        .into_iter()
+        .filter(|(file, _, code)| {
+            !allowed.iter().any(|a| file.starts_with(a))
+                && (code.contains(&needle) || code.contains(&format!("use {word}")))
+        })
+        .map(|(file, n, code)| format!("{file}:{n}: {}", code.trim()))
+        .collect()
+}
+
+#[test]
+fn the_protocol_core_has_no_io_and_no_other_part() {
+    let mut found = Vec::new();
+    for word in ["actix_web", "actix_http", "diesel", "reqwest", "tokio"] {
+        found.extend(
+            violations(word, &[])
+                .into_iter()
+                .filter(|v| v.starts_with("src/scim/")),
+        );
+    }
+    found.extend(
+        code_lines()
+            .into_iter()
+            .filter(|(file, _, code)| {
+                file.starts_with("src/scim/")
+                    && code.contains("crate::")
+                    && !code.contains("crate::scim")
+            })
+            .map(|(file, n, code)| format!("{file}:{n}: {}", code.trim())),
+    );
+    assert!(
+        found.is_empty(),
+        "src/scim must stay pure:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn diesel_stays_in_the_store() {
+    let found = violations("diesel", &["src/store/", "src/error.rs"]);
+    assert!(
+        found.is_empty(),
+        "diesel outside src/store:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn actix_stays_in_http() {
+    let mut found = violations("actix_web", &["src/http/"]);
+    found.extend(violations("actix_http", &["src/http/"]));
+    assert!(
+        found.is_empty(),
+        "actix outside src/http:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn reqwest_stays_in_the_outbound_client() {
+    let found = violations("reqwest", &["src/outbound/"]);
+    assert!(
+        found.is_empty(),
+        "reqwest outside src/outbound:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn http_reads_and_writes_through_the_directory() {
+    // Types (the pool handle, a page) may be named; queries may not.
+    let found: Vec<String> = code_lines()
+        .into_iter()
+        .filter(|(file, _, code)| {
+            file.starts_with("src/http/")
+                && code.contains("store::")
+                && !code.contains("store::{AnyConnection, Page}")
+                && !code.contains("store::Db")
+                && !code.contains("store::ping")
+        })
+        .map(|(file, n, code)| format!("{file}:{n}: {}", code.trim()))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "http calling the store directly:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn lower_parts_do_not_import_higher_ones() {
+    // From the bottom: scim, error, store, outbound, webhooks, directory, http.
+    let rules: &[(&str, &[&str])] = &[
+        (
+            "src/store/",
+            &[
+                "crate::directory",
+                "crate::http",
+                "crate::webhooks",
+                "crate::outbound",
+            ],
+        ),
+        (
+            "src/outbound/",
+            &[
+                "crate::directory",
+                "crate::http",
+                "crate::webhooks",
+                "crate::store",
+            ],
+        ),
+        ("src/webhooks/", &["crate::directory", "crate::http"]),
+        ("src/directory/", &["crate::http"]),
+    ];
+    let mut found = Vec::new();
+    for (file, n, code) in code_lines() {
+        for (part, forbidden) in rules {
+            if file.starts_with(part) && forbidden.iter().any(|f| code.contains(f)) {
+                found.push(format!("{file}:{n}: {}", code.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "upward imports:\n{}", found.join("\n"));
+}
