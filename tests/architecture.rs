@@ -114,17 +114,27 @@ fn reqwest_stays_in_the_outbound_client() {
     );
 }
 
+/// The lower-case names (modules, functions) a line reaches through `store::`.
+fn store_functions(code: &str) -> Vec<String> {
+    code.match_indices("store::")
+        .map(|(i, m)| {
+            code[i + m.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect::<String>()
+        })
+        .filter(|name| name.starts_with(|c: char| c.is_ascii_lowercase()))
+        .collect()
+}
+
 #[test]
 fn http_reads_and_writes_through_the_directory() {
-    // Types (the pool handle, a page) may be named; queries may not.
+    // Types (the pool handle, a connection, a page) may be named; queries may not, but
+    // for the readiness probe.
     let found: Vec<String> = code_lines()
         .into_iter()
         .filter(|(file, _, code)| {
-            file.starts_with("src/http/")
-                && code.contains("store::")
-                && !code.contains("store::{AnyConnection, Page}")
-                && !code.contains("store::Db")
-                && !code.contains("store::ping")
+            file.starts_with("src/http/") && store_functions(code).iter().any(|f| f != "ping")
         })
         .map(|(file, n, code)| format!("{file}:{n}: {}", code.trim()))
         .collect();

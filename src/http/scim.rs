@@ -8,92 +8,67 @@ use serde_json::Value;
 use super::error::ScimFailure;
 use super::extract::{json_body, ScimAuth};
 use super::AppState;
-use crate::directory::{groups, users};
+use crate::directory::{groups, users, DirectoryScope};
+use crate::error::Error;
 use crate::scim::list::{list_response, ListQuery, Projection};
 use crate::scim::resource::EtagCondition;
 use crate::scim::{discovery, ScimError, CONTENT_TYPE};
+use crate::store::AnyConnection;
 
 type Reply = Result<HttpResponse, ScimFailure>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    let not_allowed = || web::to(method_not_allowed);
     cfg.service(
         web::scope("/api/scim/v2.0/{directory_id}")
-            .service(
-                web::resource("/Users")
-                    .get(list_users)
-                    .post(create_user)
-                    .default_service(not_allowed()),
-            )
-            .service(
-                web::resource("/Users/.search")
-                    .post(search_users)
-                    .default_service(not_allowed()),
-            )
-            .service(
-                web::resource("/Users/{id}")
-                    .get(get_user)
-                    .put(replace_user)
-                    .patch(patch_user)
-                    .delete(delete_user)
-                    .default_service(not_allowed()),
-            )
-            .service(
-                web::resource("/Groups")
-                    .get(list_groups)
-                    .post(create_group)
-                    .default_service(not_allowed()),
-            )
-            .service(
-                web::resource("/Groups/.search")
-                    .post(search_groups)
-                    .default_service(not_allowed()),
-            )
-            .service(
-                web::resource("/Groups/{id}")
-                    .get(get_group)
-                    .put(replace_group)
-                    .patch(patch_group)
-                    .delete(delete_group)
-                    .default_service(not_allowed()),
-            )
-            .service(
-                web::resource("/ServiceProviderConfig")
-                    .get(service_provider_config)
-                    .default_service(not_allowed()),
-            )
-            .service(
-                web::resource("/ResourceTypes")
-                    .get(resource_types)
-                    .default_service(not_allowed()),
-            )
-            .service(
-                web::resource("/ResourceTypes/{name}")
-                    .get(resource_type)
-                    .default_service(not_allowed()),
-            )
-            .service(
-                web::resource("/Schemas")
-                    .get(schemas)
-                    .default_service(not_allowed()),
-            )
-            .service(
-                web::resource("/Schemas/{urn}")
-                    .get(schema)
-                    .default_service(not_allowed()),
-            )
-            .service(
-                web::resource("/.search")
-                    .post(search_all)
-                    .default_service(not_allowed()),
-            )
-            .service(
-                web::resource("/Bulk")
-                    .post(bulk)
-                    .default_service(not_allowed()),
-            )
+            .configure(resource_routes::<Users>("Users"))
+            .configure(resource_routes::<Groups>("Groups"))
+            .service(only(
+                web::get(),
+                "/ServiceProviderConfig",
+                service_provider_config,
+            ))
+            .service(only(web::get(), "/ResourceTypes", resource_types))
+            .service(only(web::get(), "/ResourceTypes/{name}", resource_type))
+            .service(only(web::get(), "/Schemas", schemas))
+            .service(only(web::get(), "/Schemas/{urn}", schema))
+            .service(only(web::post(), "/.search", search_all))
+            .service(only(web::post(), "/Bulk", bulk))
             .default_service(web::to(not_found)),
     );
+}
+
+/// A path answering one method with `handler`, and 405 to any other.
+fn only<F, Args>(method: actix_web::Route, path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(method.to(handler))
+        .default_service(web::to(method_not_allowed))
+}
+
+/// `/{name}`, `/{name}/.search` and `/{name}/{id}` of one resource type.
+fn resource_routes<R: Resource>(name: &'static str) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        let not_allowed = || web::to(method_not_allowed);
+        cfg.service(
+            web::resource(format!("/{name}"))
+                .get(list::<R>)
+                .post(create::<R>)
+                .default_service(not_allowed()),
+        )
+        .service(only(web::post(), &format!("/{name}/.search"), search::<R>))
+        .service(
+            web::resource(format!("/{name}/{{id}}"))
+                .get(get::<R>)
+                .put(replace::<R>)
+                .patch(patch::<R>)
+                .delete(delete::<R>)
+                .default_service(not_allowed()),
+        );
+    }
 }
 
 fn reply(status: StatusCode, body: &Value) -> HttpResponse {
@@ -205,41 +180,128 @@ async fn bulk(
     Ok(reply(StatusCode::OK, &response))
 }
 
-// ---- Users ----
+// ---- Users and Groups: one set of handlers over the two resource types ----
 
-async fn list_users(auth: ScimAuth, state: web::Data<AppState>, req: HttpRequest) -> Reply {
-    let pairs = query_pairs(&req)?;
-    users_listing(auth, state, pairs).await
+/// What the handlers need of a resource type: the directory's operations on it. `full`
+/// says whether a read must load everything the response shows (a group's members,
+/// unless the client excluded them); users always load their groups.
+pub trait Resource: Send + 'static {
+    type View: Send + 'static;
+    fn render(view: &Self::View, base_url: &str) -> Value;
+    fn list(c: &mut AnyConnection, s: &DirectoryScope, q: &ListQuery, full: bool) -> Listed<Self>;
+    fn get(c: &mut AnyConnection, s: &DirectoryScope, id: &str, full: bool) -> One<Self>;
+    fn create(c: &mut AnyConnection, s: &DirectoryScope, body: Value) -> One<Self>;
+    fn write(c: &mut AnyConnection, s: &DirectoryScope, w: Write<'_>) -> One<Self>;
+    fn delete(c: &mut AnyConnection, s: &DirectoryScope, id: &str, if_match: IfMatch) -> Done;
 }
 
-async fn search_users(
+type Listed<R> = Result<(Vec<<R as Resource>::View>, i64), Error>;
+type One<R> = Result<<R as Resource>::View, Error>;
+type Done = Result<(), Error>;
+type IfMatch<'a> = Option<&'a EtagCondition>;
+
+/// A PUT (`patch: false`) or PATCH of one resource.
+pub struct Write<'a> {
+    pub id: &'a str,
+    pub body: Value,
+    pub if_match: IfMatch<'a>,
+    pub full: bool,
+    pub patch: bool,
+}
+
+pub struct Users;
+pub struct Groups;
+
+impl Resource for Users {
+    type View = users::UserView;
+    fn render(view: &Self::View, base_url: &str) -> Value {
+        view.render(base_url)
+    }
+    fn list(c: &mut AnyConnection, s: &DirectoryScope, q: &ListQuery, _: bool) -> Listed<Self> {
+        users::list(c, s, q)
+    }
+    fn get(c: &mut AnyConnection, s: &DirectoryScope, id: &str, _: bool) -> One<Self> {
+        users::get(c, s, id)
+    }
+    fn create(c: &mut AnyConnection, s: &DirectoryScope, body: Value) -> One<Self> {
+        users::create(c, s, body)
+    }
+    fn write(c: &mut AnyConnection, s: &DirectoryScope, w: Write<'_>) -> One<Self> {
+        match w.patch {
+            true => users::patch(c, s, w.id, w.body, w.if_match),
+            false => users::replace(c, s, w.id, w.body, w.if_match),
+        }
+    }
+    fn delete(c: &mut AnyConnection, s: &DirectoryScope, id: &str, if_match: IfMatch) -> Done {
+        users::delete(c, s, id, if_match)
+    }
+}
+
+impl Resource for Groups {
+    type View = groups::GroupView;
+    fn render(view: &Self::View, base_url: &str) -> Value {
+        view.render(base_url)
+    }
+    fn list(c: &mut AnyConnection, s: &DirectoryScope, q: &ListQuery, full: bool) -> Listed<Self> {
+        groups::list(c, s, q, full)
+    }
+    fn get(c: &mut AnyConnection, s: &DirectoryScope, id: &str, full: bool) -> One<Self> {
+        groups::get(c, s, id, full)
+    }
+    fn create(c: &mut AnyConnection, s: &DirectoryScope, body: Value) -> One<Self> {
+        groups::create(c, s, body)
+    }
+    fn write(c: &mut AnyConnection, s: &DirectoryScope, w: Write<'_>) -> One<Self> {
+        match w.patch {
+            true => groups::patch(c, s, w.id, w.body, w.if_match, w.full),
+            false => groups::replace(c, s, w.id, w.body, w.if_match, w.full),
+        }
+    }
+    fn delete(c: &mut AnyConnection, s: &DirectoryScope, id: &str, if_match: IfMatch) -> Done {
+        groups::delete(c, s, id, if_match)
+    }
+}
+
+/// Whether a response with this projection shows everything a resource loads on demand
+/// (a group's `members`).
+fn full(projection: &Projection) -> bool {
+    projection.includes("members")
+}
+
+async fn list<R: Resource>(auth: ScimAuth, state: web::Data<AppState>, req: HttpRequest) -> Reply {
+    let pairs = query_pairs(&req)?;
+    listing::<R>(auth, state, pairs).await
+}
+
+async fn search<R: Resource>(
     auth: ScimAuth,
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Reply {
     let body = json_body(payload, &req, state.max_body_bytes).await?;
-    users_listing(auth, state, search_pairs(&body)?).await
+    listing::<R>(auth, state, search_pairs(&body)?).await
 }
 
-async fn users_listing(
+async fn listing<R: Resource>(
     ScimAuth(scope): ScimAuth,
     state: web::Data<AppState>,
     pairs: Vec<(String, String)>,
 ) -> Reply {
     let q = list_query_of(&pairs)?;
     let projection = projection_of(&pairs)?;
+    let full = full(&projection);
     let start = q.start_index;
     let (views, total) = state
         .db
         .run({
             let scope = scope.clone();
-            move |c| users::list(c, &scope, &q)
+            move |c| R::list(c, &scope, &q, full)
         })
         .await?;
     let resources = views
         .iter()
-        .map(|v| projection.apply(v.render(&scope.base_url)))
+        .map(|v| projection.apply(R::render(v, &scope.base_url)))
         .collect();
     Ok(reply(
         StatusCode::OK,
@@ -247,7 +309,7 @@ async fn users_listing(
     ))
 }
 
-async fn create_user(
+async fn create<R: Resource>(
     ScimAuth(scope): ScimAuth,
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -256,81 +318,88 @@ async fn create_user(
     let projection = projection_of(&query_pairs(&req)?)?;
     let body = json_body(payload, &req, state.max_body_bytes).await?;
     let base = scope.base_url.clone();
-    let view = state
-        .db
-        .run(move |c| users::create(c, &scope, body))
-        .await?;
+    let view = state.db.run(move |c| R::create(c, &scope, body)).await?;
     Ok(resource_reply(
         StatusCode::CREATED,
-        view.render(&base),
+        R::render(&view, &base),
         &projection,
     ))
 }
 
-async fn get_user(
+async fn get<R: Resource>(
     ScimAuth(scope): ScimAuth,
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Reply {
     let projection = projection_of(&query_pairs(&req)?)?;
+    let full = full(&projection);
     let (_, id) = path.into_inner();
     let base = scope.base_url.clone();
-    let view = state.db.run(move |c| users::get(c, &scope, &id)).await?;
-    let body = view.render(&base);
+    let view = state.db.run(move |c| R::get(c, &scope, &id, full)).await?;
+    let body = R::render(&view, &base);
     if let Some(r) = not_modified(&req, &body) {
         return Ok(r);
     }
     Ok(resource_reply(StatusCode::OK, body, &projection))
 }
 
-async fn replace_user(
+/// PUT and PATCH: a body applied to one resource, under `If-Match`.
+async fn write<R: Resource>(
     ScimAuth(scope): ScimAuth,
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<(String, String)>,
     payload: web::Payload,
+    patch: bool,
 ) -> Reply {
     let projection = projection_of(&query_pairs(&req)?)?;
     let body = json_body(payload, &req, state.max_body_bytes).await?;
+    let full = full(&projection);
     let if_match = if_match(&req);
     let (_, id) = path.into_inner();
     let base = scope.base_url.clone();
     let view = state
         .db
-        .run(move |c| users::replace(c, &scope, &id, body, if_match.as_ref()))
+        .run(move |c| {
+            let w = Write {
+                id: &id,
+                body,
+                if_match: if_match.as_ref(),
+                full,
+                patch,
+            };
+            R::write(c, &scope, w)
+        })
         .await?;
     Ok(resource_reply(
         StatusCode::OK,
-        view.render(&base),
+        R::render(&view, &base),
         &projection,
     ))
 }
 
-async fn patch_user(
-    ScimAuth(scope): ScimAuth,
+async fn replace<R: Resource>(
+    auth: ScimAuth,
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Reply {
-    let projection = projection_of(&query_pairs(&req)?)?;
-    let body = json_body(payload, &req, state.max_body_bytes).await?;
-    let if_match = if_match(&req);
-    let (_, id) = path.into_inner();
-    let base = scope.base_url.clone();
-    let view = state
-        .db
-        .run(move |c| users::patch(c, &scope, &id, body, if_match.as_ref()))
-        .await?;
-    Ok(resource_reply(
-        StatusCode::OK,
-        view.render(&base),
-        &projection,
-    ))
+    write::<R>(auth, state, req, path, payload, false).await
 }
 
-async fn delete_user(
+async fn patch<R: Resource>(
+    auth: ScimAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> Reply {
+    write::<R>(auth, state, req, path, payload, true).await
+}
+
+async fn delete<R: Resource>(
     ScimAuth(scope): ScimAuth,
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -340,154 +409,7 @@ async fn delete_user(
     let if_match = if_match(&req);
     state
         .db
-        .run(move |c| users::delete(c, &scope, &id, if_match.as_ref()))
-        .await?;
-    Ok(HttpResponse::NoContent().finish())
-}
-
-// ---- Groups ----
-
-async fn list_groups(auth: ScimAuth, state: web::Data<AppState>, req: HttpRequest) -> Reply {
-    let pairs = query_pairs(&req)?;
-    groups_listing(auth, state, pairs).await
-}
-
-async fn search_groups(
-    auth: ScimAuth,
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Reply {
-    let body = json_body(payload, &req, state.max_body_bytes).await?;
-    groups_listing(auth, state, search_pairs(&body)?).await
-}
-
-async fn groups_listing(
-    ScimAuth(scope): ScimAuth,
-    state: web::Data<AppState>,
-    pairs: Vec<(String, String)>,
-) -> Reply {
-    let q = list_query_of(&pairs)?;
-    let projection = projection_of(&pairs)?;
-    let with_members = projection.includes("members");
-    let start = q.start_index;
-    let (views, total) = state
-        .db
-        .run({
-            let scope = scope.clone();
-            move |c| groups::list(c, &scope, &q, with_members)
-        })
-        .await?;
-    let resources = views
-        .iter()
-        .map(|v| projection.apply(v.render(&scope.base_url)))
-        .collect();
-    Ok(reply(
-        StatusCode::OK,
-        &list_response(resources, total, start),
-    ))
-}
-
-async fn create_group(
-    ScimAuth(scope): ScimAuth,
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    payload: web::Payload,
-) -> Reply {
-    let projection = projection_of(&query_pairs(&req)?)?;
-    let body = json_body(payload, &req, state.max_body_bytes).await?;
-    let base = scope.base_url.clone();
-    let view = state
-        .db
-        .run(move |c| groups::create(c, &scope, body))
-        .await?;
-    Ok(resource_reply(
-        StatusCode::CREATED,
-        view.render(&base),
-        &projection,
-    ))
-}
-
-async fn get_group(
-    ScimAuth(scope): ScimAuth,
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-) -> Reply {
-    let projection = projection_of(&query_pairs(&req)?)?;
-    let with_members = projection.includes("members");
-    let (_, id) = path.into_inner();
-    let base = scope.base_url.clone();
-    let view = state
-        .db
-        .run(move |c| groups::get(c, &scope, &id, with_members))
-        .await?;
-    let body = view.render(&base);
-    if let Some(r) = not_modified(&req, &body) {
-        return Ok(r);
-    }
-    Ok(resource_reply(StatusCode::OK, body, &projection))
-}
-
-async fn replace_group(
-    ScimAuth(scope): ScimAuth,
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    payload: web::Payload,
-) -> Reply {
-    let projection = projection_of(&query_pairs(&req)?)?;
-    let body = json_body(payload, &req, state.max_body_bytes).await?;
-    let with_members = projection.includes("members");
-    let if_match = if_match(&req);
-    let (_, id) = path.into_inner();
-    let base = scope.base_url.clone();
-    let view = state
-        .db
-        .run(move |c| groups::replace(c, &scope, &id, body, if_match.as_ref(), with_members))
-        .await?;
-    Ok(resource_reply(
-        StatusCode::OK,
-        view.render(&base),
-        &projection,
-    ))
-}
-
-async fn patch_group(
-    ScimAuth(scope): ScimAuth,
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    payload: web::Payload,
-) -> Reply {
-    let projection = projection_of(&query_pairs(&req)?)?;
-    let body = json_body(payload, &req, state.max_body_bytes).await?;
-    let with_members = projection.includes("members");
-    let if_match = if_match(&req);
-    let (_, id) = path.into_inner();
-    let base = scope.base_url.clone();
-    let view = state
-        .db
-        .run(move |c| groups::patch(c, &scope, &id, body, if_match.as_ref(), with_members))
-        .await?;
-    Ok(resource_reply(
-        StatusCode::OK,
-        view.render(&base),
-        &projection,
-    ))
-}
-
-async fn delete_group(
-    ScimAuth(scope): ScimAuth,
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-) -> Reply {
-    let (_, id) = path.into_inner();
-    let if_match = if_match(&req);
-    state
-        .db
-        .run(move |c| groups::delete(c, &scope, &id, if_match.as_ref()))
+        .run(move |c| R::delete(c, &scope, &id, if_match.as_ref()))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
