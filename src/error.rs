@@ -1,13 +1,59 @@
-//! The one error type of the crate. The HTTP layer maps it to a SCIM error body on SCIM
-//! routes and to the `{data, error}` envelope on admin routes, with the same status.
+//! The one error type of the crate. The HTTP layer renders it with one status in the
+//! shape of the route: a SCIM error body on SCIM routes, the `{data, error}` envelope on
+//! admin routes, an RFC 6749 body on OAuth endpoints, an HTML page on pages.
 
+use crate::oauth::OAuthError;
 use crate::scim::ScimError;
+
+/// A client error outside SCIM (the admin API, pages): a status and a message in the
+/// API's own words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {message}")]
+pub struct Rejected {
+    pub status: u16,
+    pub message: String,
+}
+
+impl Rejected {
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+    /// 400: the request is not acceptable as sent.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(400, message)
+    }
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(401, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(404, message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(409, message)
+    }
+}
+
+impl From<ScimError> for Rejected {
+    /// A protocol check shared with SCIM (e.g. the string limits), said in plain words.
+    fn from(e: ScimError) -> Self {
+        Self::new(e.status, e.detail)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A client-facing failure with its status and SCIM type.
     #[error(transparent)]
     Scim(#[from] ScimError),
+    /// A client-facing failure outside SCIM (admin API, pages).
+    #[error(transparent)]
+    Rejected(#[from] Rejected),
+    /// A client-facing failure of an OAuth endpoint.
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
     #[error("database unavailable: {0}")]
@@ -25,6 +71,8 @@ impl Error {
     pub fn status(&self) -> u16 {
         match self {
             Self::Scim(e) => e.status,
+            Self::Rejected(e) => e.status,
+            Self::OAuth(e) => e.status(),
             Self::Pool(_) => 503,
             Self::Database(diesel::result::Error::DatabaseError(
                 diesel::result::DatabaseErrorKind::SerializationFailure,
@@ -57,6 +105,8 @@ impl Error {
     pub fn public_message(&self) -> String {
         match self {
             Self::Scim(e) => e.detail.clone(),
+            Self::Rejected(e) => e.message.clone(),
+            Self::OAuth(e) => e.description.clone(),
             _ if self.status() == 503 => "service temporarily unavailable, retry".into(),
             _ => "internal server error".into(),
         }
@@ -66,9 +116,30 @@ impl Error {
     pub fn to_scim(&self) -> ScimError {
         match self {
             Self::Scim(e) => e.clone(),
+            Self::Rejected(e) if e.status == 400 => ScimError::invalid_value(e.message.clone()),
             other => ScimError::new(other.status(), None, other.public_message()),
         }
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// As an OAuth error body: client errors keep their code, anything else is
+    /// `server_error` / `temporarily_unavailable` with the public message.
+    pub fn to_oauth(&self) -> OAuthError {
+        use crate::oauth::ErrorCode;
+        match self {
+            Self::OAuth(e) => e.clone(),
+            other => {
+                let code = match other.status() {
+                    503 => ErrorCode::TemporarilyUnavailable,
+                    s if s >= 500 => ErrorCode::ServerError,
+                    401 => ErrorCode::InvalidClient,
+                    _ => ErrorCode::InvalidRequest,
+                };
+                OAuthError::new(code, other.public_message())
+            }
+        }
+    }
+}

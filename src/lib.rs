@@ -2,6 +2,7 @@
 //! may import is in ARCHITECTURE.md and checked by `tests/architecture.rs`):
 //!
 //! - [`scim`]: the protocol (resources, schemas, filters, PATCH, limits, errors); no I/O.
+//! - [`oauth`]: OAuth 2 protocol values (error responses); no I/O.
 //! - [`error`]: the crate's one error type.
 //! - [`store`]: diesel over SQLite or PostgreSQL; every query scoped by directory.
 //! - [`outbound`]: the one outbound HTTP client and its address safety.
@@ -20,6 +21,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod faults;
 pub mod http;
+pub mod oauth;
 pub mod outbound;
 pub mod scim;
 pub mod secrets;

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use super::events::{self, DSYNC_ACTIVATED, DSYNC_CREATED, DSYNC_DEACTIVATED, DSYNC_DELETED};
 use super::webhooks;
 use crate::error::Error;
+use crate::error::Rejected;
 use crate::scim::{limits, ScimError};
 use crate::secrets;
 use crate::store::directories::{self as store, DirectoryChanges, DirectoryRow};
@@ -73,9 +74,7 @@ impl BoolLike {
             Self::Bool(b) => Ok(*b),
             Self::Text(s) if s.eq_ignore_ascii_case("true") => Ok(true),
             Self::Text(s) if s.eq_ignore_ascii_case("false") => Ok(false),
-            Self::Text(_) => {
-                Err(ScimError::invalid_value(format!("{name} must be true or false")).into())
-            }
+            Self::Text(_) => Err(Rejected::invalid(format!("{name} must be true or false")).into()),
         }
     }
 }
@@ -90,13 +89,11 @@ where
 
 fn check_tenancy(name: &str, v: &str) -> Result<(), Error> {
     if v.trim().is_empty() {
-        return Err(ScimError::invalid_value(format!("{name} is required")).into());
+        return Err(Rejected::invalid(format!("{name} is required")).into());
     }
-    limits::check_indexed(name, v)?;
+    limits::check_indexed(name, v).map_err(Rejected::from)?;
     if v.contains(':') {
-        return Err(
-            ScimError::invalid_value(format!("{name} cannot contain the character :")).into(),
-        );
+        return Err(Rejected::invalid(format!("{name} cannot contain the character :")).into());
     }
     Ok(())
 }
@@ -105,7 +102,7 @@ fn check_tenancy(name: &str, v: &str) -> Result<(), Error> {
 fn check_texts(fields: &[(&str, Option<&str>)]) -> Result<(), Error> {
     for (name, value) in fields {
         if let Some(v) = value {
-            limits::check_indexed(name, v)?;
+            limits::check_indexed(name, v).map_err(Rejected::from)?;
         }
     }
     Ok(())
@@ -113,7 +110,7 @@ fn check_texts(fields: &[(&str, Option<&str>)]) -> Result<(), Error> {
 
 fn check_limit(limit: Option<i64>) -> Result<(), Error> {
     if limit.is_some_and(|l| l < 0) {
-        return Err(ScimError::invalid_value("user_limit must be zero or more").into());
+        return Err(Rejected::invalid("user_limit must be zero or more").into());
     }
     Ok(())
 }
@@ -146,7 +143,7 @@ pub fn create(
         .provider_type
         .unwrap_or_else(|| "generic-scim-v2".into());
     if !PROVIDER_TYPES.contains(&provider_type.as_str()) {
-        return Err(ScimError::invalid_value(format!(
+        return Err(Rejected::invalid(format!(
             "invalid directory type {provider_type:?}; expected one of {}",
             PROVIDER_TYPES.join(", ")
         ))
@@ -194,7 +191,7 @@ pub fn create(
 }
 
 pub fn get(conn: &mut AnyConnection, id: &str) -> Result<DirectoryRow, Error> {
-    let not_found = || ScimError::not_found("Directory configuration not found.").into();
+    let not_found = || Rejected::not_found("Directory configuration not found.").into();
     // Directory ids are UUIDs: anything else is no directory, without asking the database.
     if !super::is_resource_id(id) {
         return Err(not_found());
@@ -361,7 +358,7 @@ pub fn rotate_secret(
     grace_seconds: i64,
 ) -> Result<(DirectoryRow, String), Error> {
     if !(0..=MAX_GRACE_SECONDS).contains(&grace_seconds) {
-        return Err(ScimError::invalid_value(format!(
+        return Err(Rejected::invalid(format!(
             "the grace period must be from 0 to {MAX_GRACE_SECONDS} seconds"
         ))
         .into());

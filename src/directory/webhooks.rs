@@ -6,9 +6,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::events::ALL_TYPES;
-use crate::error::Error;
+use crate::error::{Error, Rejected};
 use crate::outbound::safety;
-use crate::scim::ScimError;
 use crate::store::deliveries::{self, DeliveryRow};
 use crate::store::directories::DirectoryRow;
 use crate::store::events::EventRow;
@@ -46,13 +45,14 @@ pub struct EndpointUpdate {
 }
 
 fn invalid(msg: impl Into<String>) -> Error {
-    ScimError::invalid_value(msg).into()
+    Rejected::invalid(msg).into()
 }
 
 /// Checks a webhook URL: http(s), no credentials, and (unless allowed) no private address
 /// now. Blocking: resolves the host name.
 pub fn check_url(url: &str, allow_private: bool) -> Result<String, Error> {
-    crate::scim::limits::check_text("url", url, crate::scim::limits::MAX_INDEXED_CHARS)?;
+    crate::scim::limits::check_text("url", url, crate::scim::limits::MAX_INDEXED_CHARS)
+        .map_err(Rejected::from)?;
     let parsed = safety::check_url(url, allow_private).map_err(|e| invalid(e.to_string()))?;
     safety::check_resolved(&parsed, allow_private).map_err(|e| invalid(e.to_string()))?;
     Ok(url.trim().to_string())
@@ -167,20 +167,16 @@ pub fn list(conn: &mut AnyConnection, directory_id: &str) -> Result<Vec<Endpoint
 pub fn get(conn: &mut AnyConnection, directory_id: &str, id: &str) -> Result<EndpointRow, Error> {
     store::get(conn, id)?
         .filter(|e| e.directory_id.as_deref() == Some(directory_id) && !e.retired)
-        .ok_or_else(|| ScimError::not_found("Webhook endpoint not found").into())
+        .ok_or_else(|| Rejected::not_found("Webhook endpoint not found").into())
 }
 
 /// The primary endpoint mirrors the directory's `webhook_url`/`webhook_secret`: change
 /// those through the directory.
 fn not_primary(e: &EndpointRow, what: &str) -> Result<(), Error> {
     if e.is_primary {
-        return Err(ScimError::new(
-            409,
-            None,
-            format!(
-                "the primary endpoint mirrors the directory's webhook: {what} it with PATCH /directory-sync/{{id}}"
-            ),
-        )
+        return Err(Rejected::conflict(format!(
+            "the primary endpoint mirrors the directory's webhook: {what} it with PATCH /directory-sync/{{id}}"
+        ))
         .into());
     }
     Ok(())

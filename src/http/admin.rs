@@ -18,7 +18,7 @@ use crate::directory::admin_json::directory_json;
 use crate::directory::directories::{self, DirectoryUpdate, NewDirectory};
 use crate::directory::{groups, users};
 use crate::error::Error;
-use crate::scim::ScimError;
+use crate::error::Rejected;
 use crate::store::{AnyConnection, Page};
 
 type Reply = Result<HttpResponse, AdminFailure>;
@@ -65,7 +65,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 async fn not_found() -> Reply {
-    Err(ScimError::not_found("Not found.").into())
+    Err(Rejected::not_found("Not found.").into())
 }
 
 pub(super) fn ok(data: Value) -> HttpResponse {
@@ -86,9 +86,10 @@ pub(super) fn page_of(q: &HashMap<String, String>) -> Result<Page, Error> {
         match names.iter().find_map(|n| q.get(*n)) {
             None => Ok(default),
             Some(v) if v.trim().is_empty() => Ok(default),
-            Some(v) => v.trim().parse::<i64>().map_err(|_| {
-                ScimError::invalid_value(format!("{} must be an integer", names[0])).into()
-            }),
+            Some(v) => v
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| Rejected::invalid(format!("{} must be an integer", names[0])).into()),
         }
     };
     let mut offset = int(&["pageOffset", "offset"], 0)?.max(0);
@@ -105,7 +106,7 @@ pub(super) fn page_of(q: &HashMap<String, String>) -> Result<Page, Error> {
             .and_then(|b| String::from_utf8(b).ok())
             .and_then(|s| s.parse::<i64>().ok())
             .filter(|o| *o >= 0)
-            .ok_or_else(|| ScimError::invalid_value("invalid pageToken"))?;
+            .ok_or_else(|| Rejected::invalid("invalid pageToken"))?;
     }
     Ok(Page { offset, limit })
 }
@@ -123,9 +124,9 @@ fn next_offset(page: Page, returned: usize, total: Option<i64>) -> Option<i64> {
 pub(super) fn from_body<T: serde::de::DeserializeOwned>(
     body: Value,
     what: &str,
-) -> Result<T, ScimError> {
+) -> Result<T, Rejected> {
     if !body.is_object() {
-        return Err(ScimError::invalid_value(format!(
+        return Err(Rejected::invalid(format!(
             "{what}: the body must be a JSON object"
         )));
     }
@@ -142,7 +143,7 @@ pub(super) fn from_body<T: serde::de::DeserializeOwned>(
         Some((path, e)) => format!("{what}: {}: {}", path.join("."), api_words(&e.to_string())),
         None => format!("{what}: {}", api_words(&err.to_string())),
     };
-    Err(ScimError::invalid_value(message))
+    Err(Rejected::invalid(message))
 }
 
 /// The field a body fails on: the first key under `path` that fails alone; deeper while
@@ -332,7 +333,7 @@ async fn rotate_secret(
             .ok()
             .filter(|g| (0..=directories::MAX_GRACE_SECONDS).contains(g))
             .ok_or_else(|| {
-                ScimError::invalid_value(format!(
+                Rejected::invalid(format!(
                     "grace_period_seconds must be an integer from 0 to {}",
                     directories::MAX_GRACE_SECONDS
                 ))
@@ -366,13 +367,11 @@ fn directory_ids(c: &mut AnyConnection, q: &HashMap<String, String>) -> Result<V
         (Some(t), Some(p)) => {
             let ids = directories::ids_for_tenant_product(c, t, p)?;
             if ids.is_empty() {
-                return Err(ScimError::not_found("Directory not found.").into());
+                return Err(Rejected::not_found("Directory not found.").into());
             }
             Ok(ids)
         }
-        _ => Err(
-            ScimError::invalid_value("Please provide a directoryId, or tenant and product").into(),
-        ),
+        _ => Err(Rejected::invalid("Please provide a directoryId, or tenant and product").into()),
     }
 }
 
@@ -572,7 +571,7 @@ async fn directory_events(
     let after = match q.get("after").filter(|s| !s.is_empty()) {
         Some(v) => v
             .parse::<i64>()
-            .map_err(|_| ScimError::invalid_value("after must be an event sequence number"))?,
+            .map_err(|_| Rejected::invalid("after must be an event sequence number"))?,
         None => 0,
     };
     let limit = page_of(&q)?.limit;
@@ -607,7 +606,9 @@ mod tests {
     }
 
     fn message(body: Value) -> String {
-        from_body::<Body>(body, "invalid thing").unwrap_err().detail
+        from_body::<Body>(body, "invalid thing")
+            .unwrap_err()
+            .message
     }
 
     #[test]

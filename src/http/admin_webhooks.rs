@@ -13,7 +13,7 @@ use super::extract::{json_body, AdminAuth};
 use super::AppState;
 use crate::directory::webhooks::{self, EndpointUpdate, NewEndpoint};
 use crate::directory::{admin_json, directories, events};
-use crate::scim::ScimError;
+use crate::error::Rejected;
 
 type Reply = Result<HttpResponse, AdminFailure>;
 type Query = web::Query<HashMap<String, String>>;
@@ -204,9 +204,9 @@ async fn replay_endpoint(
 ) -> Reply {
     let since = q
         .get("since")
-        .ok_or_else(|| ScimError::invalid_value("since (an RFC 3339 time) is required"))?;
+        .ok_or_else(|| Rejected::invalid("since (an RFC 3339 time) is required"))?;
     let since = chrono::DateTime::parse_from_rfc3339(since)
-        .map_err(|_| ScimError::invalid_value("since must be an RFC 3339 time"))?
+        .map_err(|_| Rejected::invalid("since must be an RFC 3339 time"))?
         .naive_utc();
     let (id, wid) = path.into_inner();
     let queued = state

@@ -95,7 +95,7 @@ impl FromRequest for AdminAuth {
             if ok && !presented.is_empty() {
                 Ok(AdminAuth)
             } else {
-                Err(ScimError::unauthorized("Unauthorized").into())
+                Err(crate::error::Rejected::unauthorized("Unauthorized").into())
             }
         })();
         std::future::ready(result.map_err(AdminFailure))

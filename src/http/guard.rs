@@ -5,20 +5,20 @@
 use actix_web::dev::ServiceRequest;
 
 use super::error::{AdminFailure, ScimFailure};
-use crate::scim::ScimError;
+use crate::error::Rejected;
 
 /// The refusal for `req`, rendered in its route family's error shape, if it carries NUL.
 pub fn refuse_nul(req: &ServiceRequest) -> Option<actix_web::HttpResponse> {
     use actix_web::ResponseError;
     let error = if has_nul(req.path()) {
-        ScimError::not_found("no resource has that path")
+        Rejected::not_found("no resource has that path")
     } else if has_nul(req.query_string()) {
-        ScimError::invalid_value("a query parameter contains a NUL character")
+        Rejected::invalid("a query parameter contains a NUL character")
     } else {
         return None;
     };
     Some(if req.path().starts_with("/api/scim/") {
-        ScimFailure::from(error).error_response()
+        ScimFailure(error.into()).error_response()
     } else {
         AdminFailure::from(error).error_response()
     })
