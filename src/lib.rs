@@ -3,6 +3,7 @@
 //!
 //! - [`scim`]: the protocol (resources, schemas, filters, PATCH, limits, errors); no I/O.
 //! - [`oauth`]: OAuth 2 protocol values (error responses); no I/O.
+//! - [`ids`]: typed prefixed ids (`evt_`, `whe_`, `ser_`, `ou_`, `acc_`, `cnf_`); no I/O.
 //! - [`error`]: the crate's one error type.
 //! - [`store`]: diesel over SQLite or PostgreSQL; every query scoped by directory.
 //! - [`outbound`]: the one outbound HTTP client and its address safety.
@@ -21,6 +22,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod faults;
 pub mod http;
+pub mod ids;
 pub mod oauth;
 pub mod outbound;
 pub mod scim;

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use crate::error::Error;
+use crate::ids::EventId;
 use crate::store::directories::DirectoryRow;
 use crate::store::events::{self as store, EventRow};
 use crate::store::{now, AnyConnection};
@@ -45,7 +46,7 @@ pub const ALL_TYPES: &[&str] = &[
 
 /// `evt_` + a time-ordered UUIDv7, so ids sort by creation.
 pub fn new_event_id() -> String {
-    format!("evt_{}", uuid::Uuid::now_v7().simple())
+    crate::ids::EventId::generate().into_string()
 }
 
 /// Records one event of `directory`, unnumbered: the sequencer gives it the next
@@ -173,11 +174,11 @@ pub fn sequence_all(conn: &mut AnyConnection) -> Result<usize, Error> {
 }
 
 /// An event of a directory by id, numbered first (the admin API's event view).
-pub fn get(conn: &mut AnyConnection, directory_id: &str, id: &str) -> Result<EventRow, Error> {
+pub fn get(conn: &mut AnyConnection, directory_id: &str, id: &EventId) -> Result<EventRow, Error> {
     super::directories::get(conn, directory_id)?;
     sequence(conn, directory_id)?;
-    store::get(conn, directory_id, id)?
-        .ok_or_else(|| crate::scim::ScimError::not_found("Event not found").into())
+    store::get(conn, directory_id, id.as_str())?
+        .ok_or_else(|| crate::error::Rejected::not_found("Event not found").into())
 }
 
 /// A directory's events after sequence `after`, in order (committed ones numbered first).
@@ -196,7 +197,7 @@ pub fn after(
 /// An event's deliveries and delivery attempts, for the admin API.
 pub fn deliveries_of(
     conn: &mut AnyConnection,
-    event_id: &str,
+    event_id: &EventId,
 ) -> Result<
     (
         Vec<crate::store::deliveries::DeliveryRow>,
@@ -205,8 +206,8 @@ pub fn deliveries_of(
     Error,
 > {
     Ok((
-        crate::store::deliveries::for_event(conn, event_id)?,
-        crate::store::deliveries::attempts_for_event(conn, event_id)?,
+        crate::store::deliveries::for_event(conn, event_id.as_str())?,
+        crate::store::deliveries::attempts_for_event(conn, event_id.as_str())?,
     ))
 }
 

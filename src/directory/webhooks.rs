@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::events::ALL_TYPES;
 use crate::error::{Error, Rejected};
+use crate::ids::EndpointId;
 use crate::outbound::safety;
 use crate::store::deliveries::{self, DeliveryRow};
 use crate::store::directories::DirectoryRow;
@@ -131,7 +132,7 @@ fn new_row(
 }
 
 fn new_id() -> String {
-    format!("whe_{}", uuid::Uuid::now_v7().simple())
+    EndpointId::generate().into_string()
 }
 
 /// Creates an endpoint on a directory. Returns it with its secret (shown this once).
@@ -164,8 +165,12 @@ pub fn list(conn: &mut AnyConnection, directory_id: &str) -> Result<Vec<Endpoint
 }
 
 /// An endpoint of this directory (retired ones are gone for admins).
-pub fn get(conn: &mut AnyConnection, directory_id: &str, id: &str) -> Result<EndpointRow, Error> {
-    store::get(conn, id)?
+pub fn get(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    id: &EndpointId,
+) -> Result<EndpointRow, Error> {
+    store::get(conn, id.as_str())?
         .filter(|e| e.directory_id.as_deref() == Some(directory_id) && !e.retired)
         .ok_or_else(|| Rejected::not_found("Webhook endpoint not found").into())
 }
@@ -185,7 +190,7 @@ fn not_primary(e: &EndpointRow, what: &str) -> Result<(), Error> {
 pub fn update(
     conn: &mut AnyConnection,
     directory_id: &str,
-    id: &str,
+    id: &EndpointId,
     input: EndpointUpdate,
     allow_private: bool,
 ) -> Result<EndpointRow, Error> {
@@ -226,7 +231,7 @@ pub fn update(
                 changes.disabled_reason = Some(Some("disabled by an admin".into()));
             }
         }
-        store::update(conn, id, &changes)?;
+        store::update(conn, id.as_str(), &changes)?;
         if input.enabled == Some(true) && !before.enabled {
             // Resume the queue left when it was disabled.
             store::mark_due(conn, &[id.to_string()], t)?;
@@ -248,7 +253,7 @@ fn rotation(changes: &mut EndpointChanges, before: &EndpointRow, secret: String,
 pub fn rotate_secret(
     conn: &mut AnyConnection,
     directory_id: &str,
-    id: &str,
+    id: &EndpointId,
     given: Option<String>,
 ) -> Result<(EndpointRow, String), Error> {
     let secret = given_or_generated(given)?;
@@ -261,17 +266,17 @@ pub fn rotate_secret(
             ..Default::default()
         };
         rotation(&mut changes, &before, secret.clone(), t);
-        store::update(conn, id, &changes)?;
+        store::update(conn, id.as_str(), &changes)?;
         get(conn, directory_id, id)
     })?;
     Ok((row, secret))
 }
 
-pub fn delete(conn: &mut AnyConnection, directory_id: &str, id: &str) -> Result<(), Error> {
+pub fn delete(conn: &mut AnyConnection, directory_id: &str, id: &EndpointId) -> Result<(), Error> {
     write_tx(conn, |conn| {
         let e = get(conn, directory_id, id)?;
         not_primary(&e, "remove")?;
-        store::delete(conn, id)
+        store::delete(conn, id.as_str())
     })
 }
 
@@ -428,7 +433,7 @@ pub fn replay_event(
     conn: &mut AnyConnection,
     directory_id: &str,
     event: &EventRow,
-    endpoint_id: Option<&str>,
+    endpoint_id: Option<&EndpointId>,
 ) -> Result<Vec<String>, Error> {
     write_tx(conn, |conn| {
         let targets = match endpoint_id {
@@ -448,7 +453,7 @@ pub fn replay_event(
 pub fn replay_since(
     conn: &mut AnyConnection,
     directory_id: &str,
-    endpoint_id: &str,
+    endpoint_id: &EndpointId,
     since: NaiveDateTime,
 ) -> Result<usize, Error> {
     write_tx(conn, |conn| {
@@ -467,7 +472,7 @@ pub fn replay_since(
                 .into_iter()
                 .filter(|e| e.created_at >= since && endpoint.subscribes(&e.event_type))
                 .collect();
-            queued += deliveries::requeue(conn, endpoint_id, &chosen, t)?;
+            queued += deliveries::requeue(conn, endpoint_id.as_str(), &chosen, t)?;
         }
         Ok(queued)
     })
@@ -478,7 +483,7 @@ pub fn list_deliveries(
     conn: &mut AnyConnection,
     directory_id: &str,
     status: Option<&str>,
-    endpoint_id: Option<&str>,
+    endpoint_id: Option<&EndpointId>,
     page: Page,
 ) -> Result<Vec<DeliveryRow>, Error> {
     if let Some(s) = status {
@@ -492,5 +497,11 @@ pub fn list_deliveries(
             return Err(invalid("status must be pending, delivered or failed"));
         }
     }
-    deliveries::list(conn, directory_id, status, endpoint_id, page)
+    deliveries::list(
+        conn,
+        directory_id,
+        status,
+        endpoint_id.map(EndpointId::as_str),
+        page,
+    )
 }

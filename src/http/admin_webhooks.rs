@@ -14,6 +14,7 @@ use super::AppState;
 use crate::directory::webhooks::{self, EndpointUpdate, NewEndpoint};
 use crate::directory::{admin_json, directories, events};
 use crate::error::Rejected;
+use crate::ids::{EndpointId, EventId};
 
 type Reply = Result<HttpResponse, AdminFailure>;
 type Query = web::Query<HashMap<String, String>>;
@@ -55,12 +56,37 @@ async fn body_of<T: serde::de::DeserializeOwned>(
     super::admin::from_body(body, "invalid webhook endpoint").map_err(AdminFailure::from)
 }
 
+/// `/{id}/events/{eid}`: an event id that is not one names no event (404, no query).
+fn event_path(path: web::Path<(String, String)>) -> Result<(String, EventId), AdminFailure> {
+    let (id, eid) = path.into_inner();
+    let eid = EventId::parse(&eid).ok_or_else(|| Rejected::not_found("Event not found"))?;
+    Ok((id, eid))
+}
+
+/// `/{id}/webhooks/{wid}`: likewise for an endpoint id.
+fn endpoint_path(path: web::Path<(String, String)>) -> Result<(String, EndpointId), AdminFailure> {
+    let (id, wid) = path.into_inner();
+    let wid =
+        EndpointId::parse(&wid).ok_or_else(|| Rejected::not_found("Webhook endpoint not found"))?;
+    Ok((id, wid))
+}
+
+/// The optional `endpoint_id` parameter.
+fn endpoint_param(q: &Query) -> Result<Option<EndpointId>, AdminFailure> {
+    match q.get("endpoint_id").filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => Ok(Some(EndpointId::parse(s).ok_or_else(|| {
+            Rejected::invalid("endpoint_id is not a webhook endpoint id")
+        })?)),
+    }
+}
+
 async fn get_event(
     _: AdminAuth,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Reply {
-    let (id, eid) = path.into_inner();
+    let (id, eid) = event_path(path)?;
     let (event, sent, tried) = state
         .db
         .run(move |c| {
@@ -86,13 +112,13 @@ async fn replay_event(
     path: web::Path<(String, String)>,
     q: Query,
 ) -> Reply {
-    let (id, eid) = path.into_inner();
-    let endpoint = q.get("endpoint_id").cloned();
+    let (id, eid) = event_path(path)?;
+    let endpoint = endpoint_param(&q)?;
     let queued = state
         .db
         .run(move |c| {
             let event = events::get(c, &id, &eid)?;
-            webhooks::replay_event(c, &id, &event, endpoint.as_deref())
+            webhooks::replay_event(c, &id, &event, endpoint.as_ref())
         })
         .await?;
     state.dispatcher.wake();
@@ -138,7 +164,7 @@ async fn get_endpoint(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Reply {
-    let (id, wid) = path.into_inner();
+    let (id, wid) = endpoint_path(path)?;
     let row = state.db.run(move |c| webhooks::get(c, &id, &wid)).await?;
     Ok(ok(admin_json::endpoint_json(&row, None)))
 }
@@ -151,7 +177,7 @@ async fn update_endpoint(
     payload: web::Payload,
 ) -> Reply {
     let input: EndpointUpdate = body_of(&state, &req, payload, false).await?;
-    let (id, wid) = path.into_inner();
+    let (id, wid) = endpoint_path(path)?;
     let allow_private = state.webhook_allow_private;
     let row = state
         .db
@@ -166,7 +192,7 @@ async fn delete_endpoint(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Reply {
-    let (id, wid) = path.into_inner();
+    let (id, wid) = endpoint_path(path)?;
     state
         .db
         .run(move |c| webhooks::delete(c, &id, &wid))
@@ -188,7 +214,7 @@ async fn rotate_endpoint_secret(
     payload: web::Payload,
 ) -> Reply {
     let input: Rotate = body_of(&state, &req, payload, true).await?;
-    let (id, wid) = path.into_inner();
+    let (id, wid) = endpoint_path(path)?;
     let (row, secret) = state
         .db
         .run(move |c| webhooks::rotate_secret(c, &id, &wid, input.secret))
@@ -208,7 +234,7 @@ async fn replay_endpoint(
     let since = chrono::DateTime::parse_from_rfc3339(since)
         .map_err(|_| Rejected::invalid("since must be an RFC 3339 time"))?
         .naive_utc();
-    let (id, wid) = path.into_inner();
+    let (id, wid) = endpoint_path(path)?;
     let queued = state
         .db
         .run(move |c| webhooks::replay_since(c, &id, &wid, since))
@@ -225,13 +251,13 @@ async fn list_deliveries(
     q: Query,
 ) -> Reply {
     let page = page_of(&q)?;
-    let (status, endpoint) = (q.get("status").cloned(), q.get("endpoint_id").cloned());
+    let (status, endpoint) = (q.get("status").cloned(), endpoint_param(&q)?);
     let id = id.into_inner();
     let rows = state
         .db
         .run(move |c| {
             directories::get(c, &id)?;
-            webhooks::list_deliveries(c, &id, status.as_deref(), endpoint.as_deref(), page)
+            webhooks::list_deliveries(c, &id, status.as_deref(), endpoint.as_ref(), page)
         })
         .await?;
     let data: Vec<Value> = rows.iter().map(admin_json::delivery_json).collect();

@@ -340,6 +340,7 @@ async fn nul_bytes_are_bad_input(app: TestApp) {
     let (status, _) = send(app.admin(Method::GET, "/directory-sync/%00")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     for path in [
+        format!("/directory-sync/{}/deliveries?endpoint_id=evt_1", dir.id),
         "/directory-sync?tenant=%00&product=crm".to_string(),
         format!("/directory-sync/{}/events?after=%00", dir.id),
         format!("/directory-sync/{}/deliveries?status=%00", dir.id),
@@ -347,9 +348,12 @@ async fn nul_bytes_are_bad_input(app: TestApp) {
         let (status, body) = send(app.admin(Method::GET, &path)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
     }
+    // Typed ids are parsed where they enter: a malformed one names nothing.
     for path in [
         format!("/directory-sync/{}/events/evt_%00", dir.id),
         format!("/directory-sync/{}/webhooks/whe_%00", dir.id),
+        format!("/directory-sync/{}/events/whe_0123", dir.id),
+        format!("/directory-sync/{}/webhooks/WHE_X", dir.id),
     ] {
         let (status, body) = send(app.admin(Method::GET, &path)).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
