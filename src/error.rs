@@ -74,6 +74,13 @@ impl Error {
             Self::Rejected(e) => e.status,
             Self::OAuth(e) => e.status(),
             Self::Pool(_) => 503,
+            // The connection died under this request (a restarted or failed-over server):
+            // nothing was committed, and the pool has already discarded it.
+            Self::Database(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ClosedConnection
+                | diesel::result::DatabaseErrorKind::UnableToSendCommand,
+                _,
+            )) => 503,
             Self::Database(diesel::result::Error::DatabaseError(
                 diesel::result::DatabaseErrorKind::SerializationFailure,
                 _,

@@ -183,9 +183,13 @@ impl Db {
         run_migrations(&mut first)?;
         drop(first);
         manager.statement_timeout = statement_timeout;
+        // No `SELECT 1` on every checkout (a round trip per request): a connection that
+        // went bad fails its statement once (503, retryable) and `has_broken` then sees
+        // libpq's broken status and discards it.
         let pool = Pool::builder()
             .max_size(max_size)
             .min_idle(Some(1))
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
             .build(manager)?;
         Ok(Self { pool, backend })

@@ -15,6 +15,7 @@ mod guarantees;
 mod hostile;
 mod http_hygiene;
 mod idp_replay;
+mod pool;
 mod receiver;
 mod scim_errors;
 mod scim_groups;
