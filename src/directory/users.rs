@@ -292,14 +292,25 @@ fn save(
         old.version + 1,
         old.created_at,
     );
-    if store::user_name_taken(conn, scope.id(), &row.user_name_lower, Some(&row.id))? {
+    // Only what the change touches: the uniqueness question when the name changed, the
+    // changed columns, the email rows when the emails changed.
+    if row.user_name_lower != old.user_name_lower
+        && store::user_name_taken(conn, scope.id(), &row.user_name_lower, Some(&row.id))?
+    {
         return Err(duplicate(&row.user_name));
     }
     if row.active && !old.active {
         check_seats(conn, scope)?;
     }
-    store::update(conn, &row)?;
-    store::set_emails(conn, &row.id, &email_rows(&row, &fields))?;
+    store::update(
+        conn,
+        scope.id(),
+        &row.id,
+        &store::UserChanges::between(old, &row),
+    )?;
+    if emails_changed(&old.raw, &raw) {
+        store::set_emails(conn, &row.id, &email_rows(&row, &fields))?;
+    }
     let groups = memberships::groups_of_users(conn, scope.id(), std::slice::from_ref(&row.id))?;
     let rendered = render(&row, &groups, &scope.base_url);
     events::record(
@@ -309,6 +320,14 @@ fn save(
         user_summary(&row, rendered),
     )?;
     Ok(UserView { row, groups })
+}
+
+/// Whether a write changes the emails (their rows derive from the resource's `emails`
+/// alone). A stored resource that does not parse counts as changed.
+fn emails_changed(old_raw: &str, new: &Value) -> bool {
+    serde_json::from_str::<Value>(old_raw)
+        .map(|old| old.get("emails") != new.get("emails"))
+        .unwrap_or(true)
 }
 
 fn map_race(result: Result<UserView, Error>) -> Result<UserView, Error> {

@@ -44,14 +44,62 @@ pub fn insert(conn: &mut AnyConnection, row: &UserRow) -> Result<(), Error> {
     Ok(())
 }
 
-/// Replaces every column of an existing row (the id and directory never change).
-pub fn update(conn: &mut AnyConnection, row: &UserRow) -> Result<(), Error> {
+/// The columns of a user that a write changes; `None` leaves a column as it is (and a
+/// nullable column's `Some(None)` clears it).
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct UserChanges {
+    pub user_name: Option<String>,
+    pub user_name_lower: Option<String>,
+    pub external_id: Option<Option<String>>,
+    pub email: Option<Option<String>>,
+    pub email_lower: Option<Option<String>>,
+    pub given_name: Option<Option<String>>,
+    pub family_name: Option<Option<String>>,
+    pub display_name: Option<Option<String>>,
+    pub active: Option<bool>,
+    pub raw: Option<String>,
+    pub version: Option<i64>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+impl UserChanges {
+    /// What differs between a stored row and its next state (version and time always).
+    pub fn between(old: &UserRow, new: &UserRow) -> Self {
+        fn changed<T: PartialEq + Clone>(a: &T, b: &T) -> Option<T> {
+            (a != b).then(|| b.clone())
+        }
+        Self {
+            user_name: changed(&old.user_name, &new.user_name),
+            user_name_lower: changed(&old.user_name_lower, &new.user_name_lower),
+            external_id: changed(&old.external_id, &new.external_id),
+            email: changed(&old.email, &new.email),
+            email_lower: changed(&old.email_lower, &new.email_lower),
+            given_name: changed(&old.given_name, &new.given_name),
+            family_name: changed(&old.family_name, &new.family_name),
+            display_name: changed(&old.display_name, &new.display_name),
+            active: changed(&old.active, &new.active),
+            raw: changed(&old.raw, &new.raw),
+            version: Some(new.version),
+            updated_at: Some(new.updated_at),
+        }
+    }
+}
+
+/// Writes the changed columns of an existing user (the id, directory and creation time
+/// never change).
+pub fn update(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    id: &str,
+    changes: &UserChanges,
+) -> Result<(), Error> {
     diesel::update(
         users::table
-            .filter(u::directory_id.eq(&row.directory_id))
-            .filter(u::id.eq(&row.id)),
+            .filter(u::directory_id.eq(directory_id))
+            .filter(u::id.eq(id)),
     )
-    .set(row)
+    .set(changes)
     .execute(conn)?;
     Ok(())
 }

@@ -21,3 +21,4 @@ mod scim_errors;
 mod scim_groups;
 mod scim_users;
 mod webhooks;
+mod writes;
