@@ -292,6 +292,7 @@ fn serve(url: &str, tweak: impl FnOnce(&mut Config)) -> (Db, String) {
         database_url: url.to_string(),
         listen: "127.0.0.1:0".into(),
         api_keys: vec!["load".into()],
+        encryption_key: Some(scimgate::secrets::generate_key().expect("encryption key")),
         ..Config::default()
     };
     tweak(&mut config);

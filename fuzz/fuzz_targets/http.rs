@@ -55,6 +55,7 @@ fn harness() -> &'static Harness {
             listen: "127.0.0.1:0".into(),
             api_keys: vec![KEY.into()],
             webhook_allow_private: true,
+            encryption_key: Some(scimgate::secrets::generate_key().expect("encryption key")),
             ..Config::default()
         };
         let base = rt.block_on(async {

@@ -9,7 +9,7 @@ use super::webhooks;
 use crate::error::Error;
 use crate::error::Rejected;
 use crate::scim::{limits, ScimError};
-use crate::secrets;
+use crate::secrets::{self, Sealed, Sealer, Secret};
 use crate::store::directories::{self as store, DirectoryChanges, DirectoryRow};
 use crate::store::{now, write_tx, AnyConnection, Page};
 
@@ -31,7 +31,7 @@ pub struct NewDirectory {
     #[serde(rename = "type")]
     pub provider_type: Option<String>,
     pub webhook_url: Option<String>,
-    pub webhook_secret: Option<String>,
+    pub webhook_secret: Option<Secret>,
     pub user_limit: Option<i64>,
     pub log_webhook_events: Option<bool>,
 }
@@ -43,7 +43,7 @@ pub struct DirectoryUpdate {
     #[serde(default, deserialize_with = "nullable")]
     pub webhook_url: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    pub webhook_secret: Option<Option<String>>,
+    pub webhook_secret: Option<Option<Secret>>,
     /// Jackson's nested form: `{"webhook": {"endpoint", "secret"}}`.
     pub webhook: Option<WebhookInput>,
     pub log_webhook_events: Option<BoolLike>,
@@ -57,7 +57,7 @@ pub struct DirectoryUpdate {
 #[derive(Debug, Clone, Deserialize)]
 pub struct WebhookInput {
     pub endpoint: Option<String>,
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
 }
 
 /// Jackson accepts `false`/`"false"` for false; we accept booleans and their strings.
@@ -123,13 +123,16 @@ pub fn directory_event_data(d: &DirectoryRow) -> Value {
     })
 }
 
-/// Creates a directory; returns it with its SCIM secret, which is stored only hashed.
-/// `allow_private` lets the webhook URL point at private addresses.
+/// Creates a directory; returns it with its SCIM secret, which is stored only hashed, and
+/// its webhook secret (given, or generated for a webhook URL without one), which is
+/// stored sealed: both are shown this once. `allow_private` lets the webhook URL point at
+/// private addresses.
 pub fn create(
     conn: &mut AnyConnection,
+    sealer: &Sealer,
     input: NewDirectory,
     allow_private: bool,
-) -> Result<(DirectoryRow, String), Error> {
+) -> Result<(DirectoryRow, String, Option<String>), Error> {
     let tenant = input.tenant.unwrap_or_default();
     let product = input.product.unwrap_or_default();
     check_tenancy("tenant", &tenant)?;
@@ -137,7 +140,10 @@ pub fn create(
     check_texts(&[
         ("name", input.name.as_deref()),
         ("type", input.provider_type.as_deref()),
-        ("webhook_secret", input.webhook_secret.as_deref()),
+        (
+            "webhook_secret",
+            input.webhook_secret.as_ref().map(Secret::expose),
+        ),
     ])?;
     let provider_type = input
         .provider_type
@@ -156,6 +162,10 @@ pub fn create(
         .transpose()?;
     check_limit(input.user_limit)?;
     let secret = secrets::random_token(32)?;
+    let webhook_secret = input
+        .webhook_secret
+        .map(Secret::into_inner)
+        .filter(|s| !s.is_empty());
     let t = now();
     let row = DirectoryRow {
         id: uuid::Uuid::now_v7().to_string(),
@@ -170,7 +180,10 @@ pub fn create(
         previous_secret_hash: None,
         previous_secret_expires_at: None,
         webhook_url,
-        webhook_secret: input.webhook_secret.filter(|s| !s.is_empty()),
+        webhook_secret: webhook_secret
+            .as_deref()
+            .map(|s| sealer.seal(s))
+            .transpose()?,
         log_webhook_events: input.log_webhook_events.unwrap_or(false),
         deactivated: false,
         user_limit: input.user_limit,
@@ -179,15 +192,15 @@ pub fn create(
         created_at: t,
         updated_at: t,
     };
-    write_tx(conn, |conn| {
+    let generated = write_tx(conn, |conn| {
         store::insert(conn, &row)?;
-        // A webhook without a secret gets one: the re-read row below shows it.
-        webhooks::sync_primary(conn, &row)?;
+        // A webhook without a secret gets one.
+        let generated = webhooks::sync_primary(conn, sealer, &row)?;
         events::record(conn, &row, DSYNC_CREATED, directory_event_data(&row))?;
-        Ok(())
+        Ok(generated)
     })?;
     let row = get(conn, &row.id)?;
-    Ok((row, secret))
+    Ok((row, secret, webhook_secret.or(generated)))
 }
 
 pub fn get(conn: &mut AnyConnection, id: &str) -> Result<DirectoryRow, Error> {
@@ -231,6 +244,7 @@ pub fn list(
 /// URL on a directory without a secret, the secret generated for it (shown once).
 pub fn update(
     conn: &mut AnyConnection,
+    sealer: &Sealer,
     id: &str,
     input: DirectoryUpdate,
     allow_private: bool,
@@ -239,11 +253,19 @@ pub fn update(
         ("name", input.name.as_deref()),
         (
             "webhook_secret",
-            input.webhook_secret.as_ref().and_then(|s| s.as_deref()),
+            input
+                .webhook_secret
+                .as_ref()
+                .and_then(|s| s.as_ref())
+                .map(Secret::expose),
         ),
         (
             "webhook.secret",
-            input.webhook.as_ref().and_then(|w| w.secret.as_deref()),
+            input
+                .webhook
+                .as_ref()
+                .and_then(|w| w.secret.as_ref())
+                .map(Secret::expose),
         ),
         (
             "organizational_unit_id",
@@ -258,7 +280,10 @@ pub fn update(
         webhook_url: input
             .webhook_url
             .map(|u| u.filter(|u| !u.trim().is_empty())),
-        webhook_secret: input.webhook_secret.map(|s| s.filter(|s| !s.is_empty())),
+        webhook_secret: input
+            .webhook_secret
+            .map(|s| seal_given(sealer, s))
+            .transpose()?,
         user_limit: input.user_limit,
         organizational_unit_id: input.organizational_unit_id,
         updated_at: Some(now()),
@@ -269,7 +294,7 @@ pub fn update(
             changes.webhook_url = Some(Some(e).filter(|u| !u.trim().is_empty()));
         }
         if let Some(s) = w.secret {
-            changes.webhook_secret = Some(Some(s).filter(|s| !s.is_empty()));
+            changes.webhook_secret = Some(seal_given(sealer, Some(s))?);
         }
     }
     if let Some(Some(u)) = &mut changes.webhook_url {
@@ -288,7 +313,7 @@ pub fn update(
         store::update(conn, id, &changes)?;
         let after = get(conn, id)?;
         let generated = if webhook_changed {
-            webhooks::sync_primary(conn, &after)?
+            webhooks::sync_primary(conn, sealer, &after)?
         } else {
             None
         };
@@ -302,6 +327,14 @@ pub fn update(
         }
         Ok((get(conn, id)?, generated))
     })
+}
+
+/// A webhook secret an admin sent, sealed for storage; empty clears it.
+fn seal_given(sealer: &Sealer, given: Option<Secret>) -> Result<Option<Sealed>, Error> {
+    given
+        .filter(|s| !s.expose().is_empty())
+        .map(|s| sealer.seal(s.expose()))
+        .transpose()
 }
 
 /// Deletes a directory with all its users, groups and memberships, and records its last

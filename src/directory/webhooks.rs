@@ -9,6 +9,7 @@ use super::events::ALL_TYPES;
 use crate::error::{Error, Rejected};
 use crate::ids::EndpointId;
 use crate::outbound::safety;
+use crate::secrets::{Sealed, Sealer, Secret};
 use crate::store::deliveries::{self, DeliveryRow};
 use crate::store::directories::DirectoryRow;
 use crate::store::events::EventRow;
@@ -26,7 +27,7 @@ pub const MAX_BATCH: i64 = 1000;
 #[serde(deny_unknown_fields)]
 pub struct NewEndpoint {
     pub url: Option<String>,
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     pub event_types: Option<Vec<String>>,
     pub enabled: Option<bool>,
     pub batch_size: Option<i64>,
@@ -37,7 +38,7 @@ pub struct NewEndpoint {
 #[serde(deny_unknown_fields)]
 pub struct EndpointUpdate {
     pub url: Option<String>,
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
     #[serde(default, deserialize_with = "super::directories::nullable")]
     pub event_types: Option<Option<Vec<String>>>,
     pub enabled: Option<bool>,
@@ -105,7 +106,7 @@ fn new_row(
     directory_id: Option<&str>,
     id: String,
     url: String,
-    secret: String,
+    secret: Sealed,
     is_primary: bool,
 ) -> EndpointRow {
     let t = now();
@@ -135,13 +136,15 @@ fn new_id() -> String {
     EndpointId::generate().into_string()
 }
 
-/// Creates an endpoint on a directory. Returns it with its secret (shown this once).
+/// Creates an endpoint on a directory. Returns it with its secret in the clear (shown
+/// this once; it is stored sealed).
 pub fn create(
     conn: &mut AnyConnection,
+    sealer: &Sealer,
     directory: &DirectoryRow,
     input: NewEndpoint,
     allow_private: bool,
-) -> Result<EndpointRow, Error> {
+) -> Result<(EndpointRow, String), Error> {
     let url = check_url(
         input
             .url
@@ -149,13 +152,19 @@ pub fn create(
             .ok_or_else(|| invalid("url is required"))?,
         allow_private,
     )?;
-    let secret = given_or_generated(input.secret)?;
-    let mut row = new_row(Some(&directory.id), new_id(), url, secret, false);
+    let secret = given_or_generated(input.secret.map(Secret::into_inner))?;
+    let mut row = new_row(
+        Some(&directory.id),
+        new_id(),
+        url,
+        sealer.seal(&secret)?,
+        false,
+    );
     row.event_types = input.event_types.as_deref().map(check_types).transpose()?;
     row.enabled = input.enabled.unwrap_or(true);
     row.batch_size = check_batch(input.batch_size)?;
     store::insert(conn, &row)?;
-    Ok(row)
+    Ok((row, secret))
 }
 
 /// The endpoints of a directory (retired ones are gone for admins).
@@ -189,6 +198,7 @@ fn not_primary(e: &EndpointRow, what: &str) -> Result<(), Error> {
 
 pub fn update(
     conn: &mut AnyConnection,
+    sealer: &Sealer,
     directory_id: &str,
     id: &EndpointId,
     input: EndpointUpdate,
@@ -212,8 +222,8 @@ pub fn update(
         }
         if let Some(s) = input.secret {
             not_primary(&before, "change the secret of")?;
-            check_secret(&s)?;
-            rotation(&mut changes, &before, s, t);
+            check_secret(s.expose())?;
+            rotation(sealer, &mut changes, &before, s.expose(), t)?;
         }
         if let Some(types) = input.event_types {
             changes.event_types = Some(types.as_deref().map(check_types).transpose()?);
@@ -240,18 +250,35 @@ pub fn update(
     })
 }
 
-/// A new secret; the old one keeps signing for [`SECRET_GRACE_HOURS`].
-fn rotation(changes: &mut EndpointChanges, before: &EndpointRow, secret: String, t: NaiveDateTime) {
-    if secret != before.secret {
-        changes.previous_secret = Some(Some(before.secret.clone()));
-        changes.previous_secret_expires_at = Some(Some(t + Duration::hours(SECRET_GRACE_HOURS)));
-        changes.secret = Some(secret);
-    }
+/// A new secret, sealed; the old one keeps signing for [`SECRET_GRACE_HOURS`]. The same
+/// secret again changes nothing (sealed values differ each time: compared opened). An old
+/// secret no configured key opens (its key was lost) is replaced without a grace period:
+/// it could not sign anyway, and setting a new secret is how an admin recovers.
+fn rotation(
+    sealer: &Sealer,
+    changes: &mut EndpointChanges,
+    before: &EndpointRow,
+    secret: &str,
+    t: NaiveDateTime,
+) -> Result<(), Error> {
+    let (previous, until) = match sealer.open(&before.secret) {
+        Ok(old) if crate::secrets::equal(old.expose(), secret) => return Ok(()),
+        Ok(_) => (
+            Some(before.secret.clone()),
+            Some(t + Duration::hours(SECRET_GRACE_HOURS)),
+        ),
+        Err(_) => (None, None),
+    };
+    changes.previous_secret = Some(previous);
+    changes.previous_secret_expires_at = Some(until);
+    changes.secret = Some(sealer.seal(secret)?);
+    Ok(())
 }
 
 /// Issues a new generated secret (or the one given); returns the endpoint and the secret.
 pub fn rotate_secret(
     conn: &mut AnyConnection,
+    sealer: &Sealer,
     directory_id: &str,
     id: &EndpointId,
     given: Option<String>,
@@ -265,7 +292,7 @@ pub fn rotate_secret(
             updated_at: Some(t),
             ..Default::default()
         };
-        rotation(&mut changes, &before, secret.clone(), t);
+        rotation(sealer, &mut changes, &before, &secret, t)?;
         store::update(conn, id.as_str(), &changes)?;
         get(conn, directory_id, id)
     })?;
@@ -283,9 +310,10 @@ pub fn delete(conn: &mut AnyConnection, directory_id: &str, id: &EndpointId) -> 
 /// Keeps the primary endpoint in step with the directory's webhook after a create or an
 /// update (inside that transaction). A changed secret keeps the old one signing for the
 /// grace period. A webhook URL without a secret gets a generated `whsec_…`, stored on the
-/// directory too; it is returned so the caller can show it, once.
+/// directory too (sealed, as everywhere); it is returned so the caller can show it, once.
 pub fn sync_primary(
     conn: &mut AnyConnection,
+    sealer: &Sealer,
     directory: &DirectoryRow,
 ) -> Result<Option<String>, Error> {
     let existing = store::primary(conn, &directory.id)?;
@@ -295,22 +323,23 @@ pub fn sync_primary(
         }
         return Ok(None);
     };
-    let (secret, generated) = match &directory.webhook_secret {
+    let (sealed, generated) = match &directory.webhook_secret {
         Some(s) => (s.clone(), None),
         None => {
             let s = signing::generate_secret()?;
+            let sealed = sealer.seal(&s)?;
             let set = crate::store::directories::DirectoryChanges {
-                webhook_secret: Some(Some(s.clone())),
+                webhook_secret: Some(Some(sealed.clone())),
                 ..Default::default()
             };
             crate::store::directories::update(conn, &directory.id, &set)?;
-            (s.clone(), Some(s))
+            (sealed, Some(s))
         }
     };
     match existing {
         None => store::insert(
             conn,
-            &new_row(Some(&directory.id), new_id(), url, secret, true),
+            &new_row(Some(&directory.id), new_id(), url, sealed, true),
         )?,
         Some(e) => {
             let t = now();
@@ -321,7 +350,7 @@ pub fn sync_primary(
             if e.url != url {
                 changes.url = Some(url);
             }
-            rotation(&mut changes, &e, secret, t);
+            rotation(sealer, &mut changes, &e, sealer.open(&sealed)?.expose(), t)?;
             store::update(conn, &e.id, &changes)?;
         }
     }
@@ -332,10 +361,10 @@ pub fn sync_primary(
 /// made before endpoints existed) its endpoint, so an upgrade keeps their webhooks. One
 /// without a secret gets a generated one; the admin sets a known secret with
 /// PATCH /directory-sync/{id}.
-pub fn adopt_directory_webhooks(conn: &mut AnyConnection) -> Result<usize, Error> {
+pub fn adopt_directory_webhooks(conn: &mut AnyConnection, sealer: &Sealer) -> Result<usize, Error> {
     let orphans = crate::store::directories::with_webhook_but_no_endpoint(conn)?;
     for dir in &orphans {
-        match write_tx(conn, |conn| sync_primary(conn, dir)) {
+        match write_tx(conn, |conn| sync_primary(conn, sealer, dir)) {
             // Another instance starting at the same time adopted it first.
             Err(e) if crate::store::is_unique_violation(&e) => {}
             other => {
@@ -351,18 +380,22 @@ pub fn adopt_directory_webhooks(conn: &mut AnyConnection) -> Result<usize, Error
 /// private addresses at this point (delivery still is).
 pub fn configure_global(
     conn: &mut AnyConnection,
+    sealer: &Sealer,
     url: Option<&str>,
     secret: Option<&str>,
 ) -> Result<(), Error> {
-    match configure_global_once(conn, url, secret) {
+    match configure_global_once(conn, sealer, url, secret) {
         // Another instance starting at the same time inserted it: now it is an update.
-        Err(e) if crate::store::is_unique_violation(&e) => configure_global_once(conn, url, secret),
+        Err(e) if crate::store::is_unique_violation(&e) => {
+            configure_global_once(conn, sealer, url, secret)
+        }
         other => other,
     }
 }
 
 fn configure_global_once(
     conn: &mut AnyConnection,
+    sealer: &Sealer,
     url: Option<&str>,
     secret: Option<&str>,
 ) -> Result<(), Error> {
@@ -381,12 +414,11 @@ fn configure_global_once(
                 },
             ),
             (Some(u), None) => {
-                let secret = secret.unwrap_or_default().to_string();
                 let row = new_row(
                     None,
                     GLOBAL_ENDPOINT_ID.into(),
                     u.to_string(),
-                    secret,
+                    sealer.seal(secret.unwrap_or_default())?,
                     false,
                 );
                 store::insert(conn, &row)
@@ -400,7 +432,7 @@ fn configure_global_once(
                     updated_at: Some(t),
                     ..Default::default()
                 };
-                rotation(&mut changes, &e, secret.unwrap_or_default().to_string(), t);
+                rotation(sealer, &mut changes, &e, secret.unwrap_or_default(), t)?;
                 store::update(conn, GLOBAL_ENDPOINT_ID, &changes)?;
                 if !e.enabled {
                     store::mark_due(conn, &[GLOBAL_ENDPOINT_ID.to_string()], t)?;
@@ -409,6 +441,157 @@ fn configure_global_once(
             }
         }
     })
+}
+
+/// What a pass over the stored secrets found and did.
+#[derive(Debug, Default)]
+pub struct SealReport {
+    /// Plaintext values (from before sealing) sealed now.
+    pub sealed: usize,
+    /// Values re-sealed under the current key (`rekey`).
+    pub resealed: usize,
+    /// Values that changed while the pass ran, left as they are now.
+    pub skipped: usize,
+    /// Where the values no configured key opens are, and why (never the values).
+    pub unreadable: Vec<String>,
+}
+
+/// Seals every secret still stored in plaintext (a database from before sealing) and,
+/// with `rekey`, re-seals under the current key those sealed under an older one. Run at
+/// start-up after the migrations, and by `scimgate rekey`; idempotent. A value is replaced
+/// only if unchanged since it was read, so instances starting together and admins changing
+/// secrets meanwhile lose nothing. Values no configured key opens are reported, not touched.
+pub fn seal_stored_secrets(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+    rekey: bool,
+) -> Result<SealReport, Error> {
+    let mut report = SealReport::default();
+    for (id, stored) in crate::store::directories::stored_webhook_secrets(conn)? {
+        let place = format!("directory {id} (webhook secret)");
+        if let Some(new) = resealed(sealer, &stored, rekey, &place, &mut report)? {
+            let replaced =
+                crate::store::directories::replace_webhook_secret(conn, &id, &stored, &new)?;
+            count(&mut report, &stored, replaced);
+        }
+    }
+    for e in store::stored_secrets(conn)? {
+        let place = format!("webhook endpoint {}", e.id);
+        let current = resealed(sealer, &e.secret, rekey, &place, &mut report)?;
+        let previous = match &e.previous_secret {
+            Some(p) => resealed(
+                sealer,
+                p,
+                rekey,
+                &format!("{place} (previous secret)"),
+                &mut report,
+            )?,
+            None => None,
+        };
+        if current.is_none() && previous.is_none() {
+            continue;
+        }
+        let secret = current.as_ref().unwrap_or(&e.secret);
+        let prev = previous.as_ref().or(e.previous_secret.as_ref());
+        let replaced = store::replace_secrets(conn, &e, secret, prev)?;
+        if current.is_some() {
+            count(&mut report, &e.secret, replaced);
+        }
+        if let (Some(_), Some(old)) = (&previous, &e.previous_secret) {
+            count(&mut report, old, replaced);
+        }
+    }
+    if report.sealed > 0 {
+        // Once, after an upgrade. Failing to scrub leaves the secrets sealed and working.
+        if let Err(e) = store::scrub_replaced(conn) {
+            tracing::warn!(error = %e, "could not rebuild the database after sealing its secrets");
+        }
+    }
+    Ok(report)
+}
+
+/// The value to store instead of `stored`, if any: plaintext sealed, or (with `rekey`) an
+/// old key's value re-sealed. One no key opens goes to the report.
+fn resealed(
+    sealer: &Sealer,
+    stored: &Sealed,
+    rekey: bool,
+    place: &str,
+    report: &mut SealReport,
+) -> Result<Option<Sealed>, Error> {
+    if stored.key_id().is_none() {
+        return sealer.seal(stored.as_stored()).map(Some);
+    }
+    match sealer.open(stored) {
+        Ok(plain) if rekey && !sealer.is_current(stored) => sealer.seal(plain.expose()).map(Some),
+        Ok(_) => Ok(None),
+        Err(e) => {
+            report.unreadable.push(format!("{place}: {e}"));
+            Ok(None)
+        }
+    }
+}
+
+fn count(report: &mut SealReport, old: &Sealed, replaced: bool) {
+    match (replaced, old.key_id()) {
+        (false, _) => report.skipped += 1,
+        (true, None) => report.sealed += 1,
+        (true, Some(_)) => report.resealed += 1,
+    }
+}
+
+/// For a lost key: gives every secret no configured key opens a new generated one, and
+/// disables its endpoint, so nothing is signed with a secret no receiver knows; an admin
+/// then sets a known secret and enables the endpoint. A primary endpoint gets its
+/// directory's new secret (it mirrors it). Previous secrets no key opens are dropped.
+/// Returns how many values were replaced.
+pub fn replace_unreadable_secrets(
+    conn: &mut AnyConnection,
+    sealer: &Sealer,
+) -> Result<usize, Error> {
+    let mut replaced = 0;
+    for (id, stored) in crate::store::directories::stored_webhook_secrets(conn)? {
+        if stored.key_id().is_some() && sealer.open(&stored).is_err() {
+            let new = sealer.seal(&signing::generate_secret()?)?;
+            if crate::store::directories::replace_webhook_secret(conn, &id, &stored, &new)? {
+                replaced += 1;
+            }
+        }
+    }
+    for e in store::stored_secrets(conn)? {
+        let lost = |s: &Sealed| s.key_id().is_some() && sealer.open(s).is_err();
+        let current_lost = lost(&e.secret);
+        let previous_lost = e.previous_secret.as_ref().is_some_and(lost);
+        if !current_lost && !previous_lost {
+            continue;
+        }
+        let secret = if !current_lost {
+            e.secret.clone()
+        } else {
+            let mirrored = match (&e.directory_id, e.is_primary) {
+                (Some(d), true) => crate::store::directories::get(conn, d)?
+                    .and_then(|d| d.webhook_secret)
+                    .filter(|s| sealer.open(s).is_ok()),
+                _ => None,
+            };
+            match mirrored {
+                Some(s) => s,
+                None => sealer.seal(&signing::generate_secret()?)?,
+            }
+        };
+        let previous = e.previous_secret.clone().filter(|p| !lost(p));
+        let done = write_tx(conn, |conn| {
+            let done = store::replace_secrets(conn, &e, &secret, previous.as_ref())?;
+            if done && current_lost {
+                store::disable_for_lost_secret(conn, &e.id)?;
+            }
+            Ok(done)
+        })?;
+        if done {
+            replaced += usize::from(current_lost) + usize::from(previous_lost);
+        }
+    }
+    Ok(replaced)
 }
 
 /// The endpoints an event of `directory_id` goes to now.

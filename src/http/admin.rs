@@ -250,16 +250,16 @@ async fn create_directory(
 ) -> Reply {
     let body = json_body(payload, &req, state.max_body_bytes).await?;
     let input: NewDirectory = from_body(body, "invalid directory")?;
-    let allow_private = state.webhook_allow_private;
-    let (row, secret) = state
+    let (allow_private, sealer) = (state.webhook_allow_private, state.sealer.clone());
+    let (row, secret, webhook_secret) = state
         .db
-        .run(move |c| directories::create(c, input, allow_private))
+        .run(move |c| directories::create(c, &sealer, input, allow_private))
         .await?;
     let data = directory_json(
         &row,
         &state.external_url,
         Some(&secret),
-        row.webhook_secret.as_deref(),
+        webhook_secret.as_deref(),
     );
     Ok(HttpResponse::build(StatusCode::CREATED).json(json!({"data": data, "error": null})))
 }
@@ -295,10 +295,10 @@ async fn update_directory(
     let body = json_body(payload, &req, state.max_body_bytes).await?;
     let input: DirectoryUpdate = from_body(body, "invalid update")?;
     let id = id.into_inner();
-    let allow_private = state.webhook_allow_private;
+    let (allow_private, sealer) = (state.webhook_allow_private, state.sealer.clone());
     let (row, generated) = state
         .db
-        .run(move |c| directories::update(c, &id, input, allow_private))
+        .run(move |c| directories::update(c, &sealer, &id, input, allow_private))
         .await?;
     state.directories.evict(&row.id);
     Ok(ok(directory_json(

@@ -145,16 +145,16 @@ async fn create_endpoint(
 ) -> Reply {
     let input: NewEndpoint = body_of(&state, &req, payload, false).await?;
     let id = id.into_inner();
-    let allow_private = state.webhook_allow_private;
-    let row = state
+    let (allow_private, sealer) = (state.webhook_allow_private, state.sealer.clone());
+    let (row, secret) = state
         .db
         .run(move |c| {
             let dir = directories::get(c, &id)?;
-            webhooks::create(c, &dir, input, allow_private)
+            webhooks::create(c, &sealer, &dir, input, allow_private)
         })
         .await?;
     Ok(HttpResponse::build(StatusCode::CREATED).json(json!({
-        "data": admin_json::endpoint_json(&row, Some(&row.secret)),
+        "data": admin_json::endpoint_json(&row, Some(&secret)),
         "error": null,
     })))
 }
@@ -178,10 +178,10 @@ async fn update_endpoint(
 ) -> Reply {
     let input: EndpointUpdate = body_of(&state, &req, payload, false).await?;
     let (id, wid) = endpoint_path(path)?;
-    let allow_private = state.webhook_allow_private;
+    let (allow_private, sealer) = (state.webhook_allow_private, state.sealer.clone());
     let row = state
         .db
-        .run(move |c| webhooks::update(c, &id, &wid, input, allow_private))
+        .run(move |c| webhooks::update(c, &sealer, &id, &wid, input, allow_private))
         .await?;
     state.dispatcher.wake();
     Ok(ok(admin_json::endpoint_json(&row, None)))
@@ -215,9 +215,10 @@ async fn rotate_endpoint_secret(
 ) -> Reply {
     let input: Rotate = body_of(&state, &req, payload, true).await?;
     let (id, wid) = endpoint_path(path)?;
+    let sealer = state.sealer.clone();
     let (row, secret) = state
         .db
-        .run(move |c| webhooks::rotate_secret(c, &id, &wid, input.secret))
+        .run(move |c| webhooks::rotate_secret(c, &sealer, &id, &wid, input.secret))
         .await?;
     Ok(ok(admin_json::endpoint_json(&row, Some(&secret))))
 }

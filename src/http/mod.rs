@@ -41,6 +41,8 @@ pub struct AppState {
     pub dispatcher: Dispatcher,
     /// Time allowed to receive a request body (`None`: unbounded).
     pub body_timeout: Option<Duration>,
+    /// Seals and opens the webhook secrets stored in the database.
+    pub sealer: crate::secrets::Sealer,
 }
 
 /// The route table.
@@ -76,14 +78,16 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
         .trim_end_matches('/')
         .to_string();
     let delivery = config.delivery_settings()?;
+    let sealer = delivery.sealer.clone();
     {
         let mut conn = db.conn()?;
         crate::directory::webhooks::configure_global(
             &mut conn,
+            &sealer,
             config.webhook_url.as_deref(),
             config.webhook_secret.as_deref(),
         )?;
-        crate::directory::webhooks::adopt_directory_webhooks(&mut conn)?;
+        crate::directory::webhooks::adopt_directory_webhooks(&mut conn, &sealer)?;
     }
     let dispatcher = crate::webhooks::delivery::start(db.clone(), delivery)?;
     let wake = Arc::new(Notify::new());
@@ -110,6 +114,7 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
         dispatcher: dispatcher.clone(),
         body_timeout: (config.request_timeout_ms > 0)
             .then(|| Duration::from_millis(config.request_timeout_ms)),
+        sealer,
     });
     let header_timeout = Duration::from_millis(config.header_timeout_ms);
     let server = HttpServer::new(move || {

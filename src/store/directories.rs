@@ -5,6 +5,7 @@ use super::schema::directories::dsl as d;
 use super::schema::{directories, memberships, scim_groups, user_emails, users};
 use super::{AnyConnection, Page};
 use crate::error::Error;
+use crate::secrets::Sealed;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = directories)]
@@ -18,7 +19,8 @@ pub struct DirectoryRow {
     pub previous_secret_hash: Option<String>,
     pub previous_secret_expires_at: Option<NaiveDateTime>,
     pub webhook_url: Option<String>,
-    pub webhook_secret: Option<String>,
+    /// Sealed (the primary endpoint's secret); `Debug` does not show it.
+    pub webhook_secret: Option<Sealed>,
     pub log_webhook_events: bool,
     pub deactivated: bool,
     pub user_limit: Option<i64>,
@@ -34,7 +36,7 @@ pub struct DirectoryRow {
 pub struct DirectoryChanges {
     pub name: Option<String>,
     pub webhook_url: Option<Option<String>>,
-    pub webhook_secret: Option<Option<String>>,
+    pub webhook_secret: Option<Option<Sealed>>,
     pub log_webhook_events: Option<bool>,
     pub deactivated: Option<bool>,
     pub user_limit: Option<Option<i64>>,
@@ -166,4 +168,35 @@ pub fn delete_contents(conn: &mut AnyConnection, id: &str) -> Result<(), Error> 
 pub fn delete_row(conn: &mut AnyConnection, id: &str) -> Result<(), Error> {
     diesel::delete(directories::table.find(id)).execute(conn)?;
     Ok(())
+}
+
+/// Every directory's stored webhook secret, for sealing or re-keying.
+pub fn stored_webhook_secrets(conn: &mut AnyConnection) -> Result<Vec<(String, Sealed)>, Error> {
+    let rows: Vec<(String, Option<Sealed>)> = directories::table
+        .filter(d::webhook_secret.is_not_null())
+        .order(d::id.asc())
+        .select((d::id, d::webhook_secret))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, s)| s.map(|s| (id, s)))
+        .collect())
+}
+
+/// Replaces a directory's webhook secret if it is still `old` (compare and set); false
+/// when it had changed meanwhile.
+pub fn replace_webhook_secret(
+    conn: &mut AnyConnection,
+    id: &str,
+    old: &Sealed,
+    new: &Sealed,
+) -> Result<bool, Error> {
+    let n = diesel::update(
+        directories::table
+            .find(id)
+            .filter(d::webhook_secret.eq(old)),
+    )
+    .set(d::webhook_secret.eq(new))
+    .execute(conn)?;
+    Ok(n == 1)
 }

@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use super::schema::webhook_endpoints::{self, dsl as w};
 use super::{AnyConnection, Backend};
 use crate::error::Error;
+use crate::secrets::{Sealed, Sealer, Secret};
 
 /// Id of the endpoint configured by `SCIMGATE_WEBHOOK_URL` (every directory's `dsync.*`).
 pub const GLOBAL_ENDPOINT_ID: &str = "whe_global";
@@ -17,8 +18,9 @@ pub struct EndpointRow {
     pub id: String,
     pub directory_id: Option<String>,
     pub url: String,
-    pub secret: String,
-    pub previous_secret: Option<String>,
+    /// Sealed; `Debug` does not show it.
+    pub secret: Sealed,
+    pub previous_secret: Option<Sealed>,
     pub previous_secret_expires_at: Option<NaiveDateTime>,
     pub event_types: Option<String>,
     pub enabled: bool,
@@ -45,17 +47,21 @@ impl EndpointRow {
         }
     }
 
-    /// The secrets that sign a delivery at `at`: the current one, then the previous one
-    /// while its rotation grace lasts.
-    pub fn signing_secrets(&self, at: NaiveDateTime) -> Vec<&str> {
-        let mut out = vec![self.secret.as_str()];
+    /// The secrets that sign a delivery at `at`, opened: the current one, then the
+    /// previous one while its rotation grace lasts.
+    pub fn signing_secrets(
+        &self,
+        sealer: &Sealer,
+        at: NaiveDateTime,
+    ) -> Result<Vec<Secret>, Error> {
+        let mut out = vec![sealer.open(&self.secret)?];
         if let (Some(prev), Some(until)) = (&self.previous_secret, self.previous_secret_expires_at)
         {
             if at < until {
-                out.push(prev);
+                out.push(sealer.open(prev)?);
             }
         }
-        out
+        Ok(out)
     }
 }
 
@@ -64,8 +70,8 @@ impl EndpointRow {
 #[diesel(table_name = webhook_endpoints)]
 pub struct EndpointChanges {
     pub url: Option<String>,
-    pub secret: Option<String>,
-    pub previous_secret: Option<Option<String>>,
+    pub secret: Option<Sealed>,
+    pub previous_secret: Option<Option<Sealed>>,
     pub previous_secret_expires_at: Option<Option<NaiveDateTime>>,
     pub event_types: Option<Option<String>>,
     pub enabled: Option<bool>,
@@ -330,4 +336,138 @@ pub fn disable(
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// An endpoint's stored secrets, as read for sealing or re-keying.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = webhook_endpoints)]
+pub struct StoredSecrets {
+    pub id: String,
+    pub directory_id: Option<String>,
+    pub is_primary: bool,
+    pub secret: Sealed,
+    pub previous_secret: Option<Sealed>,
+}
+
+/// Every endpoint's stored secrets (retired ones too: they still deliver their queue).
+pub fn stored_secrets(conn: &mut AnyConnection) -> Result<Vec<StoredSecrets>, Error> {
+    Ok(webhook_endpoints::table
+        .order(w::id.asc())
+        .select(StoredSecrets::as_select())
+        .load(conn)?)
+}
+
+/// Replaces an endpoint's secrets if they are still `old` (compare and set, so a change
+/// made meanwhile by an admin or another instance is never overwritten). False when they
+/// had changed.
+pub fn replace_secrets(
+    conn: &mut AnyConnection,
+    old: &StoredSecrets,
+    secret: &Sealed,
+    previous: Option<&Sealed>,
+) -> Result<bool, Error> {
+    let target = webhook_endpoints::table
+        .find(&old.id)
+        .filter(w::secret.eq(&old.secret));
+    let set = (w::secret.eq(secret), w::previous_secret.eq(previous));
+    let n = match &old.previous_secret {
+        Some(p) => diesel::update(target.filter(w::previous_secret.eq(p)))
+            .set(set)
+            .execute(conn)?,
+        None => diesel::update(target.filter(w::previous_secret.is_null()))
+            .set(set)
+            .execute(conn)?,
+    };
+    Ok(n == 1)
+}
+
+/// After secrets stored in plaintext were sealed, on SQLite: rebuilds the file and empties
+/// the write-ahead log, so the replaced plaintext does not linger in freed pages or old
+/// frames. (PostgreSQL keeps old row versions until autovacuum reuses their space; see
+/// the README.)
+pub fn scrub_replaced(conn: &mut AnyConnection) -> Result<(), Error> {
+    use diesel::connection::SimpleConnection;
+    if conn.backend() == Backend::Sqlite {
+        conn.batch_execute("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")?;
+    }
+    Ok(())
+}
+
+/// Disables an endpoint whose secret was replaced because no configured key opens it.
+pub fn disable_for_lost_secret(conn: &mut AnyConnection, id: &str) -> Result<(), Error> {
+    disable(
+        conn,
+        id,
+        "its secret was sealed with a lost encryption key: set a new secret, then enable it",
+        super::now(),
+    )
+}
+
+// How a `Sealed` secret maps to a TEXT column (here and in `directories`). The type lives
+// in `crate::secrets`, which knows nothing of diesel; these impls are what its derives
+// would generate, delegating to `String`.
+mod sealed_column {
+    use diesel::backend::Backend as DieselBackend;
+    use diesel::deserialize::{self, FromSql, Queryable};
+    use diesel::expression::AsExpression;
+    use diesel::serialize::{self, Output, ToSql};
+    use diesel::sql_types::{Nullable, Text};
+
+    use crate::secrets::Sealed;
+
+    impl AsExpression<Text> for Sealed {
+        type Expression = <String as AsExpression<Text>>::Expression;
+        fn as_expression(self) -> Self::Expression {
+            AsExpression::<Text>::as_expression(self.as_stored().to_string())
+        }
+    }
+
+    impl<'a> AsExpression<Text> for &'a Sealed {
+        type Expression = <&'a str as AsExpression<Text>>::Expression;
+        fn as_expression(self) -> Self::Expression {
+            AsExpression::<Text>::as_expression(self.as_stored())
+        }
+    }
+
+    impl AsExpression<Nullable<Text>> for Sealed {
+        type Expression = <String as AsExpression<Nullable<Text>>>::Expression;
+        fn as_expression(self) -> Self::Expression {
+            AsExpression::<Nullable<Text>>::as_expression(self.as_stored().to_string())
+        }
+    }
+
+    impl<'a> AsExpression<Nullable<Text>> for &'a Sealed {
+        type Expression = <&'a str as AsExpression<Nullable<Text>>>::Expression;
+        fn as_expression(self) -> Self::Expression {
+            AsExpression::<Nullable<Text>>::as_expression(self.as_stored())
+        }
+    }
+
+    impl<DB: DieselBackend> ToSql<Text, DB> for Sealed
+    where
+        str: ToSql<Text, DB>,
+    {
+        fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+            <str as ToSql<Text, DB>>::to_sql(self.as_stored(), out)
+        }
+    }
+
+    impl<DB: DieselBackend> FromSql<Text, DB> for Sealed
+    where
+        String: FromSql<Text, DB>,
+    {
+        fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+            String::from_sql(bytes).map(Sealed::from_stored)
+        }
+    }
+
+    impl<DB: DieselBackend> Queryable<Text, DB> for Sealed
+    where
+        Self: FromSql<Text, DB>,
+    {
+        type Row = Self;
+        fn build(row: Self) -> deserialize::Result<Self> {
+            Ok(row)
+        }
+    }
 }

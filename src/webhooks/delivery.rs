@@ -47,6 +47,8 @@ pub struct Settings {
     pub allow_private: bool,
     /// How often due work is looked for when nothing wakes the dispatcher.
     pub poll: Duration,
+    /// Opens the endpoints' signing secrets, which are stored sealed.
+    pub sealer: crate::secrets::Sealer,
 }
 
 impl Settings {
@@ -563,12 +565,18 @@ async fn send(ctx: &Ctx, endpoint: &EndpointRow, msg_id: &str, body: &[u8]) -> A
         Err(e) => return failed(e.to_string()),
     };
     let at = chrono::Utc::now();
-    let secrets = endpoint.signing_secrets(at.naive_utc());
+    // A secret the configured keys cannot open fails the attempt with the reason (and is
+    // retried): the endpoint's log says which key is missing.
+    let secrets = match endpoint.signing_secrets(&ctx.settings.sealer, at.naive_utc()) {
+        Ok(s) => s,
+        Err(e) => return failed(e.to_string()),
+    };
     let signature = secrets
         .iter()
-        .map(|s| signing::standard_signature(s, msg_id, at.timestamp(), body))
+        .map(|s| signing::standard_signature(s.expose(), msg_id, at.timestamp(), body))
         .collect::<Vec<_>>()
         .join(" ");
+    let current = secrets.first().map(|s| s.expose()).unwrap_or_default();
     let request = ctx
         .client
         .post(url)
@@ -578,7 +586,7 @@ async fn send(ctx: &Ctx, endpoint: &EndpointRow, msg_id: &str, body: &[u8]) -> A
         .header("webhook-signature", signature)
         .header(
             "BoxyHQ-Signature",
-            signing::boxyhq_signature(&endpoint.secret, at.timestamp_millis(), body),
+            signing::boxyhq_signature(current, at.timestamp_millis(), body),
         )
         .body(body.to_vec());
     let mut response = match request.send().await {

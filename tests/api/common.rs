@@ -11,6 +11,9 @@ use scimgate::store::Db;
 use serde_json::{json, Value};
 
 pub const API_KEY: &str = "test-admin-key";
+/// The app's encryption key in tests (32 bytes, base64): fixed, so a test can open or
+/// re-key what the app sealed.
+pub const ENCRYPTION_KEY: &str = "c2NpbWdhdGUtdGVzdHMtZW5jcnlwdGlvbi1rZXktMzI=";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -138,6 +141,7 @@ impl TestApp {
                 .to_vec(),
             webhook_timeout_ms: 2_000,
             webhook_lease_ms: 4_000,
+            encryption_key: Some(ENCRYPTION_KEY.into()),
             ..Config::default()
         };
         tweak(&mut config);

@@ -31,6 +31,7 @@ impl Gateway {
         cmd.env("SCIMGATE_DATABASE_URL", database_url)
             .env("SCIMGATE_LISTEN", "127.0.0.1:0")
             .env("SCIMGATE_API_KEYS", API_KEY)
+            .env("SCIMGATE_ENCRYPTION_KEY", crate::common::ENCRYPTION_KEY)
             .env("SCIMGATE_WEBHOOK_ALLOW_PRIVATE", "true")
             .env(
                 "SCIMGATE_WEBHOOK_RETRY_SCHEDULE",

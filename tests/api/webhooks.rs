@@ -475,8 +475,9 @@ async fn directories_from_before_endpoints_are_adopted(app: TestApp) {
             use diesel::prelude::*;
             use scimgate::store::schema::webhook_endpoints as w;
             diesel::delete(w::table.filter(w::directory_id.eq(&dir_id))).execute(c)?;
-            let first = scimgate::directory::webhooks::adopt_directory_webhooks(c)?;
-            let again = scimgate::directory::webhooks::adopt_directory_webhooks(c)?;
+            let sealer = scimgate::secrets::Sealer::from_keys(crate::common::ENCRYPTION_KEY)?;
+            let first = scimgate::directory::webhooks::adopt_directory_webhooks(c, &sealer)?;
+            let again = scimgate::directory::webhooks::adopt_directory_webhooks(c, &sealer)?;
             Ok((first, again))
         })
         .await
