@@ -1,7 +1,8 @@
 //! Background tasks of a running gateway: the event sequencer (which also fans events
 //! out to webhook endpoints) and the pruning of old delivery logs.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -10,18 +11,62 @@ use crate::directory::events;
 use crate::store::{deliveries, webhooks, Db};
 use crate::webhooks::delivery::Dispatcher;
 
+/// What wakes the sequencer: the directories this instance's writes touched (numbered
+/// without first asking which directories have events pending), or anything.
+#[derive(Default)]
+pub struct Wakeup {
+    dirty: Mutex<HashSet<String>>,
+    notify: Notify,
+}
+
+impl Wakeup {
+    /// A write of this instance committed events of `directory_id`.
+    pub fn directory(&self, directory_id: &str) {
+        if let Ok(mut dirty) = self.dirty.lock() {
+            dirty.insert(directory_id.to_string());
+        }
+        self.notify.notify_one();
+    }
+
+    /// A write committed events of directories not named (admin changes).
+    pub fn any(&self) {
+        if let Ok(mut dirty) = self.dirty.lock() {
+            dirty.insert(String::new());
+        }
+        self.notify.notify_one();
+    }
+
+    /// The directories to number now; `None` for every directory with pending events.
+    fn take(&self) -> Option<Vec<String>> {
+        let dirty: Vec<String> = self
+            .dirty
+            .lock()
+            .map(|mut d| d.drain().collect())
+            .unwrap_or_else(|_| vec![String::new()]);
+        (!dirty.iter().any(String::is_empty)).then_some(dirty)
+    }
+}
+
 /// Numbers committed events (see `store::events::sequence_pending`) and queues their
-/// deliveries shortly after they commit: at once when `wake` is notified (a write in
-/// this instance), else every `every` (writes of other instances).
-pub async fn sequencer(db: Db, every: Duration, wake: Arc<Notify>, dispatcher: Dispatcher) {
+/// deliveries shortly after they commit: at once when `wake` is told of a write in this
+/// instance, else every `every` (writes of other instances, and any missed).
+pub async fn sequencer(db: Db, every: Duration, wake: Arc<Wakeup>, dispatcher: Dispatcher) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = wake.notified() => {}
-        }
-        match db.run(events::sequence_all).await {
+        let these = tokio::select! {
+            _ = tick.tick() => None,
+            _ = wake.notify.notified() => wake.take(),
+        };
+        let result = match these {
+            Some(dirs) => db.run(move |c| events::sequence_these(c, &dirs)).await,
+            None => {
+                // A full pass covers what writes marked meanwhile.
+                let _ = wake.take();
+                db.run(events::sequence_all).await
+            }
+        };
+        match result {
             Ok(0) => {}
             Ok(_) => dispatcher.wake(),
             Err(e) => tracing::warn!(error = %e, "event sequencer"),

@@ -450,6 +450,10 @@ settings! {
         webhook_concurrency: usize = 64,
         /// How long attempt logs and finished deliveries are kept, in hours.
         webhook_log_retention_hours: i64 = 7 * 24,
+        /// How often an instance looks, unwoken, for committed events to number and for
+        /// deliveries due, in milliseconds. Its own writes wake it at once; this finds
+        /// other instances' work and retries that came due.
+        poll_ms: u64 = 200,
     }
 }
 
@@ -623,7 +627,7 @@ impl Config {
             lease: Duration::from_millis(self.webhook_lease_ms),
             concurrency: self.webhook_concurrency.max(1),
             allow_private: self.webhook_allow_private,
-            poll: Duration::from_millis(200),
+            poll: Duration::from_millis(self.poll_ms.max(1)),
             sealer: self.sealer()?,
         })
     }

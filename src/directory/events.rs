@@ -146,31 +146,52 @@ pub fn insert_numbered(
 }
 
 /// Numbers a directory's committed events (its own write transaction); cheap when there
-/// is nothing to number.
+/// is nothing to number. Returns the deliveries queued.
 pub fn sequence(conn: &mut AnyConnection, directory_id: &str) -> Result<usize, Error> {
     if !store::has_pending(conn, directory_id)? {
         return Ok(0);
     }
-    crate::store::write_tx(conn, |c| number_pending(c, directory_id))
+    crate::store::write_tx(conn, |c| number_pending(c, directory_id)).map(|n| n.queued)
+}
+
+/// What numbering a directory did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sequenced {
+    pub numbered: usize,
+    /// Deliveries queued for the numbered events: the dispatcher has work only if > 0.
+    pub queued: usize,
 }
 
 /// Inside a write transaction: numbers the directory's committed events and queues them
 /// for its webhook endpoints, in the same transaction so each is queued exactly once.
-pub fn number_pending(conn: &mut AnyConnection, directory_id: &str) -> Result<usize, Error> {
+pub fn number_pending(conn: &mut AnyConnection, directory_id: &str) -> Result<Sequenced, Error> {
     let numbered = store::sequence_pending(conn, directory_id)?;
-    if numbered.count > 0 {
-        crate::webhooks::fanout::fan_out(conn, directory_id, numbered.after)?;
-    }
-    Ok(numbered.count)
+    let queued = if numbered.count > 0 {
+        crate::webhooks::fanout::fan_out(conn, directory_id, numbered.after)?
+    } else {
+        0
+    };
+    Ok(Sequenced {
+        numbered: numbered.count,
+        queued,
+    })
 }
 
-/// Numbers the committed events of every directory that has some.
-pub fn sequence_all(conn: &mut AnyConnection) -> Result<usize, Error> {
-    let mut n = 0;
-    for dir in store::pending_directories(conn, 1000)? {
-        n += sequence(conn, &dir)?;
+/// Numbers the committed events of `directories` (those a write of this instance just
+/// touched), without first asking which have any. Returns the deliveries queued.
+pub fn sequence_these(conn: &mut AnyConnection, directories: &[String]) -> Result<usize, Error> {
+    let mut queued = 0;
+    for dir in directories {
+        queued += crate::store::write_tx(conn, |c| number_pending(c, dir))?.queued;
     }
-    Ok(n)
+    Ok(queued)
+}
+
+/// Numbers the committed events of every directory that has some (any instance's).
+/// Returns the deliveries queued.
+pub fn sequence_all(conn: &mut AnyConnection) -> Result<usize, Error> {
+    let pending = store::pending_directories(conn, 1000)?;
+    sequence_these(conn, &pending)
 }
 
 /// An event of a directory by id, numbered first (the admin API's event view).

@@ -23,7 +23,6 @@ use crate::directory::directories::DirectoryCache;
 use crate::error::Error;
 use crate::store::Db;
 use crate::webhooks::delivery::Dispatcher;
-use tokio::sync::Notify;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -52,6 +51,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     admin::routes(cfg);
 }
 
+/// The directory of a SCIM path (`/api/scim/v2.0/{directory_id}/…`): a SCIM write
+/// records events of that directory only.
+fn scim_directory(path: &str) -> Option<&str> {
+    path.strip_prefix("/api/scim/v2.0/")?
+        .split('/')
+        .next()
+        .filter(|id| crate::directory::is_resource_id(id))
+}
+
 /// A bound, not yet awaited server.
 pub struct Running {
     pub addr: SocketAddr,
@@ -78,7 +86,7 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
         .trim_end_matches('/')
         .to_string();
     let delivery = config.delivery_settings()?;
-    let sealer = delivery.sealer.clone();
+    let (sealer, poll) = (delivery.sealer.clone(), delivery.poll);
     {
         let mut conn = db.conn()?;
         crate::directory::webhooks::configure_global(
@@ -90,10 +98,10 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
         crate::directory::webhooks::adopt_directory_webhooks(&mut conn, &sealer)?;
     }
     let dispatcher = crate::webhooks::delivery::start(db.clone(), delivery)?;
-    let wake = Arc::new(Notify::new());
+    let wake = Arc::new(crate::background::Wakeup::default());
     tokio::spawn(crate::background::sequencer(
         db.clone(),
-        std::time::Duration::from_millis(200),
+        poll,
         wake.clone(),
         dispatcher.clone(),
     ));
@@ -137,7 +145,10 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
                     // A write may have recorded events: number and deliver them now
                     // rather than at the next tick.
                     if method != actix_web::http::Method::GET && status.is_success() {
-                        wake.notify_one();
+                        match scim_directory(&path) {
+                            Some(directory_id) => wake.directory(directory_id),
+                            None => wake.any(),
+                        }
                     }
                     Ok(res)
                 }

@@ -129,23 +129,16 @@ struct Locked {
 /// sequence without gaps. Must run inside a write transaction: the directory row is locked
 /// first, so concurrent sequencers (several instances) take turns.
 pub fn sequence_pending(conn: &mut AnyConnection, directory_id: &str) -> Result<Numbered, Error> {
-    use diesel::sql_types::Text;
-    let (lock, number) = match conn.backend() {
-        Backend::Postgres => (
-            "SELECT last_event_sequence FROM directories WHERE id = $1 FOR UPDATE",
-            "UPDATE events SET sequence = $1 + p.rn \
-             FROM (SELECT id, row_number() OVER (ORDER BY ordinal) AS rn FROM events \
-                   WHERE directory_id = $2 AND sequence IS NULL) AS p \
-             WHERE events.id = p.id AND events.sequence IS NULL",
-        ),
-        // BEGIN IMMEDIATE already holds the write lock; rowid is insertion order.
-        Backend::Sqlite => (
-            "SELECT last_event_sequence FROM directories WHERE id = ?",
-            "UPDATE events SET sequence = ? + p.rn \
-             FROM (SELECT id, row_number() OVER (ORDER BY rowid) AS rn FROM events \
-                   WHERE directory_id = ? AND sequence IS NULL) AS p \
-             WHERE events.id = p.id AND events.sequence IS NULL",
-        ),
+    use diesel::sql_types::{BigInt, Text};
+    let postgres = conn.backend() == Backend::Postgres;
+    // The lock is a statement of its own: the numbering must start from a snapshot taken
+    // after it, or events another sequencer numbered meanwhile would still look unnumbered
+    // to this one and leave a gap in the sequence.
+    let lock = if postgres {
+        "SELECT last_event_sequence FROM directories WHERE id = $1 FOR UPDATE"
+    } else {
+        // BEGIN IMMEDIATE already holds the write lock.
+        "SELECT last_event_sequence FROM directories WHERE id = ?"
     };
     let locked: Option<Locked> = diesel::sql_query(lock)
         .bind::<Text, _>(directory_id)
@@ -154,17 +147,48 @@ pub fn sequence_pending(conn: &mut AnyConnection, directory_id: &str) -> Result<
     let Some(locked) = locked else {
         return Ok(Numbered { after: 0, count: 0 });
     };
-    let n = diesel::sql_query(number)
-        .bind::<diesel::sql_types::BigInt, _>(locked.last_event_sequence)
+    let count = if postgres {
+        // Numbering and advancing the directory's sequence in one statement.
+        let done: Option<Count> = diesel::sql_query(
+            "WITH p AS (SELECT id, row_number() OVER (ORDER BY ordinal) AS rn FROM events \
+                        WHERE directory_id = $2 AND sequence IS NULL), \
+                  n AS (UPDATE events SET sequence = $1 + p.rn FROM p \
+                        WHERE events.id = p.id AND events.sequence IS NULL RETURNING 1) \
+             UPDATE directories SET last_event_sequence = last_event_sequence + (SELECT count(*) FROM n) \
+             WHERE id = $2 AND EXISTS (SELECT 1 FROM n) \
+             RETURNING (SELECT count(*) FROM n) AS count",
+        )
+        .bind::<BigInt, _>(locked.last_event_sequence)
+        .bind::<Text, _>(directory_id)
+        .get_result(conn)
+        .optional()?;
+        done.map_or(0, |d| d.count as usize)
+    } else {
+        // rowid is insertion order.
+        let n = diesel::sql_query(
+            "UPDATE events SET sequence = ? + p.rn \
+             FROM (SELECT id, row_number() OVER (ORDER BY rowid) AS rn FROM events \
+                   WHERE directory_id = ? AND sequence IS NULL) AS p \
+             WHERE events.id = p.id AND events.sequence IS NULL",
+        )
+        .bind::<BigInt, _>(locked.last_event_sequence)
         .bind::<Text, _>(directory_id)
         .execute(conn)?;
-    if n > 0 {
-        super::directories::advance_event_sequence(conn, directory_id, n as i64)?;
-    }
+        if n > 0 {
+            super::directories::advance_event_sequence(conn, directory_id, n as i64)?;
+        }
+        n
+    };
     Ok(Numbered {
         after: locked.last_event_sequence,
-        count: n,
+        count,
     })
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    count: i64,
 }
 
 /// Every numbered event of a directory after `after_sequence`, in order.

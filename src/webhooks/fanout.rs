@@ -8,15 +8,16 @@ use crate::store::events::{self, EventRow};
 use crate::store::{now, AnyConnection};
 
 /// Queues a directory's events numbered after `after_sequence`: to its own endpoints by
-/// their subscriptions, and `dsync.*` ones to the global endpoint as well.
+/// their subscriptions, and `dsync.*` ones to the global endpoint as well. Returns how
+/// many deliveries it queued.
 pub fn fan_out(
     conn: &mut AnyConnection,
     directory_id: &str,
     after_sequence: i64,
-) -> Result<(), Error> {
+) -> Result<usize, Error> {
     let endpoints = deliveries::receiving_endpoints(conn, directory_id)?;
     if endpoints.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let new_events: Vec<EventRow> = events::all_after(conn, directory_id, after_sequence)?;
     let mut pairs = Vec::new();
@@ -31,5 +32,6 @@ pub fn fan_out(
             }
         }
     }
-    deliveries::enqueue(conn, &pairs, now())
+    deliveries::enqueue(conn, &pairs, now())?;
+    Ok(pairs.len())
 }
