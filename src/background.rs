@@ -74,6 +74,46 @@ pub async fn sequencer(db: Db, every: Duration, wake: Arc<Wakeup>, dispatcher: D
     }
 }
 
+/// On PostgreSQL: hears other instances say they queued deliveries and wakes this
+/// instance's dispatcher (which may hold those endpoints), so cross-instance delivery
+/// waits for no poll. Reading the listener sends nothing to the server; on a lost
+/// connection it reconnects with backoff and wakes the dispatcher once (it may have
+/// missed a notification). Returns at once on SQLite.
+pub async fn listen(db: Db, dispatcher: Dispatcher) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let mut listener = match db.listener() {
+            Ok(Some(l)) => l,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "listening for other instances");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        dispatcher.wake();
+        loop {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            match listener.received() {
+                Ok(payloads) => {
+                    if payloads
+                        .iter()
+                        .any(|p| p == crate::store::notify::DELIVERIES)
+                    {
+                        dispatcher.wake();
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "listener connection lost");
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// Hourly: forgets attempt logs and finished deliveries older than `retention`, and
 /// endpoints of deleted directories once drained; refreshes SQLite's statistics.
 pub async fn prune(db: Db, retention: chrono::Duration) {

@@ -451,9 +451,9 @@ settings! {
         /// How long attempt logs and finished deliveries are kept, in hours.
         webhook_log_retention_hours: i64 = 7 * 24,
         /// How often an instance looks, unwoken, for committed events to number and for
-        /// deliveries due, in milliseconds. Its own writes wake it at once; this finds
-        /// other instances' work and retries that came due.
-        poll_ms: u64 = 200,
+        /// deliveries due, in milliseconds: a safety net. Its own writes and retries
+        /// wake it at once, and on PostgreSQL other instances wake it (LISTEN/NOTIFY).
+        poll_ms: u64 = 10_000,
     }
 }
 

@@ -91,7 +91,19 @@ async fn statements_per_write_on_postgres() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     let delete = settle(start).await;
 
-    println!("statements per write (PostgreSQL, one writer): POST {post}, PATCH {patch}, DELETE {delete}");
+    // An idle instance with the default poll: only its safety-net polls (the sequencer's
+    // and the dispatcher's), and the listener reads without sending.
+    let Some(_idle) = TestApp::start(Backend::Postgres).await else {
+        return;
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let start = STATEMENTS.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let idle = STATEMENTS.load(Ordering::SeqCst) - start;
+
+    println!("statements per write (PostgreSQL, one writer): POST {post}, PATCH {patch}, DELETE {delete}; idle instance: {idle} in 15 s");
+    // Issue 10: at most 12 a minute, 3 in 15 s.
+    assert!(idle <= 3, "an idle instance sent {idle} statements in 15 s");
     // Issue 10's targets are 12, 12 and 14 (before it, with the directory cached: 11-19,
     // 27 and 17). The ceilings are the counts now: lower them as statements go.
     assert!(post <= 7, "POST /Users sent {post} statements");

@@ -171,6 +171,10 @@ pub fn number_pending(conn: &mut AnyConnection, directory_id: &str) -> Result<Se
     } else {
         0
     };
+    if queued > 0 {
+        // Other instances' dispatchers may hold these endpoints: wake them (on commit).
+        crate::store::notify::notify(conn, crate::store::notify::DELIVERIES)?;
+    }
     Ok(Sequenced {
         numbered: numbered.count,
         queued,

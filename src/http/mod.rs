@@ -105,6 +105,7 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
         wake.clone(),
         dispatcher.clone(),
     ));
+    tokio::spawn(crate::background::listen(db.clone(), dispatcher.clone()));
     tokio::spawn(crate::background::prune(
         db.clone(),
         chrono::Duration::hours(config.webhook_log_retention_hours.max(1)),

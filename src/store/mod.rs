@@ -8,6 +8,7 @@ pub mod events;
 pub mod filter_sql;
 pub mod groups;
 pub mod memberships;
+pub mod notify;
 pub mod schema;
 pub mod users;
 pub mod webhooks;
@@ -151,6 +152,8 @@ pub type DbConn = PooledConnection<ConnectionManager>;
 pub struct Db {
     pool: DbPool,
     backend: Backend,
+    /// Where the database is, for connections outside the pool (the listener).
+    url: DatabaseUrl,
 }
 
 /// How long one PostgreSQL statement of the pool may run by default.
@@ -173,7 +176,7 @@ impl Db {
             Backend::Postgres => 16,
         };
         let mut manager = ConnectionManager {
-            url,
+            url: url.clone(),
             statement_timeout: None,
         };
         // Connect once outside the pool so a bad URL fails fast with libpq's own message.
@@ -192,11 +195,16 @@ impl Db {
             .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
             .build(manager)?;
-        Ok(Self { pool, backend })
+        Ok(Self { pool, backend, url })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// A listener for other instances' notifications (`None` on SQLite).
+    pub fn listener(&self) -> Result<Option<notify::Listener>, Error> {
+        notify::Listener::connect(&self.url)
     }
 
     /// A connection for blocking code (CLI, tests). Request handlers use [`Db::run`].

@@ -95,6 +95,8 @@ struct Ctx {
     client: outbound::Client,
     owner: String,
     stop: watch::Receiver<bool>,
+    /// The dispatcher's wake-up: endpoint tasks ring it when work of theirs comes due.
+    wake: Arc<Notify>,
 }
 
 impl Ctx {
@@ -106,6 +108,17 @@ impl Ctx {
     /// started just before this must still end inside the lease.
     fn renew_every(&self) -> Duration {
         self.settings.lease.saturating_sub(self.settings.timeout) / 2
+    }
+
+    /// Wakes the dispatcher at `at` (now if past): a retry this instance scheduled is
+    /// claimed when due, not at the next poll.
+    fn wake_at(&self, at: NaiveDateTime) {
+        let wake = self.wake.clone();
+        let wait = (at - now()).to_std().unwrap_or(Duration::ZERO);
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            wake.notify_one();
+        });
     }
 }
 
@@ -124,6 +137,7 @@ pub fn start(db: Db, settings: Settings) -> Result<Dispatcher, Error> {
         client,
         owner: format!("inst_{}", uuid::Uuid::new_v4().simple()),
         stop: stop_rx,
+        wake: wake.clone(),
     });
     tokio::spawn(run(ctx, wake.clone(), done_tx));
     Ok(Dispatcher {
@@ -219,6 +233,7 @@ async fn drive(ctx: Arc<Ctx>, id: String) {
         tracing::warn!(endpoint = %id, error = %e, "webhook delivery round failed");
         // Give the endpoint back due, so a transient database error only delays it.
         let _ = release(&ctx, &id, Some(now()), 0).await;
+        ctx.wake_at(crate::store::later(now(), Duration::from_secs(1)));
     }
 }
 
@@ -281,6 +296,9 @@ async fn drive_rounds(ctx: &Arc<Ctx>, id: &str) -> Result<(), Error> {
         };
         if let Some(next) = give_back {
             if release(ctx, id, next, version).await? || next.is_some() {
+                if let Some(at) = next {
+                    ctx.wake_at(at);
+                }
                 return Ok(());
             }
             continue; // new work arrived while we looked: go again
@@ -289,6 +307,7 @@ async fn drive_rounds(ctx: &Arc<Ctx>, id: &str) -> Result<(), Error> {
             Next::Continue => {}
             Next::WaitUntil(at) => {
                 release(ctx, id, Some(at), version).await?;
+                ctx.wake_at(at);
                 return Ok(());
             }
             Next::Stop => return Ok(()),
@@ -296,6 +315,7 @@ async fn drive_rounds(ctx: &Arc<Ctx>, id: &str) -> Result<(), Error> {
     }
     // Busy endpoint: yield the slot, still due.
     release(ctx, id, Some(now()), 0).await?;
+    ctx.wake.notify_one();
     Ok(())
 }
 

@@ -16,6 +16,7 @@ mod guarantees;
 mod hostile;
 mod http_hygiene;
 mod idp_replay;
+mod instances;
 mod pool;
 mod receiver;
 mod scim_errors;
