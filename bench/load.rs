@@ -388,6 +388,15 @@ async fn run(a: &Args, url: &str) {
     }).await;
     println!("{}", s.row());
 
+    // The most common IdP write: one attribute (Okta's and Entra's deactivation).
+    let (r, i2) = (req.clone(), ids.clone());
+    let mut s = phase("PATCH /Users/{id} (replace active)", a.requests, a.concurrency, 200, move |i| {
+        r(reqwest::Method::PATCH, format!("/Users/{}", i2[(i * 7919) % i2.len()])).json(&json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "active", "value": i % 2 == 0}]}))
+    }).await;
+    println!("{}", s.row());
+
     // Grow the directory to --users, then look users up by userName as IdPs do.
     let total = a.users.max(a.requests);
     let started = Instant::now();
