@@ -40,19 +40,28 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("", web::post().to(create_directory))
                 .route("", web::get().to(list_directories))
                 // Jackson's tenant+product (or ?directoryId=) forms, before `/{id}`.
-                .route("/users", web::get().to(scoped_users))
-                .route("/users/{uid}", web::get().to(scoped_user))
-                .route("/groups", web::get().to(scoped_groups))
-                .route("/groups/{gid}", web::get().to(scoped_group))
+                .route("/users", web::get().to(scoped_list::<SyncedUsers>))
+                .route("/users/{uid}", web::get().to(scoped_one::<SyncedUsers>))
+                .route("/groups", web::get().to(scoped_list::<SyncedGroups>))
+                .route("/groups/{gid}", web::get().to(scoped_one::<SyncedGroups>))
                 .route("/groups/{gid}/members", web::get().to(scoped_members))
                 .route("/{id}", web::get().to(get_directory))
                 .route("/{id}", web::patch().to(update_directory))
                 .route("/{id}", web::delete().to(delete_directory))
                 .route("/{id}/scim-secret/rotate", web::post().to(rotate_secret))
-                .route("/{id}/users", web::get().to(directory_users))
-                .route("/{id}/users/{uid}", web::get().to(directory_user))
-                .route("/{id}/groups", web::get().to(directory_groups))
-                .route("/{id}/groups/{gid}", web::get().to(directory_group))
+                .route("/{id}/users", web::get().to(directory_list::<SyncedUsers>))
+                .route(
+                    "/{id}/users/{uid}",
+                    web::get().to(directory_one::<SyncedUsers>),
+                )
+                .route(
+                    "/{id}/groups",
+                    web::get().to(directory_list::<SyncedGroups>),
+                )
+                .route(
+                    "/{id}/groups/{gid}",
+                    web::get().to(directory_one::<SyncedGroups>),
+                )
                 .route(
                     "/{id}/groups/{gid}/members",
                     web::get().to(directory_members),
@@ -386,62 +395,68 @@ fn one(
     }
 }
 
-async fn directory_users(
+/// Users or groups as the admin API reads them, across directories.
+trait Synced: 'static {
+    const PAGE: PageRead;
+    const ONE: OneRead;
+}
+
+struct SyncedUsers;
+struct SyncedGroups;
+
+impl Synced for SyncedUsers {
+    const PAGE: PageRead = users::summaries_in;
+    const ONE: OneRead = users::summary_in;
+}
+
+impl Synced for SyncedGroups {
+    const PAGE: PageRead = groups::summaries_in;
+    const ONE: OneRead = groups::summary_in;
+}
+
+/// `/{id}/users`, `/{id}/groups`.
+async fn directory_list<S: Synced>(
     _: AdminAuth,
     state: web::Data<AppState>,
     id: web::Path<String>,
     q: Query,
 ) -> Reply {
-    list_users(state, q.into_inner(), one(id.into_inner())).await
+    paged_read(state, q.into_inner(), one(id.into_inner()), S::PAGE).await
 }
-async fn scoped_users(_: AdminAuth, state: web::Data<AppState>, q: Query) -> Reply {
-    list_users(state, q.into_inner(), directory_ids).await
+
+/// `/users`, `/groups` (by tenant and product, or `?directoryId=`).
+async fn scoped_list<S: Synced>(_: AdminAuth, state: web::Data<AppState>, q: Query) -> Reply {
+    paged_read(state, q.into_inner(), directory_ids, S::PAGE).await
 }
-async fn directory_user(
+
+/// `/{id}/users/{uid}`, `/{id}/groups/{gid}`.
+async fn directory_one<S: Synced>(
     _: AdminAuth,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     q: Query,
 ) -> Reply {
-    let (id, uid) = path.into_inner();
-    get_user(state, q.into_inner(), uid, one(id)).await
+    let (id, rid) = path.into_inner();
+    one_read(state, q.into_inner(), rid, one(id), S::ONE).await
 }
-async fn scoped_user(
+
+/// `/users/{uid}`, `/groups/{gid}`.
+async fn scoped_one<S: Synced>(
     _: AdminAuth,
     state: web::Data<AppState>,
-    uid: web::Path<String>,
+    rid: web::Path<String>,
     q: Query,
 ) -> Reply {
-    get_user(state, q.into_inner(), uid.into_inner(), directory_ids).await
+    one_read(
+        state,
+        q.into_inner(),
+        rid.into_inner(),
+        directory_ids,
+        S::ONE,
+    )
+    .await
 }
-async fn directory_groups(
-    _: AdminAuth,
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-    q: Query,
-) -> Reply {
-    list_groups(state, q.into_inner(), one(id.into_inner())).await
-}
-async fn scoped_groups(_: AdminAuth, state: web::Data<AppState>, q: Query) -> Reply {
-    list_groups(state, q.into_inner(), directory_ids).await
-}
-async fn directory_group(
-    _: AdminAuth,
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-    q: Query,
-) -> Reply {
-    let (id, gid) = path.into_inner();
-    get_group(state, q.into_inner(), gid, one(id)).await
-}
-async fn scoped_group(
-    _: AdminAuth,
-    state: web::Data<AppState>,
-    gid: web::Path<String>,
-    q: Query,
-) -> Reply {
-    get_group(state, q.into_inner(), gid.into_inner(), directory_ids).await
-}
+
 async fn directory_members(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -472,10 +487,16 @@ impl<F> Resolve for F where
 {
 }
 
-async fn list_users(
+/// A directory read across directories: a page of resources, or one by id.
+type PageRead = fn(&mut AnyConnection, &[String], Page, &str) -> Result<Vec<Value>, Error>;
+type OneRead = fn(&mut AnyConnection, &[String], &str, &str) -> Result<Value, Error>;
+
+/// A page of what `read` finds in the directories `resolve` names.
+async fn paged_read(
     state: web::Data<AppState>,
     q: HashMap<String, String>,
     resolve: impl Resolve,
+    read: PageRead,
 ) -> Reply {
     let page = page_of(&q)?;
     let external = state.external_url.clone();
@@ -483,60 +504,27 @@ async fn list_users(
         .db
         .run(move |c| {
             let ids = resolve(c, &q)?;
-            users::summaries_in(c, &ids, page, &external)
+            read(c, &ids, page, &external)
         })
         .await?;
     let next = next_offset(page, data.len(), None);
     Ok(paged(data, next))
 }
 
-async fn get_user(
+/// One resource `read` finds by `id` in the directories `resolve` names.
+async fn one_read(
     state: web::Data<AppState>,
     q: HashMap<String, String>,
-    uid: String,
+    id: String,
     resolve: impl Resolve,
+    read: OneRead,
 ) -> Reply {
     let external = state.external_url.clone();
     let data = state
         .db
         .run(move |c| {
             let ids = resolve(c, &q)?;
-            users::summary_in(c, &ids, &uid, &external)
-        })
-        .await?;
-    Ok(ok(data))
-}
-
-async fn list_groups(
-    state: web::Data<AppState>,
-    q: HashMap<String, String>,
-    resolve: impl Resolve,
-) -> Reply {
-    let page = page_of(&q)?;
-    let external = state.external_url.clone();
-    let data = state
-        .db
-        .run(move |c| {
-            let ids = resolve(c, &q)?;
-            groups::summaries_in(c, &ids, page, &external)
-        })
-        .await?;
-    let next = next_offset(page, data.len(), None);
-    Ok(paged(data, next))
-}
-
-async fn get_group(
-    state: web::Data<AppState>,
-    q: HashMap<String, String>,
-    gid: String,
-    resolve: impl Resolve,
-) -> Reply {
-    let external = state.external_url.clone();
-    let data = state
-        .db
-        .run(move |c| {
-            let ids = resolve(c, &q)?;
-            groups::summary_in(c, &ids, &gid, &external)
+            read(c, &ids, &id, &external)
         })
         .await?;
     Ok(ok(data))
