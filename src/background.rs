@@ -22,18 +22,20 @@ pub struct Wakeup {
 impl Wakeup {
     /// A write of this instance committed events of `directory_id`.
     pub fn directory(&self, directory_id: &str) {
-        if let Ok(mut dirty) = self.dirty.lock() {
-            dirty.insert(directory_id.to_string());
-        }
+        self.mark(directory_id);
         self.notify.notify_one();
     }
 
     /// A write committed events of directories not named (admin changes).
     pub fn any(&self) {
+        self.directory("");
+    }
+
+    /// Remembers a directory to number (`""`: all of them) without waking.
+    fn mark(&self, directory_id: &str) {
         if let Ok(mut dirty) = self.dirty.lock() {
-            dirty.insert(String::new());
+            dirty.insert(directory_id.to_string());
         }
-        self.notify.notify_one();
     }
 
     /// The directories to number now; `None` for every directory with pending events.
@@ -58,7 +60,7 @@ pub async fn sequencer(db: Db, every: Duration, wake: Arc<Wakeup>, dispatcher: D
             _ = tick.tick() => None,
             _ = wake.notify.notified() => wake.take(),
         };
-        let result = match these {
+        let result = match these.clone() {
             Some(dirs) => db.run(move |c| events::sequence_these(c, &dirs)).await,
             None => {
                 // A full pass covers what writes marked meanwhile.
@@ -69,7 +71,20 @@ pub async fn sequencer(db: Db, every: Duration, wake: Arc<Wakeup>, dispatcher: D
         match result {
             Ok(0) => {}
             Ok(_) => dispatcher.wake(),
-            Err(e) => tracing::warn!(error = %e, "event sequencer"),
+            Err(e) => {
+                tracing::warn!(error = %e, "event sequencer");
+                // Try those directories again soon (a dead pooled connection fails once),
+                // not only at the next poll.
+                match these {
+                    Some(dirs) => dirs.iter().for_each(|d| wake.mark(d)),
+                    None => wake.mark(""),
+                }
+                let wake = wake.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    wake.notify.notify_one();
+                });
+            }
         }
     }
 }
@@ -82,7 +97,11 @@ pub async fn sequencer(db: Db, every: Duration, wake: Arc<Wakeup>, dispatcher: D
 pub async fn listen(db: Db, dispatcher: Dispatcher) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let mut listener = match db.listener() {
+        let connecting = db.clone();
+        let connected = tokio::task::spawn_blocking(move || connecting.listener())
+            .await
+            .unwrap_or_else(|e| Err(crate::error::Error::Internal(e.to_string())));
+        let mut listener = match connected {
             Ok(Some(l)) => l,
             Ok(None) => return,
             Err(e) => {

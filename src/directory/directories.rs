@@ -374,7 +374,9 @@ fn delete_once(conn: &mut AnyConnection, id: &str) -> Result<DirectoryRow, Error
         )?;
         // The last event still reaches the directory's endpoints and the global one;
         // then its endpoints only drain their queue (events already queued included).
-        crate::webhooks::fanout::fan_out(conn, id, row.last_event_sequence)?;
+        if crate::webhooks::fanout::fan_out(conn, id, row.last_event_sequence)? > 0 {
+            crate::store::notify::notify(conn, crate::store::notify::DELIVERIES)?;
+        }
         crate::store::webhooks::retire_for_directory(conn, id)?;
         Ok(row)
     })

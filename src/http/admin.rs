@@ -326,6 +326,8 @@ async fn delete_directory(
     let id = id.into_inner();
     let row = state.db.run(move |c| directories::delete(c, &id)).await?;
     state.directories.evict(&row.id);
+    // `dsync.deleted` was numbered and queued by the deletion itself.
+    state.dispatcher.wake();
     Ok(ok(json!({})))
 }
 

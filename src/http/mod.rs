@@ -51,6 +51,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     admin::routes(cfg);
 }
 
+/// Wakes the sequencer when a write request ends, however it ends.
+struct WakeOnDrop {
+    wake: Arc<crate::background::Wakeup>,
+    directory: Option<String>,
+}
+
+impl Drop for WakeOnDrop {
+    fn drop(&mut self) {
+        match &self.directory {
+            Some(id) => self.wake.directory(id),
+            None => self.wake.any(),
+        }
+    }
+}
+
 /// The directory of a SCIM path (`/api/scim/v2.0/{directory_id}/…`): a SCIM write
 /// records events of that directory only.
 fn scim_directory(path: &str) -> Option<&str> {
@@ -85,6 +100,14 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
         .unwrap_or_else(|| format!("http://{addr}"))
         .trim_end_matches('/')
         .to_string();
+    if !(0..=crate::directory::directories::MAX_GRACE_SECONDS)
+        .contains(&config.secret_grace_seconds)
+    {
+        return Err(Error::Config(format!(
+            "SCIMGATE_SECRET_GRACE_SECONDS must be from 0 to {}",
+            crate::directory::directories::MAX_GRACE_SECONDS
+        )));
+    }
     let delivery = config.delivery_settings()?;
     let (sealer, poll) = (delivery.sealer.clone(), delivery.poll);
     {
@@ -138,19 +161,19 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
                     Some(refusal) => Either::Left(std::future::ready(Ok(req.into_response(refusal)))),
                     None => Either::Right(srv.call(req)),
                 };
-                let wake = wake.clone();
+                // A write may have committed events: number and deliver them now rather
+                // than at the next poll — also when the client left before the answer or
+                // the request failed after a commit (the guard fires when dropped).
+                let _wake = (method != actix_web::http::Method::GET && !path.ends_with("/.search"))
+                    .then(|| WakeOnDrop {
+                        wake: wake.clone(),
+                        directory: scim_directory(&path).map(str::to_string),
+                    });
                 async move {
+                    let _wake = _wake;
                     let res = fut.await?;
                     let status = res.status();
                     tracing::info!(%method, %path, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "request");
-                    // A write may have recorded events: number and deliver them now
-                    // rather than at the next tick.
-                    if method != actix_web::http::Method::GET && status.is_success() {
-                        match scim_directory(&path) {
-                            Some(directory_id) => wake.directory(directory_id),
-                            None => wake.any(),
-                        }
-                    }
                     Ok(res)
                 }
             })

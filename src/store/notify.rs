@@ -37,7 +37,14 @@ impl Listener {
         let DatabaseUrl::Postgres(url) = url else {
             return Ok(None);
         };
-        let mut conn = PgConnection::establish(url)
+        // The listener never sends, so a dropped connection (a NAT or load balancer
+        // forgetting an idle one) would go unnoticed: TCP keepalives keep it alive and
+        // find it dead. A connect that hangs gives up.
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let url = format!(
+            "{url}{sep}keepalives=1&keepalives_idle=30&keepalives_interval=10&keepalives_count=3&connect_timeout=10"
+        );
+        let mut conn = PgConnection::establish(&url)
             .map_err(|e| Error::Internal(format!("listener connection: {e}")))?;
         conn.batch_execute(&format!("LISTEN {CHANNEL}"))?;
         Ok(Some(Self { conn }))

@@ -58,7 +58,13 @@ impl EndpointRow {
         if let (Some(prev), Some(until)) = (&self.previous_secret, self.previous_secret_expires_at)
         {
             if at < until {
-                out.push(sealer.open(prev)?);
+                // The current secret signs; an old one no key opens only drops out.
+                match sealer.open(prev) {
+                    Ok(secret) => out.push(secret),
+                    Err(e) => {
+                        tracing::warn!(endpoint = %self.id, error = %e, "previous webhook secret unreadable; signing with the current one only")
+                    }
+                }
             }
         }
         Ok(out)

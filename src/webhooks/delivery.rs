@@ -208,7 +208,11 @@ async fn run(ctx: Arc<Ctx>, wake: Arc<Notify>, done: watch::Sender<bool>) {
                     busy.insert(task.id(), id);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "claiming webhook endpoints"),
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming webhook endpoints");
+                // Soon again, not only at the next poll.
+                ctx.wake_at(crate::store::later(now(), Duration::from_secs(1)));
+            }
         }
     }
     while tasks.join_next().await.is_some() {}

@@ -15,7 +15,8 @@ use scimgate::store::{Backend, Db};
 
 backend_tests!(
     another_instances_deliveries_wake_this_one,
-    retries_are_sent_when_due_without_polling
+    retries_are_sent_when_due_without_polling,
+    a_deleted_directorys_last_event_goes_out_without_polling
 );
 
 /// An instance whose only wake-ups are notifications and its own timers.
@@ -101,4 +102,29 @@ async fn retries_are_sent_when_due_without_polling(app: TestApp) {
     })
     .await;
     assert!(rx.received().len() >= 2, "a failed attempt, then the retry");
+}
+
+async fn a_deleted_directorys_last_event_goes_out_without_polling(app: TestApp) {
+    let backend = app.db.backend();
+    drop(app);
+    let Some(app) = quiet(backend).await else {
+        return;
+    };
+    let rx = Receiver::ok().await;
+    let dir = app.create_directory("acme", "crm").await;
+    let (status, body) = send(
+        app.admin(
+            Method::POST,
+            &format!("/directory-sync/{}/webhooks", dir.id),
+        )
+        .json(&json!({"url": rx.url, "event_types": ["dsync.deleted"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _) = send(app.admin(Method::DELETE, &format!("/directory-sync/{}", dir.id))).await;
+    assert_eq!(status, StatusCode::OK);
+    rx.wait_until(Duration::from_secs(5), |e| {
+        e.iter().any(|e| e["event"] == "dsync.deleted")
+    })
+    .await;
 }
