@@ -41,6 +41,9 @@ struct Args {
     lookup_concurrency: Option<usize>,
     members: usize,
     webhooks: bool,
+    /// With --webhooks on PostgreSQL: writes go to an instance that delivers nothing,
+    /// a second instance delivers (woken by LISTEN/NOTIFY).
+    cross_instance: bool,
     hostile: bool,
     endpoints: usize,
     events: usize,
@@ -56,6 +59,7 @@ fn args() -> Args {
         lookup_concurrency: None,
         members: 10_000,
         webhooks: false,
+        cross_instance: false,
         hostile: false,
         endpoints: 50,
         events: 2_000,
@@ -72,6 +76,7 @@ fn args() -> Args {
             "--members" => a.members = value().parse().expect("--members M"),
             "--webhooks" => a.webhooks = true,
             "--hostile" => a.hostile = true,
+            "--cross-instance" => a.cross_instance = true,
             "--endpoints" => a.endpoints = value().parse().expect("--endpoints E"),
             "--events" => a.events = value().parse().expect("--events N"),
             "--samples" => a.samples = value().parse().expect("--samples S"),
@@ -390,11 +395,22 @@ async fn run(a: &Args, url: &str) {
 
     // The most common IdP write: one attribute (Okta's and Entra's deactivation).
     let (r, i2) = (req.clone(), ids.clone());
-    let mut s = phase("PATCH /Users/{id} (replace active)", a.requests, a.concurrency, 200, move |i| {
-        r(reqwest::Method::PATCH, format!("/Users/{}", i2[(i * 7919) % i2.len()])).json(&json!({
+    let mut s = phase(
+        "PATCH /Users/{id} (replace active)",
+        a.requests,
+        a.concurrency,
+        200,
+        move |i| {
+            r(
+                reqwest::Method::PATCH,
+                format!("/Users/{}", i2[(i * 7919) % i2.len()]),
+            )
+            .json(&json!({
             "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
             "Operations": [{"op": "replace", "path": "active", "value": i % 2 == 0}]}))
-    }).await;
+        },
+    )
+    .await;
     println!("{}", s.row());
 
     // Grow the directory to --users, then look users up by userName as IdPs do.
@@ -570,9 +586,16 @@ mod webhooks {
     }
 
     pub async fn run(a: &Args, url: &str) {
+        // Cross-instance: this instance takes the writes and delivers nothing; a second
+        // one over the same database delivers, woken by this one's notifications.
         let (db, base) = super::serve(url, |c| {
             c.webhook_allow_private = true;
-            c.webhook_concurrency = a.endpoints + 8;
+            c.webhook_concurrency = if a.cross_instance { 0 } else { a.endpoints + 8 };
+        });
+        let _deliverer = a.cross_instance.then(|| {
+            super::serve(url, |c| {
+                c.webhook_allow_private = true;
+            })
         });
         let client = reqwest::Client::new();
         let (rx_url, rx) = receiver();
@@ -585,6 +608,20 @@ mod webhooks {
             }
         );
 
+        if !a.cross_instance {
+            throughput(a, &client, &base, &db, &rx_url, &rx).await;
+        }
+        latency(a, &client, &base, &rx_url, &rx).await;
+    }
+
+    async fn throughput(
+        a: &Args,
+        client: &reqwest::Client,
+        base: &str,
+        db: &scimgate::store::Db,
+        rx_url: &str,
+        rx: &Arc<Rx>,
+    ) {
         // Throughput: N users exist, E endpoints subscribe, one PATCH adds all N to a group.
         let dir = admin(
             &client,
@@ -668,7 +705,9 @@ mod webhooks {
             expected as f64 / took.as_secs_f64(),
             patched.as_secs_f64() * 1000.0
         );
+    }
 
+    async fn latency(a: &Args, client: &reqwest::Client, base: &str, rx_url: &str, rx: &Arc<Rx>) {
         // Latency: one endpoint, sequential writes, each timed until its webhook arrives.
         let dir = admin(&client, &base, "/directory-sync", json!({"tenant": "lat", "product": "bench", "webhook_url": format!("{rx_url}/latency")})).await;
         let endpoint = dir["data"]["scim"]["endpoint"]

@@ -446,7 +446,8 @@ settings! {
         /// milliseconds; another instance takes over after that. At least twice the
         /// timeout.
         webhook_lease_ms: u64 = 60_000,
-        /// Endpoints one instance delivers to at once.
+        /// Endpoints one instance delivers to at once; 0: this instance delivers nothing
+        /// (an API-only instance beside delivering ones).
         webhook_concurrency: usize = 64,
         /// How long attempt logs and finished deliveries are kept, in hours.
         webhook_log_retention_hours: i64 = 7 * 24,
@@ -625,7 +626,7 @@ impl Config {
             schedule: self.webhook_retry_schedule.clone(),
             timeout: Duration::from_millis(self.webhook_timeout_ms),
             lease: Duration::from_millis(self.webhook_lease_ms),
-            concurrency: self.webhook_concurrency.max(1),
+            concurrency: self.webhook_concurrency,
             allow_private: self.webhook_allow_private,
             poll: Duration::from_millis(self.poll_ms.max(1)),
             sealer: self.sealer()?,
