@@ -624,8 +624,8 @@ mod webhooks {
     ) {
         // Throughput: N users exist, E endpoints subscribe, one PATCH adds all N to a group.
         let dir = admin(
-            &client,
-            &base,
+            client,
+            base,
             "/directory-sync",
             json!({"tenant": "wh", "product": "bench"}),
         )
@@ -643,7 +643,7 @@ mod webhooks {
         tokio::task::spawn_blocking(move || seed(&db2, &id2, 0, n))
             .await
             .expect("seed");
-        let members: Vec<Value> = user_ids(&client, &base, &id, a.events)
+        let members: Vec<Value> = user_ids(client, base, &id, a.events)
             .await
             .into_iter()
             .map(|u| json!({"value": u}))
@@ -668,8 +668,8 @@ mod webhooks {
             .expect("events");
         for i in 0..a.endpoints {
             admin(
-                &client,
-                &base,
+                client,
+                base,
                 &format!("/directory-sync/{id}/webhooks"),
                 json!({"url": format!("{rx_url}/hook/{i}")}),
             )
@@ -709,7 +709,7 @@ mod webhooks {
 
     async fn latency(a: &Args, client: &reqwest::Client, base: &str, rx_url: &str, rx: &Arc<Rx>) {
         // Latency: one endpoint, sequential writes, each timed until its webhook arrives.
-        let dir = admin(&client, &base, "/directory-sync", json!({"tenant": "lat", "product": "bench", "webhook_url": format!("{rx_url}/latency")})).await;
+        let dir = admin(client, base, "/directory-sync", json!({"tenant": "lat", "product": "bench", "webhook_url": format!("{rx_url}/latency")})).await;
         let endpoint = dir["data"]["scim"]["endpoint"]
             .as_str()
             .expect("endpoint")
