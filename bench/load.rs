@@ -290,6 +290,8 @@ async fn user_ids(
     ids
 }
 
+static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// The gateway in-process on a free 127.0.0.1 port over `url` (admin key `load`), with
 /// `tweak` applied to its configuration. Returns the database and the base URL.
 fn serve(url: &str, tweak: impl FnOnce(&mut Config)) -> (Db, String) {
@@ -297,7 +299,11 @@ fn serve(url: &str, tweak: impl FnOnce(&mut Config)) -> (Db, String) {
         database_url: url.to_string(),
         listen: "127.0.0.1:0".into(),
         api_keys: vec!["load".into()],
-        encryption_key: Some(scimgate::secrets::generate_key().expect("encryption key")),
+        // One key for every instance of this process: they share the sealed secrets.
+        encryption_key: Some(
+            KEY.get_or_init(|| scimgate::secrets::generate_key().expect("encryption key"))
+                .clone(),
+        ),
         ..Config::default()
     };
     tweak(&mut config);
