@@ -165,7 +165,7 @@ pub fn get(
     id: &str,
     with_members: bool,
 ) -> Result<GroupView, Error> {
-    known_id(id)?;
+    super::known_id(id, "group")?;
     let row = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
     let members = if with_members {
         Some(memberships::members(conn, scope.id(), id, None)?)
@@ -428,7 +428,7 @@ pub fn replace(
     if_match: Option<&EtagCondition>,
     load_members: bool,
 ) -> Result<GroupView, Error> {
-    known_id(id)?;
+    super::known_id(id, "group")?;
     let (raw, fields, members) = resource::normalize_group(body)?;
     let ops: Vec<MemberOp> = members.map(MemberOp::Replace).into_iter().collect();
     map_race(write_tx(conn, |conn| {
@@ -446,7 +446,7 @@ pub fn patch(
     if_match: Option<&EtagCondition>,
     load_members: bool,
 ) -> Result<GroupView, Error> {
-    known_id(id)?;
+    super::known_id(id, "group")?;
     let ops = patch::parse(&body)?;
     let apply = |row: &GroupRow| -> Result<(Value, GroupFields, Vec<MemberOp>), Error> {
         let mut doc: Value = serde_json::from_str(&row.raw)
@@ -469,15 +469,6 @@ pub fn patch(
     }))
 }
 
-/// Group ids are UUIDs: anything else is answered 404 without a query.
-fn known_id(id: &str) -> Result<(), Error> {
-    if super::is_resource_id(id) {
-        Ok(())
-    } else {
-        Err(ScimError::not_found("no group with that id").into())
-    }
-}
-
 /// Deletes a group: `group.user_removed` for each member, then `group.deleted`.
 pub fn delete(
     conn: &mut AnyConnection,
@@ -485,7 +476,7 @@ pub fn delete(
     id: &str,
     if_match: Option<&EtagCondition>,
 ) -> Result<(), Error> {
-    known_id(id)?;
+    super::known_id(id, "group")?;
     write_tx(conn, |conn| {
         let row = store::get_for_update(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
         resource::check_if_match(if_match, row.version)?;

@@ -44,6 +44,15 @@ pub fn is_resource_id(id: &str) -> bool {
     id.len() == 36 && uuid::Uuid::try_parse(id).is_ok()
 }
 
+/// A user or group id from a request: one that is not a UUID is answered 404 at once.
+pub(crate) fn known_id(id: &str, what: &str) -> Result<(), Error> {
+    if is_resource_id(id) {
+        Ok(())
+    } else {
+        Err(crate::scim::ScimError::not_found(format!("no {what} with that id")).into())
+    }
+}
+
 pub fn scim_path(directory_id: &str) -> String {
     format!("/api/scim/v2.0/{directory_id}")
 }

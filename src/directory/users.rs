@@ -187,7 +187,7 @@ pub fn create(
 }
 
 pub fn get(conn: &mut AnyConnection, scope: &DirectoryScope, id: &str) -> Result<UserView, Error> {
-    known_id(id)?;
+    super::known_id(id, "user")?;
     let row = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
     let groups = memberships::groups_of_users(conn, scope.id(), std::slice::from_ref(&row.id))?;
     Ok(UserView { row, groups })
@@ -346,7 +346,7 @@ pub fn replace(
     body: Value,
     if_match: Option<&EtagCondition>,
 ) -> Result<UserView, Error> {
-    known_id(id)?;
+    super::known_id(id, "user")?;
     let (raw, fields) = resource::normalize_user(body)?;
     map_race(write_tx(conn, |conn| {
         let old = store::get_for_update(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
@@ -362,7 +362,7 @@ pub fn patch(
     body: Value,
     if_match: Option<&EtagCondition>,
 ) -> Result<UserView, Error> {
-    known_id(id)?;
+    super::known_id(id, "user")?;
     let ops = patch::parse(&body)?;
     let apply = |row: &UserRow| -> Result<(Value, UserFields), Error> {
         let mut doc: Value = serde_json::from_str(&row.raw)
@@ -384,15 +384,6 @@ pub fn patch(
     }))
 }
 
-/// User ids are UUIDs: anything else is answered 404 without a query.
-fn known_id(id: &str) -> Result<(), Error> {
-    if super::is_resource_id(id) {
-        Ok(())
-    } else {
-        Err(ScimError::not_found("no user with that id").into())
-    }
-}
-
 /// Deletes a user: `group.user_removed` for each of its memberships, then `user.deleted`.
 pub fn delete(
     conn: &mut AnyConnection,
@@ -400,7 +391,7 @@ pub fn delete(
     id: &str,
     if_match: Option<&EtagCondition>,
 ) -> Result<(), Error> {
-    known_id(id)?;
+    super::known_id(id, "user")?;
     write_tx(conn, |conn| {
         // Locked: waits for any membership change adding this user, so its removal below
         // sees it.
