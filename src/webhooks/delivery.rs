@@ -114,7 +114,9 @@ impl Ctx {
     /// claimed when due, not at the next poll.
     fn wake_at(&self, at: NaiveDateTime) {
         let wake = self.wake.clone();
-        let wait = (at - now()).to_std().unwrap_or(Duration::ZERO);
+        // A little after `at`: the claim compares with a clock truncated to milliseconds,
+        // and a retry time with sub-millisecond jitter would not be due yet at `at`.
+        let wait = (at - now()).to_std().unwrap_or(Duration::ZERO) + Duration::from_millis(2);
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
             wake.notify_one();
