@@ -55,10 +55,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 struct WakeOnDrop {
     wake: Arc<crate::background::Wakeup>,
     directory: Option<String>,
+    armed: bool,
 }
 
 impl Drop for WakeOnDrop {
     fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
         match &self.directory {
             Some(id) => self.wake.directory(id),
             None => self.wake.any(),
@@ -164,15 +168,23 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
                 // A write may have committed events: number and deliver them now rather
                 // than at the next poll — also when the client left before the answer or
                 // the request failed after a commit (the guard fires when dropped).
-                let _wake = (method != actix_web::http::Method::GET && !path.ends_with("/.search"))
+                let mut wake = (method != actix_web::http::Method::GET && !path.ends_with("/.search"))
                     .then(|| WakeOnDrop {
                         wake: wake.clone(),
                         directory: scim_directory(&path).map(str::to_string),
+                        armed: true,
                     });
                 async move {
-                    let _wake = _wake;
                     let res = fut.await?;
                     let status = res.status();
+                    // A client error committed nothing (writes are all or nothing): no
+                    // numbering pass for it, so unauthenticated requests cost no write.
+                    if status.is_client_error() {
+                        if let Some(w) = wake.as_mut() {
+                            w.armed = false;
+                        }
+                    }
+                    drop(wake);
                     tracing::info!(%method, %path, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "request");
                     Ok(res)
                 }
