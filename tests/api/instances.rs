@@ -8,7 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::backend_tests;
-use crate::common::{send, user, TestApp};
+use crate::common::{send, user, Dir, TestApp};
 use crate::receiver::{Receiver, Reply};
 use scimgate::directory::{directories, events, users, DirectoryScope};
 use scimgate::store::{Backend, Db};
@@ -31,6 +31,19 @@ async fn quiet(app_backend: Backend) -> Option<TestApp> {
     .await
 }
 
+/// An endpoint of `dir` on `rx` for one event type.
+async fn subscribe(app: &TestApp, dir: &Dir, rx: &Receiver, event_type: &str) {
+    let (status, body) = send(
+        app.admin(
+            Method::POST,
+            &format!("/directory-sync/{}/webhooks", dir.id),
+        )
+        .json(&json!({"url": rx.url, "event_types": [event_type]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
 async fn another_instances_deliveries_wake_this_one(app: TestApp) {
     if app.db.backend() != Backend::Postgres {
         return; // One instance per SQLite file.
@@ -40,15 +53,7 @@ async fn another_instances_deliveries_wake_this_one(app: TestApp) {
     };
     let rx = Receiver::ok().await;
     let dir = app.create_directory("acme", "crm").await;
-    let (status, body) = send(
-        app.admin(
-            Method::POST,
-            &format!("/directory-sync/{}/webhooks", dir.id),
-        )
-        .json(&json!({"url": rx.url, "event_types": ["user.created"]})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    subscribe(&app, &dir, &rx, "user.created").await;
 
     // "Another instance": the same database through a pool of its own, writing and
     // numbering as an instance does; only a notification can tell this app.
@@ -87,15 +92,7 @@ async fn retries_are_sent_when_due_without_polling(app: TestApp) {
     // The first attempt fails; the schedule retries 50 ms later.
     let rx = Receiver::start(|_, seen| Reply::status(if seen == 0 { 503 } else { 200 })).await;
     let dir = app.create_directory("acme", "crm").await;
-    let (status, body) = send(
-        app.admin(
-            Method::POST,
-            &format!("/directory-sync/{}/webhooks", dir.id),
-        )
-        .json(&json!({"url": rx.url, "event_types": ["user.created"]})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    subscribe(&app, &dir, &rx, "user.created").await;
     app.create_user(&dir, "ada@acme.com").await;
     rx.wait_until(Duration::from_secs(5), |e| {
         e.iter().any(|e| e["event"] == "user.created")
@@ -112,15 +109,7 @@ async fn a_deleted_directorys_last_event_goes_out_without_polling(app: TestApp) 
     };
     let rx = Receiver::ok().await;
     let dir = app.create_directory("acme", "crm").await;
-    let (status, body) = send(
-        app.admin(
-            Method::POST,
-            &format!("/directory-sync/{}/webhooks", dir.id),
-        )
-        .json(&json!({"url": rx.url, "event_types": ["dsync.deleted"]})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    subscribe(&app, &dir, &rx, "dsync.deleted").await;
     let (status, _) = send(app.admin(Method::DELETE, &format!("/directory-sync/{}", dir.id))).await;
     assert_eq!(status, StatusCode::OK);
     rx.wait_until(Duration::from_secs(5), |e| {
