@@ -194,8 +194,18 @@ pub fn sequence_these(conn: &mut AnyConnection, directories: &[String]) -> Resul
 /// Numbers the committed events of every directory that has some (any instance's).
 /// Returns the deliveries queued.
 pub fn sequence_all(conn: &mut AnyConnection) -> Result<usize, Error> {
-    let pending = store::pending_directories(conn, 1000)?;
-    sequence_these(conn, &pending)
+    const BATCH: i64 = 1000;
+    let mut queued = 0;
+    // Numbered directories drop out of the next look; the bound keeps one pass finite
+    // even if some could not be numbered (their events wait for the next pass).
+    for _ in 0..10 {
+        let pending = store::pending_directories(conn, BATCH)?;
+        queued += sequence_these(conn, &pending)?;
+        if (pending.len() as i64) < BATCH {
+            break;
+        }
+    }
+    Ok(queued)
 }
 
 /// An event of a directory by id, numbered first (the admin API's event view).
