@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::backend_tests;
 use crate::common::{assert_scim_error, send, user, Dir, TestApp};
+use crate::scim_groups::member_ids;
 use scimgate::scim::limits::{
     MAX_FILTER_TERMS, MAX_INDEXED_CHARS, MAX_PATCH_OPERATIONS, MAX_STRING_CHARS,
     MAX_VALUES_PER_ATTRIBUTE,
@@ -384,18 +385,6 @@ async fn unknown_group_members_are_skipped(app: TestApp) {
     let stranger = id_of(&app.create_user(&other, "eve@acme.com").await);
     let unknown = uuid::Uuid::now_v7().to_string();
     let members = |ids: &[&str]| Value::Array(ids.iter().map(|i| json!({"value": i})).collect());
-    let member_ids = |g: &Value| -> Vec<String> {
-        let mut ids: Vec<String> = g["members"]
-            .as_array()
-            .map(|m| {
-                m.iter()
-                    .map(|m| m["value"].as_str().unwrap().to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
-        ids.sort();
-        ids
-    };
 
     // POST naming a user refused earlier, a user of another directory and a non-id.
     let (status, g) = send(app.scim(&dir, Method::POST, "/Groups").json(&json!({

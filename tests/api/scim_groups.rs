@@ -30,7 +30,8 @@ async fn users(app: &TestApp, dir: &Dir, n: usize) -> Vec<String> {
     ids
 }
 
-fn member_ids(group: &Value) -> Vec<String> {
+/// A group's member ids, sorted.
+pub(crate) fn member_ids(group: &Value) -> Vec<String> {
     let mut ids: Vec<String> = group["members"]
         .as_array()
         .map(|m| {
