@@ -7,6 +7,7 @@
 //! - [`error`]: the crate's one error type.
 //! - [`store`]: diesel over SQLite or PostgreSQL; every query scoped by directory.
 //! - [`outbound`]: the one outbound HTTP client and its address safety.
+//! - [`providers`]: connectors to Google Workspace and Microsoft Graph (tokens, lookups).
 //! - [`webhooks`]: fan-out of numbered events to endpoints, delivery workers, signatures.
 //! - [`directory`]: directories, users, groups and their events; every state change goes
 //!   through here, in one write transaction with its event.
@@ -25,6 +26,7 @@ pub mod http;
 pub mod ids;
 pub mod oauth;
 pub mod outbound;
+pub mod providers;
 pub mod scim;
 pub mod secrets;
 pub mod store;

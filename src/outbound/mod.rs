@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use reqwest::header::HeaderMap;
-pub use reqwest::{Client, Response, StatusCode, Url};
+pub use reqwest::{Client, RequestBuilder, Response, StatusCode, Url};
 
 use crate::error::Error;
 
