@@ -8,6 +8,7 @@
 //! - [`store`]: diesel over SQLite or PostgreSQL; every query scoped by directory.
 //! - [`outbound`]: the one outbound HTTP client and its address safety.
 //! - [`providers`]: connectors to Google Workspace and Microsoft Graph (tokens, lookups).
+//! - [`devproviders`]: local stand-ins for those providers, for tests and `scimgate dev-providers`.
 //! - [`webhooks`]: fan-out of numbered events to endpoints, delivery workers, signatures.
 //! - [`directory`]: directories, users, groups and their events; every state change goes
 //!   through here, in one write transaction with its event.
@@ -18,6 +19,7 @@
 
 pub mod background;
 pub mod config;
+pub mod devproviders;
 pub mod directory;
 pub mod error;
 #[doc(hidden)]

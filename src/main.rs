@@ -56,6 +56,18 @@ enum Command {
         #[arg(long)]
         discard_unreadable: bool,
     },
+    /// Run fake Google and Microsoft APIs with demo data, for development: writes the
+    /// fake service account's key and prints the SCIMGATE_* settings that use them.
+    DevProviders {
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5300")]
+        listen: String,
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "./dev-google-service-account.json"
+        )]
+        key_file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -129,6 +141,23 @@ fn main() -> ExitCode {
         }
         Command::Rekey { discard_unreadable } => {
             with_config(file, |c| rekey(c, discard_unreadable))
+        }
+        Command::DevProviders { listen, key_file } => dev_providers(&listen, &key_file),
+    }
+}
+
+/// `scimgate dev-providers`: the fakes until Ctrl-C (no configuration needed).
+fn dev_providers(listen: &str, key_file: &std::path::Path) -> ExitCode {
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start runtime: {e}")))
+        .and_then(|rt| rt.block_on(scimgate::devproviders::run_cli(listen, key_file)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scimgate: {e}");
+            ExitCode::FAILURE
         }
     }
 }

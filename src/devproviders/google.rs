@@ -1,0 +1,325 @@
+//! The fake Google: the OAuth token endpoint's JWT-bearer grant (RFC 7523) for the one
+//! service account it issued, and the Admin SDK Directory's `users.get`. Texts are
+//! Google's own.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rsa::pkcs1v15::{Signature, VerifyingKey};
+use rsa::sha2::Sha256;
+use rsa::signature::Verifier;
+use serde_json::{json, Value};
+
+use super::state::GoogleToken;
+use super::{arrive, bearer, form, json, random_token, token_lifetime, Shared, TOKEN_SECONDS};
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// Scopes that let an admin read users.
+const USER_READ_SCOPES: [&str; 2] = [
+    "https://www.googleapis.com/auth/admin.directory.user.readonly",
+    "https://www.googleapis.com/auth/admin.directory.user",
+];
+
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/google/token", web::post().to(token)).route(
+        "/google/admin/directory/v1/users/{user_key}",
+        web::get().to(user),
+    );
+}
+
+// --- the token endpoint ---
+
+fn oauth_error(status: u16, error: &str, description: &str) -> HttpResponse {
+    json(
+        status,
+        json!({"error": error, "error_description": description}),
+    )
+}
+
+fn token_fault(status: u16) -> HttpResponse {
+    match status {
+        429 => oauth_error(429, "rate_limit_exceeded", "Rate Limit Exceeded"),
+        s if s >= 500 => oauth_error(s, "internal_failure", "Backend Error"),
+        s => oauth_error(s, "invalid_request", "Injected fault"),
+    }
+}
+
+const BAD_SIGNATURE: &str = "Invalid JWT Signature.";
+const BAD_TIMES: &str = "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.";
+
+/// The claims of a validly signed assertion, or the `invalid_grant` description.
+fn verify(shared: &Shared, assertion: &str, now: i64) -> Result<Value, String> {
+    let parts = assertion
+        .rsplit_once('.')
+        .and_then(|(signed, signature)| Some((signed, signed.split_once('.')?, signature)));
+    let Some((signed, (header, claims), signature)) =
+        parts.filter(|(_, (_, c), _)| !c.contains('.'))
+    else {
+        return Err("Invalid JWT: the assertion is not a JWS in compact form.".into());
+    };
+    let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).ok();
+    let header: Value = decode(header)
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(BAD_SIGNATURE)?;
+    if header.get("alg").and_then(Value::as_str) != Some("RS256") {
+        return Err(BAD_SIGNATURE.into());
+    }
+    let signature = decode(signature)
+        .and_then(|b| Signature::try_from(b.as_slice()).ok())
+        .ok_or(BAD_SIGNATURE)?;
+    VerifyingKey::<Sha256>::new(shared.key.public.clone())
+        .verify(signed.as_bytes(), &signature)
+        .map_err(|_| BAD_SIGNATURE.to_string())?;
+    let claims: Value = decode(claims)
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(BAD_SIGNATURE)?;
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    if text("iss") != Some(shared.key.client_email.as_str()) {
+        return Err("Invalid grant: account not found".into());
+    }
+    let audience = shared.google_token_uri();
+    if text("aud") != Some(audience.as_str()) {
+        return Err(format!(
+            "Invalid JWT: Failed audience check. The right audience is {audience}"
+        ));
+    }
+    let (Some(iat), Some(exp)) = (
+        claims.get("iat").and_then(Value::as_i64),
+        claims.get("exp").and_then(Value::as_i64),
+    ) else {
+        return Err(BAD_TIMES.into());
+    };
+    // Google allows a little clock skew on iat.
+    if exp <= now || exp - iat > 3600 || iat > now + 300 || exp < iat {
+        return Err(BAD_TIMES.into());
+    }
+    Ok(claims)
+}
+
+async fn token(shared: web::Data<Shared>, body: web::Bytes) -> HttpResponse {
+    if let Some(fault) = arrive(&shared, "google/token", token_fault).await {
+        return fault;
+    }
+    let form = form(&body);
+    let grant_type = form.get("grant_type").map(String::as_str).unwrap_or("");
+    if grant_type != JWT_BEARER {
+        return oauth_error(
+            400,
+            "unsupported_grant_type",
+            &format!("Invalid grant_type: {grant_type}"),
+        );
+    }
+    let Some(assertion) = form.get("assertion") else {
+        return oauth_error(
+            400,
+            "invalid_request",
+            "Missing required parameter: assertion",
+        );
+    };
+    let claims = match verify(&shared, assertion, chrono::Utc::now().timestamp()) {
+        Ok(c) => c,
+        Err(description) => return oauth_error(400, "invalid_grant", &description),
+    };
+    let Some(subject) = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase)
+    else {
+        // A service account acting as itself: no workspace data for it here.
+        return oauth_error(400, "invalid_grant", "Invalid email or User ID");
+    };
+    let scopes: BTreeSet<String> = claims
+        .get("scope")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    if scopes.is_empty() {
+        return oauth_error(400, "invalid_scope", "Empty or missing scope not allowed.");
+    }
+    let mut inner = shared.state.lock();
+    if !inner.google_users.contains_key(&subject) {
+        return oauth_error(400, "invalid_grant", "Invalid email or User ID");
+    }
+    let domain = subject.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+    let delegated = inner
+        .delegations
+        .get(domain)
+        .is_some_and(|granted| scopes.is_subset(granted));
+    if !delegated {
+        return oauth_error(
+            401,
+            "unauthorized_client",
+            "Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.",
+        );
+    }
+    let token = match random_token(48) {
+        Ok(t) => format!("ya29.{t}"),
+        Err(_) => return token_fault(500),
+    };
+    inner.google_tokens.insert(
+        token.clone(),
+        GoogleToken {
+            subject,
+            scopes,
+            expires: Instant::now() + token_lifetime(),
+        },
+    );
+    json(
+        200,
+        json!({"access_token": token, "expires_in": TOKEN_SECONDS, "token_type": "Bearer"}),
+    )
+}
+
+// --- the Admin SDK ---
+
+/// Google's API error: `{"error": {"code", "message", "errors": [{"message", "domain",
+/// "reason", …extra}], "status"?}}`.
+fn api_error(
+    status: u16,
+    message: &str,
+    reason: &str,
+    extra: Value,
+    rpc_status: Option<&str>,
+) -> HttpResponse {
+    let mut error = json!({"message": message, "domain": "global", "reason": reason});
+    if let (Some(e), Some(x)) = (error.as_object_mut(), extra.as_object()) {
+        e.extend(x.clone());
+    }
+    let mut body = json!({"code": status, "message": message, "errors": [error]});
+    if let (Some(b), Some(rpc)) = (body.as_object_mut(), rpc_status) {
+        b.insert("status".into(), json!(rpc));
+    }
+    json(status, json!({ "error": body }))
+}
+
+fn unauthenticated() -> HttpResponse {
+    api_error(
+        401,
+        "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
+        "authError",
+        json!({"location": "Authorization", "locationType": "header"}),
+        Some("UNAUTHENTICATED"),
+    )
+}
+
+fn forbidden() -> HttpResponse {
+    api_error(
+        403,
+        "Not Authorized to access this resource/api",
+        "forbidden",
+        json!({}),
+        None,
+    )
+}
+
+fn not_found() -> HttpResponse {
+    api_error(
+        404,
+        "Resource Not Found: userKey",
+        "notFound",
+        json!({}),
+        None,
+    )
+}
+
+fn admin_fault(status: u16) -> HttpResponse {
+    match status {
+        429 => api_error(
+            429,
+            "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per user' of service 'admin.googleapis.com'.",
+            "rateLimitExceeded",
+            json!({}),
+            Some("RESOURCE_EXHAUSTED"),
+        ),
+        503 => json(
+            503,
+            json!({"error": {"code": 503, "message": "The service is currently unavailable.", "status": "UNAVAILABLE"}}),
+        ),
+        401 => unauthenticated(),
+        403 => forbidden(),
+        404 => not_found(),
+        s => api_error(s, "Backend Error", "backendError", json!({}), None),
+    }
+}
+
+async fn user(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    if let Some(fault) = arrive(&shared, "google/admin", admin_fault).await {
+        return fault;
+    }
+    let inner = shared.state.lock();
+    let Some(token) = bearer(&req).and_then(|t| inner.google_tokens.get(&t).cloned()) else {
+        return unauthenticated();
+    };
+    if token.expires <= Instant::now() {
+        return unauthenticated();
+    }
+    if !USER_READ_SCOPES.iter().any(|s| token.scopes.contains(*s)) {
+        return api_error(
+            403,
+            "Request had insufficient authentication scopes.",
+            "insufficientPermissions",
+            json!({}),
+            Some("PERMISSION_DENIED"),
+        );
+    }
+    // The token acts as `sub`: only a workspace admin reads the directory.
+    let Some(caller) = inner.google_users.get(&token.subject) else {
+        return forbidden();
+    };
+    if !caller.is_admin {
+        return forbidden();
+    }
+    let key = path.into_inner().to_ascii_lowercase();
+    let found = inner
+        .google_users
+        .get(&key)
+        .or_else(|| inner.google_users.values().find(|u| u.id == key));
+    let domain = |email: &str| email.rsplit_once('@').map(|(_, d)| d.to_string());
+    let Some(found) = found.filter(|u| domain(&u.email) == domain(&caller.email)) else {
+        return not_found();
+    };
+    let customer = domain(&caller.email).unwrap_or_default();
+    let customer_id = format!(
+        "C0{}",
+        &crate::secrets::digest(&customer)[..7].to_ascii_lowercase()
+    );
+    json(
+        200,
+        json!({
+            "kind": "admin#directory#user",
+            "id": found.id,
+            "etag": format!("\"{}\"", &crate::secrets::digest(&format!("{}{}", found.id, found.is_admin))[..27]),
+            "primaryEmail": found.email,
+            "name": {
+                "givenName": found.given_name,
+                "familyName": found.family_name,
+                "fullName": format!("{} {}", found.given_name, found.family_name),
+            },
+            "isAdmin": found.is_admin,
+            "isDelegatedAdmin": false,
+            "lastLoginTime": "1970-01-01T00:00:00.000Z",
+            "creationTime": "2024-01-15T09:30:00.000Z",
+            "agreedToTerms": true,
+            "suspended": false,
+            "archived": false,
+            "changePasswordAtNextLogin": false,
+            "ipWhitelisted": false,
+            "emails": [{"address": found.email, "primary": true}],
+            "customerId": customer_id,
+            "orgUnitPath": "/",
+            "isMailboxSetup": true,
+            "isEnrolledIn2Sv": false,
+            "isEnforcedIn2Sv": false,
+            "includeInGlobalAddressList": true,
+        }),
+    )
+}

@@ -1,0 +1,578 @@
+//! Stand-ins for Google and Microsoft that speak their real wire shapes, for tests and
+//! for `scimgate dev-providers`: one actix server, `/google/...` and `/microsoft/...`,
+//! with state that tests change directly ([`FakeState`]) and the command line's
+//! walkthrough changes through `/_control/...`.
+//!
+//! Written from the providers' documentation, not from our connectors, and never
+//! importing them: a fake that shared their code would check us against ourselves.
+//!
+//! For development only: it issues tokens to anyone who asks right, and `/_control`
+//! (which answers loopback peers only) lets any local process rewrite it:
+//!
+//! | request | body |
+//! |---|---|
+//! | `POST /_control/google/users` | `{"email", "is_admin"}` |
+//! | `POST /_control/google/delegations` | `{"domain", "scopes": [...]}` |
+//! | `POST /_control/microsoft/tenants` | `{"tenant_id", "domains": [...], "consented"?}` |
+//! | `POST /_control/microsoft/users` | `{"email", "mailbox"}` (the tenant with its domain) |
+//! | `POST /_control/microsoft/consents` | `{"tenant_id"}` (as the consent page does) |
+//! | `POST /_control/faults` | `{"prefix", "status", "times"?, "retry_after"?}`: the next `times` (1) requests under `prefix` (`google/token`, `google/admin`, `microsoft/token`, `microsoft/graph`, `microsoft/login`) answer `status` in the provider's error shape |
+//! | `POST /_control/expire_tokens` | none: every access token issued so far answers 401 |
+
+mod google;
+mod microsoft;
+mod state;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::http::StatusCode;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::secrets::random_token;
+
+pub use state::{FakeState, PREFIXES};
+
+/// The Google scope the demo data delegates (the fakes do not import the connector's).
+const DEMO_GOOGLE_SCOPE: &str = "https://www.googleapis.com/auth/admin.directory.user.readonly";
+const DEMO_TENANT: &str = "11111111-2222-3333-4444-555555555555";
+
+/// The service account the fake Google issued: one RSA key per process, since generating
+/// one takes seconds in a debug build and every test would otherwise pay it.
+struct IssuedKey {
+    pkcs8_pem: String,
+    public: rsa::PublicKey,
+    client_email: String,
+    client_id: String,
+    private_key_id: String,
+}
+
+static ISSUED_KEY: OnceLock<Result<Arc<IssuedKey>, String>> = OnceLock::new();
+
+fn issued_key() -> Result<Arc<IssuedKey>, Error> {
+    ISSUED_KEY
+        .get_or_init(|| generate_key().map(Arc::new))
+        .clone()
+        .map_err(Error::Internal)
+}
+
+fn generate_key() -> Result<IssuedKey, String> {
+    let private = rsa::PrivateKey::new(&mut OsRandom, 2048)
+        .map_err(|e| format!("generating the fake Google key: {e}"))?;
+    let pkcs8_pem = private
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| format!("encoding the fake Google key: {e}"))?
+        .to_string();
+    let mut digits = [0u8; 8];
+    getrandom::fill(&mut digits).map_err(|e| format!("no randomness: {e}"))?;
+    let mut key_id = [0u8; 20];
+    getrandom::fill(&mut key_id).map_err(|e| format!("no randomness: {e}"))?;
+    Ok(IssuedKey {
+        pkcs8_pem,
+        public: private.to_public_key(),
+        client_email: "scimgate-dev@scimgate-dev.iam.gserviceaccount.com".into(),
+        // Google's client ids are 21 digits.
+        client_id: format!("1{:020}", u64::from_be_bytes(digits)),
+        private_key_id: hex::encode(key_id),
+    })
+}
+
+/// The operating system's randomness for rsa's key generation (rsa's own needs a newer
+/// getrandom than the crate's).
+struct OsRandom;
+
+#[derive(Debug, thiserror::Error)]
+#[error("the operating system gave no randomness")]
+struct NoRandomness;
+
+impl rsa::rand_core::TryRng for OsRandom {
+    type Error = NoRandomness;
+    fn try_next_u32(&mut self) -> Result<u32, NoRandomness> {
+        let mut b = [0u8; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    fn try_next_u64(&mut self) -> Result<u64, NoRandomness> {
+        let mut b = [0u8; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), NoRandomness> {
+        getrandom::fill(dst).map_err(|_| NoRandomness)
+    }
+}
+
+impl rsa::rand_core::TryCryptoRng for OsRandom {}
+
+/// What every handler reaches.
+struct Shared {
+    state: Arc<FakeState>,
+    key: Arc<IssuedKey>,
+    /// `http://addr`, for the token URI the fake Google expects as `aud`.
+    base: String,
+    microsoft_client_id: String,
+    microsoft_client_secret: String,
+}
+
+impl Shared {
+    fn google_token_uri(&self) -> String {
+        format!("{}/google/token", self.base)
+    }
+}
+
+/// The running fakes.
+pub struct DevProviders {
+    pub addr: SocketAddr,
+    pub state: Arc<FakeState>,
+    handle: ServerHandle,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    shared: Arc<Shared>,
+}
+
+impl DevProviders {
+    /// Binds `listen` and serves the fakes on the current tokio runtime (call it inside
+    /// one). The first call in a process generates the fake Google's RSA key.
+    pub async fn start(listen: &str) -> Result<DevProviders, Error> {
+        let key = tokio::task::spawn_blocking(issued_key)
+            .await
+            .map_err(|e| Error::Internal(format!("generating the fake Google key: {e}")))??;
+        let listener = TcpListener::bind(listen)
+            .map_err(|e| Error::Config(format!("cannot listen on {listen}: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Config(format!("no local address: {e}")))?;
+        let state = Arc::new(FakeState::default());
+        let shared = Arc::new(Shared {
+            state: state.clone(),
+            key,
+            base: format!("http://{addr}"),
+            microsoft_client_id: uuid::Uuid::new_v4().to_string(),
+            microsoft_client_secret: format!("dev~{}", random_token(30)?),
+        });
+        let data = web::Data::from(shared.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .configure(google::routes)
+                .configure(microsoft::routes)
+                .configure(control_routes)
+        })
+        // A test server: one worker, no signal handling of its own, quick to stop.
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(listener)
+        .map_err(|e| Error::Config(format!("cannot serve on {addr}: {e}")))?
+        .run();
+        let handle = server.handle();
+        let server = tokio::spawn(server);
+        Ok(DevProviders {
+            addr,
+            state,
+            handle,
+            server,
+            shared,
+        })
+    }
+
+    /// `http://addr/google/token`: the `token_uri` of the issued key, and the `aud` the
+    /// fake expects.
+    pub fn google_token_uri(&self) -> String {
+        self.shared.google_token_uri()
+    }
+
+    /// `http://addr/google`, so users are at `{admin}/admin/directory/v1/users/{key}`.
+    pub fn google_admin_url(&self) -> String {
+        format!("{}/google", self.shared.base)
+    }
+
+    /// The service-account key JSON this fake issued, in Google's format.
+    pub fn google_key_json(&self) -> String {
+        let key = &self.shared.key;
+        serde_json::json!({
+            "type": "service_account",
+            "project_id": "scimgate-dev",
+            "private_key_id": key.private_key_id,
+            "private_key": key.pkcs8_pem,
+            "client_email": key.client_email,
+            "client_id": key.client_id,
+            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+            "token_uri": self.google_token_uri(),
+            "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+            "client_x509_cert_url": format!(
+                "https://www.googleapis.com/robot/v1/metadata/x509/{}",
+                key.client_email.replace('@', "%40")
+            ),
+            "universe_domain": "googleapis.com",
+        })
+        .to_string()
+    }
+
+    /// The issued service account's client id (what a workspace admin delegates to).
+    pub fn google_client_id(&self) -> &str {
+        &self.shared.key.client_id
+    }
+
+    pub fn microsoft_login_url(&self) -> String {
+        format!("{}/microsoft/login", self.shared.base)
+    }
+
+    pub fn microsoft_graph_url(&self) -> String {
+        format!("{}/microsoft/graph", self.shared.base)
+    }
+
+    /// The app registration's client id and secret the fake accepts.
+    pub fn microsoft_client(&self) -> (String, String) {
+        (
+            self.shared.microsoft_client_id.clone(),
+            self.shared.microsoft_client_secret.clone(),
+        )
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.server.await;
+    }
+
+    /// The demo data of `scimgate dev-providers` (and of tests that want it).
+    pub fn seed_demo(&self) -> Result<(), Error> {
+        let s = &self.state;
+        s.add_google_user("admin@example.com", true)?;
+        s.add_google_user("alice@example.com", false)?;
+        s.add_google_user("bob@example.com", false)?;
+        s.grant_delegation("example.com", &[DEMO_GOOGLE_SCOPE]);
+        s.add_tenant(DEMO_TENANT, &["contoso.example"]);
+        s.add_microsoft_user("carol@contoso.example", true)?;
+        s.add_microsoft_user("dave@contoso.example", false)?;
+        Ok(())
+    }
+}
+
+/// `scimgate dev-providers`: starts the fakes on `listen` with the demo data, writes the
+/// Google key to `key_file` (mode 0600), prints the settings that point a gateway at
+/// them, and serves until Ctrl-C.
+pub async fn run_cli(listen: &str, key_file: &Path) -> Result<(), Error> {
+    let fakes = DevProviders::start(listen).await?;
+    fakes.seed_demo()?;
+    write_private_file(key_file, &fakes.google_key_json())?;
+    let (client_id, secret) = fakes.microsoft_client();
+    let key_path = std::fs::canonicalize(key_file).unwrap_or_else(|_| key_file.to_path_buf());
+    println!(
+        "# Fake Google and Microsoft on http://{} (development only).",
+        fakes.addr
+    );
+    println!(
+        "# Google: example.com, admin@example.com (admin), alice@, bob@; delegation granted for"
+    );
+    println!("#   {DEMO_GOOGLE_SCOPE}");
+    println!("#   to client id {}.", fakes.google_client_id());
+    println!("# Microsoft: tenant {DEMO_TENANT} (contoso.example, not yet consented),");
+    println!("#   carol@contoso.example (mailbox), dave@contoso.example (no mailbox).");
+    println!(
+        "# Change them with POST http://{}/_control/... (see src/devproviders/mod.rs).",
+        fakes.addr
+    );
+    println!("SCIMGATE_GOOGLE_SERVICE_ACCOUNT_KEY={}", key_path.display());
+    println!("SCIMGATE_GOOGLE_ADMIN_URL={}", fakes.google_admin_url());
+    println!("SCIMGATE_MICROSOFT_CLIENT_ID={client_id}");
+    println!("SCIMGATE_MICROSOFT_CLIENT_SECRET={secret}");
+    println!(
+        "SCIMGATE_MICROSOFT_LOGIN_URL={}",
+        fakes.microsoft_login_url()
+    );
+    println!(
+        "SCIMGATE_MICROSOFT_GRAPH_URL={}",
+        fakes.microsoft_graph_url()
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| Error::Internal(format!("waiting for Ctrl-C: {e}")))?;
+    fakes.stop().await;
+    Ok(())
+}
+
+/// Writes `text` to a file only its owner may read (it holds a private key).
+fn write_private_file(path: &Path, text: &str) -> Result<(), Error> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| Error::Config(format!("cannot write {}: {e}", path.display()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        // An existing file keeps its mode when opened: tighten it first.
+        if path.exists() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
+        }
+    }
+    let mut file = options.open(path).map_err(fail)?;
+    file.write_all(text.as_bytes()).map_err(fail)
+}
+
+// --- shared by the fakes ---
+
+/// Counts the request under `prefix`, waits the configured latency, and answers with
+/// the due fault, if any, in the shape `fault` gives for its status.
+async fn arrive(
+    shared: &Shared,
+    prefix: &str,
+    fault: fn(u16) -> HttpResponse,
+) -> Option<HttpResponse> {
+    let (latency, due) = shared.state.arrive(prefix);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let due = due?;
+    let mut response = fault(due.status);
+    if let Some(secs) = due.retry_after {
+        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&secs.to_string()) {
+            response
+                .headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, value);
+        }
+    }
+    Some(response)
+}
+
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn json(code: u16, body: serde_json::Value) -> HttpResponse {
+    HttpResponse::build(status(code))
+        .content_type("application/json; charset=UTF-8")
+        .body(body.to_string())
+}
+
+fn html(code: u16, body: String) -> HttpResponse {
+    HttpResponse::build(status(code))
+        .content_type("text/html; charset=utf-8")
+        .body(body)
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// The bearer token of a request.
+fn bearer(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+}
+
+/// An `application/x-www-form-urlencoded` body (or query) as pairs; the last of a repeated
+/// name wins.
+fn form(bytes: &[u8]) -> std::collections::HashMap<String, String> {
+    url::form_urlencoded::parse(bytes).into_owned().collect()
+}
+
+/// The remaining lifetime the fakes give their access tokens.
+const TOKEN_SECONDS: u64 = 3599;
+
+fn token_lifetime() -> Duration {
+    Duration::from_secs(TOKEN_SECONDS)
+}
+
+// --- the control API ---
+
+fn control_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/_control/google/users",
+        web::post().to(control_google_user),
+    )
+    .route(
+        "/_control/google/delegations",
+        web::post().to(control_delegation),
+    )
+    .route(
+        "/_control/microsoft/tenants",
+        web::post().to(control_tenant),
+    )
+    .route(
+        "/_control/microsoft/users",
+        web::post().to(control_microsoft_user),
+    )
+    .route(
+        "/_control/microsoft/consents",
+        web::post().to(control_consent),
+    )
+    .route("/_control/faults", web::post().to(control_fault))
+    .route("/_control/expire_tokens", web::post().to(control_expire));
+}
+
+/// `/_control` answers loopback peers only, whatever address the fakes listen on.
+fn local(req: &HttpRequest) -> Option<HttpResponse> {
+    match req.peer_addr() {
+        Some(peer) if peer.ip().is_loopback() => None,
+        _ => Some(json(
+            403,
+            serde_json::json!({"error": "the control API answers loopback clients only"}),
+        )),
+    }
+}
+
+fn done(result: Result<(), Error>) -> HttpResponse {
+    match result {
+        Ok(()) => json(200, serde_json::json!({"ok": true})),
+        Err(e) => json(400, serde_json::json!({"error": e.public_message()})),
+    }
+}
+
+#[derive(Deserialize)]
+struct GoogleUserBody {
+    email: String,
+    #[serde(default)]
+    is_admin: bool,
+}
+
+async fn control_google_user(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    body: web::Json<GoogleUserBody>,
+) -> HttpResponse {
+    if let Some(refusal) = local(&req) {
+        return refusal;
+    }
+    done(shared.state.add_google_user(&body.email, body.is_admin))
+}
+
+#[derive(Deserialize)]
+struct DelegationBody {
+    domain: String,
+    scopes: Vec<String>,
+}
+
+async fn control_delegation(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    body: web::Json<DelegationBody>,
+) -> HttpResponse {
+    if let Some(refusal) = local(&req) {
+        return refusal;
+    }
+    let scopes: Vec<&str> = body.scopes.iter().map(String::as_str).collect();
+    shared.state.grant_delegation(&body.domain, &scopes);
+    done(Ok(()))
+}
+
+#[derive(Deserialize)]
+struct TenantBody {
+    tenant_id: String,
+    domains: Vec<String>,
+    #[serde(default)]
+    consented: bool,
+}
+
+async fn control_tenant(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    body: web::Json<TenantBody>,
+) -> HttpResponse {
+    if let Some(refusal) = local(&req) {
+        return refusal;
+    }
+    let domains: Vec<&str> = body.domains.iter().map(String::as_str).collect();
+    shared.state.add_tenant(&body.tenant_id, &domains);
+    if body.consented {
+        shared.state.consent(&body.tenant_id);
+    }
+    done(Ok(()))
+}
+
+#[derive(Deserialize)]
+struct MicrosoftUserBody {
+    email: String,
+    #[serde(default = "yes")]
+    mailbox: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn control_microsoft_user(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    body: web::Json<MicrosoftUserBody>,
+) -> HttpResponse {
+    if let Some(refusal) = local(&req) {
+        return refusal;
+    }
+    done(shared.state.add_microsoft_user(&body.email, body.mailbox))
+}
+
+#[derive(Deserialize)]
+struct ConsentBody {
+    tenant_id: String,
+}
+
+async fn control_consent(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    body: web::Json<ConsentBody>,
+) -> HttpResponse {
+    if let Some(refusal) = local(&req) {
+        return refusal;
+    }
+    if shared.state.consent(&body.tenant_id) {
+        done(Ok(()))
+    } else {
+        json(404, serde_json::json!({"error": "no such tenant"}))
+    }
+}
+
+#[derive(Deserialize)]
+struct FaultBody {
+    prefix: String,
+    status: u16,
+    #[serde(default = "once")]
+    times: u32,
+    retry_after: Option<u64>,
+}
+
+fn once() -> u32 {
+    1
+}
+
+async fn control_fault(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    body: web::Json<FaultBody>,
+) -> HttpResponse {
+    if let Some(refusal) = local(&req) {
+        return refusal;
+    }
+    if !PREFIXES.contains(&body.prefix.trim_matches('/')) {
+        return json(
+            400,
+            serde_json::json!({"error": format!("prefix must be one of {}", PREFIXES.join(", "))}),
+        );
+    }
+    shared
+        .state
+        .fail_next(&body.prefix, body.status, body.times, body.retry_after);
+    done(Ok(()))
+}
+
+async fn control_expire(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    if let Some(refusal) = local(&req) {
+        return refusal;
+    }
+    shared.state.expire_tokens();
+    done(Ok(()))
+}
