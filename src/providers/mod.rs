@@ -9,6 +9,9 @@
 pub mod google;
 pub mod microsoft;
 
+#[cfg(test)]
+mod tests;
+
 use std::time::Duration;
 
 use crate::outbound;
