@@ -95,8 +95,10 @@ fn diesel_stays_in_the_store() {
 
 #[test]
 fn actix_stays_in_http() {
-    let mut found = violations("actix_web", &["src/http/"]);
-    found.extend(violations("actix_http", &["src/http/"]));
+    // The fake providers are servers of their own.
+    let allowed = ["src/http/", "src/devproviders/"];
+    let mut found = violations("actix_web", &allowed);
+    found.extend(violations("actix_http", &allowed));
     assert!(
         found.is_empty(),
         "actix outside src/http:\n{}",
@@ -168,6 +170,27 @@ fn lower_parts_do_not_import_higher_ones() {
             ],
         ),
         ("src/webhooks/", &["crate::directory", "crate::http"]),
+        (
+            "src/providers/",
+            &[
+                "crate::directory",
+                "crate::http",
+                "crate::webhooks",
+                "crate::store",
+                "crate::background",
+            ],
+        ),
+        (
+            "src/devproviders/",
+            &[
+                "crate::directory",
+                "crate::http",
+                "crate::webhooks",
+                "crate::store",
+                "crate::background",
+                "crate::outbound",
+            ],
+        ),
         ("src/directory/", &["crate::http"]),
     ];
     let mut found = Vec::new();
@@ -179,4 +202,41 @@ fn lower_parts_do_not_import_higher_ones() {
         }
     }
     assert!(found.is_empty(), "upward imports:\n{}", found.join("\n"));
+}
+
+/// Whether `code` names the module `name` as a path (`name::`), not as the tail of a
+/// longer name (`devproviders::` does not name `providers::`).
+fn names_module(code: &str, name: &str) -> bool {
+    let needle = format!("{name}::");
+    code.match_indices(&needle).any(|(i, _)| {
+        !code[..i]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
+}
+
+#[test]
+fn the_fakes_and_the_connectors_keep_apart() {
+    // The fakes check wire shapes: sharing the connectors' code would test them against
+    // themselves. The connectors are plain HTTP clients: no server, no database.
+    let found: Vec<String> = code_lines()
+        .into_iter()
+        .filter(|(file, _, code)| {
+            (file.starts_with("src/devproviders/") && names_module(code, "providers"))
+                || (file.starts_with("src/providers/")
+                    && ["actix", "diesel"].iter().any(|w| code.contains(w)))
+        })
+        .map(|(file, n, code)| format!("{file}:{n}: {}", code.trim()))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "devproviders naming providers, or providers naming actix/diesel:\n{}",
+        found.join("\n")
+    );
+    assert!(names_module("use crate::providers::google;", "providers"));
+    assert!(!names_module(
+        "crate::devproviders::DevProviders",
+        "providers"
+    ));
 }
