@@ -431,3 +431,91 @@ async fn decline_and_transport_failures() {
     assert!(!err.to_string().contains("127.0.0.1") && !err.to_string().contains("secret-token"));
     fakes.stop().await;
 }
+
+#[tokio::test]
+async fn the_control_api_changes_the_fakes() {
+    let fakes = fakes().await;
+    let http = client();
+    let control = |path: &str, body: serde_json::Value| {
+        http.post(format!("http://{}/_control/{path}", fakes.addr))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    let ok = |r: outbound::Response| assert_eq!(r.status(), 200);
+    ok(control(
+        "google/users",
+        serde_json::json!({"email": "boss@acme.example", "is_admin": true}),
+    )
+    .await
+    .unwrap());
+    ok(control(
+        "google/users",
+        serde_json::json!({"email": "eve@acme.example"}),
+    )
+    .await
+    .unwrap());
+    ok(control(
+        "google/delegations",
+        serde_json::json!({"domain": "acme.example", "scopes": [USER_READONLY_SCOPE]}),
+    )
+    .await
+    .unwrap());
+    let g = google(&fakes);
+    let token = g
+        .token("boss@acme.example", &[USER_READONLY_SCOPE])
+        .await
+        .unwrap();
+    let eve = g
+        .user(token.token.expose(), "eve@acme.example")
+        .await
+        .unwrap();
+    assert_eq!(eve.map(|u| u.is_admin), Some(false));
+
+    ok(control(
+        "microsoft/tenants",
+        serde_json::json!({"tenant_id": "t-2", "domains": ["fabrikam.example"], "consented": true}),
+    )
+    .await
+    .unwrap());
+    ok(control(
+        "microsoft/users",
+        serde_json::json!({"email": "frank@fabrikam.example", "mailbox": true}),
+    )
+    .await
+    .unwrap());
+    let refused = control(
+        "microsoft/users",
+        serde_json::json!({"email": "x@nowhere.example"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), 400);
+    let ms = microsoft(&fakes, None);
+    let token = ms.token("t-2").await.unwrap();
+    assert!(ms
+        .user(token.token.expose(), "frank@fabrikam.example")
+        .await
+        .unwrap()
+        .is_some());
+
+    ok(control(
+        "faults",
+        serde_json::json!({"prefix": "microsoft/graph", "status": 429, "retry_after": 3}),
+    )
+    .await
+    .unwrap());
+    assert!(matches!(
+        ms.organization(token.token.expose()).await,
+        Err(ProviderError::Unavailable { retry_after: Some(d), .. }) if d == Duration::from_secs(3)
+    ));
+    ok(control("expire_tokens", serde_json::json!({}))
+        .await
+        .unwrap());
+    assert!(matches!(
+        ms.organization(token.token.expose()).await,
+        Err(ProviderError::Unauthorized(_))
+    ));
+    assert_eq!(fakes.state.requests("microsoft/graph"), 4);
+    fakes.stop().await;
+}
