@@ -25,7 +25,7 @@ pub enum Section {
     Server,
     Storage,
     Webhooks,
-    /// Upstream provider connectors (none yet).
+    /// Calendar and conferencing providers (Enterprise Connect).
     Providers,
     /// The admin dashboard (none yet).
     Dashboard,
@@ -211,6 +211,16 @@ impl Value for PathBuf {
     }
     fn show(&self) -> Option<toml::Value> {
         Some(toml::Value::String(self.display().to_string()))
+    }
+}
+
+impl Value for Option<PathBuf> {
+    fn parse(text: &str) -> Result<Self, String> {
+        Ok(Some(PathBuf::from(text)))
+    }
+    fn show(&self) -> Option<toml::Value> {
+        self.as_ref()
+            .map(|p| toml::Value::String(p.display().to_string()))
     }
 }
 
@@ -456,6 +466,35 @@ settings! {
         /// wake it at once, and on PostgreSQL other instances wake it (LISTEN/NOTIFY).
         poll_ms: u64 = 10_000,
     }
+    Providers {
+        /// Path to the JSON key Google issued for the operator's service account
+        /// (`client_email`, `private_key`, `token_uri`, `client_id`). Unset: Google
+        /// Workspace is not offered.
+        google_service_account_key: Option<PathBuf> = None,
+        /// Base URL of Google's Admin SDK (tests and `scimgate dev-providers` point it at a
+        /// local server).
+        google_admin_url: String = "https://admin.googleapis.com".into(),
+        /// Application (client) id of the operator's Microsoft Entra app. Unset: Microsoft
+        /// 365 is not offered.
+        microsoft_client_id: Option<String> = None,
+        /// Client secret of that Microsoft app.
+        microsoft_client_secret: Option<String> = None => {
+            mask: Mask::Secret,
+        },
+        /// Base URL of Microsoft's login (admin consent and tokens).
+        microsoft_login_url: String = "https://login.microsoftonline.com".into(),
+        /// Base URL of Microsoft Graph.
+        microsoft_graph_url: String = "https://graph.microsoft.com".into(),
+        /// Time allowed for one provider request, in milliseconds.
+        provider_timeout_ms: u64 = 15_000,
+        /// Delegated authorizations one instance works on at once (provider lookups and
+        /// callbacks in flight).
+        authorization_concurrency: usize = 64,
+        /// Provider attempts for one delegated authorization before its callback says
+        /// `provider_error` (retries back off 1 s, 2 s, 4 s … up to a minute, or as
+        /// `Retry-After` asks).
+        authorization_attempts: u64 = 8,
+    }
 }
 
 impl fmt::Debug for Config {
@@ -602,6 +641,21 @@ impl Config {
     }
 
     /// The delivery workers' settings, checked.
+    /// The delegated-authorization worker's settings.
+    pub fn authorization_settings(&self) -> crate::connect::worker::Settings {
+        crate::connect::worker::Settings {
+            concurrency: self.authorization_concurrency.max(1),
+            lease: Duration::from_millis(self.webhook_lease_ms),
+            lookup_attempts: u32::try_from(self.authorization_attempts.max(1)).unwrap_or(u32::MAX),
+            callback_attempts: 12,
+            poll: Duration::from_millis(self.poll_ms.max(1)),
+            outbound: crate::outbound::Settings {
+                timeout: Duration::from_millis(self.webhook_timeout_ms),
+                allow_private: self.webhook_allow_private,
+            },
+        }
+    }
+
     pub fn delivery_settings(&self) -> Result<crate::webhooks::delivery::Settings, Error> {
         if self.webhook_retry_schedule.is_empty() {
             return Err(Error::Config(
@@ -983,15 +1037,16 @@ mod tests {
             webhook_secret: Some("hooksecret".into()),
             encryption_key: Some("enckey".into()),
             database_url: "postgres://u:dbpass@h/db?sslmode=require".into(),
-            webhook_url: Some("https://h.example/x?token=tok".into()),
+            webhook_url: Some("https://h.example/x?token=qtok".into()),
+            microsoft_client_secret: Some("mssecret".into()),
             ..Config::default()
         };
         let shown = format!("{c:?}\n{}", c.render(&Sources::new()));
-        for secret in ["adminkey", "hooksecret", "enckey", "dbpass", "tok"] {
+        for secret in ["adminkey", "hooksecret", "enckey", "dbpass", "qtok", "mssecret"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
         assert!(shown.contains("postgres://u:********@h/db"), "{shown}");
-        assert!(shown.contains("[storage]") && !shown.contains("[providers]"));
+        assert!(shown.contains("[storage]") && !shown.contains("[dashboard]"));
         assert!(help_text().contains("SCIMGATE_WEBHOOK_LEASE_MS  [default: 60000]"));
     }
 

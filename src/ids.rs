@@ -1,5 +1,5 @@
 //! Typed ids. Each kind of prefixed id (`evt_…` an event, `whe_…` a webhook endpoint, and
-//! for organizational units `ser_…`, `ou_…`, `acc_…`, `cnf_…`) is its own type, parsed
+//! for enterprise connect `app_…`, `ser_…`, `ou_…`, `acc_…`, `pro_…`, `cnf_…`) is its own type, parsed
 //! once where it enters (a path, a parameter), so one cannot be passed where another is
 //! meant and a malformed one never reaches a query. Pure: no I/O.
 
@@ -104,6 +104,16 @@ prefixed_id!(
     /// A conferencing profile (`cnf_…`).
     ConferencingProfileId,
     "cnf_"
+);
+prefixed_id!(
+    /// An integrator's OAuth client (`app_…`); its `client_id` is a separate random value.
+    ApplicationId,
+    "app_"
+);
+prefixed_id!(
+    /// A calendar profile of an account (`pro_…`, Cronofy's prefix).
+    ProfileId,
+    "pro_"
 );
 
 #[cfg(test)]

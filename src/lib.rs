@@ -9,6 +9,8 @@
 //! - [`outbound`]: the one outbound HTTP client and its address safety.
 //! - [`providers`]: connectors to Google Workspace and Microsoft Graph (tokens, lookups).
 //! - [`devproviders`]: local stand-ins for those providers, for tests and `scimgate dev-providers`.
+//! - [`connect`]: Enterprise Connect: applications, consents, codes and tokens, service
+//!   accounts, delegated authorizations and the accounts they provision.
 //! - [`webhooks`]: fan-out of numbered events to endpoints, delivery workers, signatures.
 //! - [`directory`]: directories, users, groups and their events; every state change goes
 //!   through here, in one write transaction with its event.
@@ -19,6 +21,7 @@
 
 pub mod background;
 pub mod config;
+pub mod connect;
 pub mod devproviders;
 pub mod directory;
 pub mod error;

@@ -104,6 +104,12 @@ impl ResponseError for OAuthFailure {
 #[error(transparent)]
 pub struct HtmlFailure(#[from] pub Error);
 
+impl From<crate::error::Rejected> for HtmlFailure {
+    fn from(e: crate::error::Rejected) -> Self {
+        Self(e.into())
+    }
+}
+
 impl ResponseError for HtmlFailure {
     fn status_code(&self) -> StatusCode {
         status(&self.0)

@@ -21,7 +21,7 @@ fn state(req: &HttpRequest) -> Result<web::Data<AppState>, Error> {
 }
 
 /// The credential after the scheme word of `Authorization` (`Bearer x`, `Api-Key x`).
-fn credential<'r>(req: &'r HttpRequest, schemes: &[&str]) -> Option<&'r str> {
+pub fn credential<'r>(req: &'r HttpRequest, schemes: &[&str]) -> Option<&'r str> {
     let value = req.headers().get("authorization")?.to_str().ok()?.trim();
     let (scheme, rest) = value.split_once(' ')?;
     schemes
@@ -109,6 +109,21 @@ pub async fn json_body(
     req: &HttpRequest,
     limit: usize,
 ) -> Result<Value, Error> {
+    let body = bounded_body(payload, req, limit).await?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ScimError::invalid_syntax("the request body is empty").into());
+    }
+    serde_json::from_slice(&body)
+        .map_err(|e| ScimError::invalid_syntax(format!("the body is not valid JSON: {e}")).into())
+}
+
+/// A request body up to `limit` bytes (413 beyond), within the configured body timeout
+/// (408 beyond).
+pub async fn bounded_body(
+    payload: web::Payload,
+    req: &HttpRequest,
+    limit: usize,
+) -> Result<web::BytesMut, Error> {
     let too_large =
         || ScimError::payload_too_large(format!("request body larger than {limit} bytes"));
     if let Some(len) = req
@@ -122,7 +137,7 @@ pub async fn json_body(
         }
     }
     let read = read_body(payload, limit, too_large);
-    let body = match state(req)?.body_timeout {
+    Ok(match state(req)?.body_timeout {
         // The whole body, not each chunk: a byte a second would otherwise hold the
         // worker (and whatever it waits for) indefinitely.
         Some(within) => tokio::time::timeout(within, read).await.map_err(|_| {
@@ -132,12 +147,7 @@ pub async fn json_body(
             ))
         })??,
         None => read.await?,
-    };
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ScimError::invalid_syntax("the request body is empty").into());
-    }
-    serde_json::from_slice(&body)
-        .map_err(|e| ScimError::invalid_syntax(format!("the body is not valid JSON: {e}")).into())
+    })
 }
 
 async fn read_body(

@@ -2,11 +2,15 @@
 //! call the directory service.
 
 pub mod admin;
+pub mod admin_connect;
 pub mod admin_webhooks;
+pub mod connect_api;
 pub mod error;
 pub mod extract;
 pub mod guard;
 pub mod health;
+pub mod oauth;
+pub mod pages;
 pub mod scim;
 
 use std::net::{SocketAddr, TcpListener};
@@ -40,8 +44,12 @@ pub struct AppState {
     pub dispatcher: Dispatcher,
     /// Time allowed to receive a request body (`None`: unbounded).
     pub body_timeout: Option<Duration>,
-    /// Seals and opens the webhook secrets stored in the database.
+    /// Seals and opens the secrets stored in the database.
     pub sealer: crate::secrets::Sealer,
+    /// The calendar providers configured, and their tokens.
+    pub providers: Arc<crate::connect::provider_access::Providers>,
+    /// Wakes the delegated-authorization worker.
+    pub authorizations: crate::connect::worker::Handle,
 }
 
 /// The route table.
@@ -49,6 +57,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     health::routes(cfg);
     scim::routes(cfg);
     admin::routes(cfg);
+    admin_connect::routes(cfg);
+    oauth::routes(cfg);
+    connect_api::routes(cfg);
 }
 
 /// Wakes the sequencer when a write request ends, however it ends.
@@ -137,6 +148,17 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
         db.clone(),
         chrono::Duration::hours(config.webhook_log_retention_hours.max(1)),
     ));
+    let providers = Arc::new(crate::connect::provider_access::Providers::from_config(
+        config,
+        db.clone(),
+        sealer.clone(),
+    )?);
+    let authorizations = crate::connect::worker::start(
+        db.clone(),
+        providers.clone(),
+        sealer.clone(),
+        config.authorization_settings(),
+    )?;
     let state = web::Data::new(AppState {
         db,
         external_url: external_url.clone(),
@@ -151,6 +173,8 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
         body_timeout: (config.request_timeout_ms > 0)
             .then(|| Duration::from_millis(config.request_timeout_ms)),
         sealer,
+        providers,
+        authorizations,
     });
     let header_timeout = Duration::from_millis(config.header_timeout_ms);
     let server = HttpServer::new(move || {

@@ -3,5 +3,7 @@
 //! database here; the HTTP layer renders it (`http::error::OAuthFailure`).
 
 pub mod error;
+pub mod request;
 
 pub use error::{ErrorCode, OAuthError};
+pub use request::{AuthorizeRequest, Grant, RevokeTarget, TokenRequest};

@@ -2,6 +2,10 @@
 //! embedded migrations and the write-transaction helper. Every query lives in a submodule
 //! here and is scoped by directory.
 
+pub mod accounts;
+pub mod applications;
+pub mod authorization_jobs;
+pub mod consent_flows;
 pub mod deliveries;
 pub mod directories;
 pub mod events;
@@ -10,6 +14,8 @@ pub mod groups;
 pub mod memberships;
 pub mod notify;
 pub mod schema;
+pub mod service_accounts;
+pub mod tokens;
 pub mod users;
 pub mod webhooks;
 

@@ -156,3 +156,108 @@ diesel::table! {
 }
 
 diesel::joinable!(user_emails -> users (user_id));
+
+diesel::table! {
+    applications (id) {
+        id -> Text,
+        client_id -> Text,
+        client_secret -> Text,
+        client_secret_digest -> Text,
+        name -> Text,
+        redirect_uris -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    service_accounts (id) {
+        id -> Text,
+        application_id -> Text,
+        provider -> Text,
+        domain -> Nullable<Text>,
+        tenant_id -> Nullable<Text>,
+        admin_email -> Nullable<Text>,
+        scope -> Text,
+        delegated_scope -> Text,
+        organizational_unit_id -> Nullable<Text>,
+        state -> Text,
+        provider_token -> Nullable<Text>,
+        provider_token_expires_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    oauth_tokens (digest) {
+        digest -> Text,
+        kind -> Text,
+        application_id -> Text,
+        subject -> Text,
+        family -> Text,
+        scope -> Text,
+        redirect_uri -> Nullable<Text>,
+        expires_at -> Nullable<Timestamp>,
+        used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    accounts (id) {
+        id -> Text,
+        application_id -> Text,
+        email -> Text,
+        service_account_id -> Text,
+        provider -> Text,
+        profile_id -> Text,
+        profile_name -> Text,
+        provider_user_id -> Nullable<Text>,
+        scope -> Text,
+        state -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    authorization_jobs (id) {
+        id -> Text,
+        application_id -> Text,
+        service_account_id -> Text,
+        email -> Text,
+        callback_url -> Text,
+        scope -> Text,
+        state -> Nullable<Text>,
+        status -> Text,
+        attempts -> BigInt,
+        next_attempt_at -> Timestamp,
+        lease_until -> Nullable<Timestamp>,
+        lease_owner -> Nullable<Text>,
+        callback_body -> Nullable<Text>,
+        account_id -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    consent_flows (id) {
+        id -> Text,
+        csrf_digest -> Text,
+        application_id -> Text,
+        params -> Text,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    applications,
+    service_accounts,
+    oauth_tokens,
+    accounts,
+    authorization_jobs
+);

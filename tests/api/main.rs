@@ -9,6 +9,7 @@ mod bulk;
 mod concurrency;
 mod config_doc;
 mod discovery;
+mod enterprise_connect;
 mod events;
 mod filters;
 mod fixtures;

@@ -1,0 +1,88 @@
+//! Accounts as clients see them (DESIGN.md §6.5–6.6): the token response's
+//! `linking_profile` and UserInfo. One account per email per application.
+
+use serde_json::{json, Value};
+
+use crate::error::Error;
+use crate::store::accounts::{self as store, AccountRow, ACTIVE};
+use crate::store::service_accounts::ServiceAccountRow;
+use crate::store::AnyConnection;
+
+/// `linking_profile` of a token response.
+pub fn linking_profile(a: &AccountRow) -> Value {
+    json!({
+        "provider_name": a.provider,
+        "profile_id": a.profile_id,
+        "profile_name": a.profile_name,
+    })
+}
+
+/// One `profiles[]` item (Cronofy's names: `provider_service` as its SDKs read it).
+pub fn profile(a: &AccountRow) -> Value {
+    json!({
+        "provider_name": a.provider,
+        "provider_service": provider_service(&a.provider),
+        "profile_id": a.profile_id,
+        "profile_name": a.profile_name,
+        "profile_connected": a.state == ACTIVE,
+    })
+}
+
+fn provider_service(provider: &str) -> &'static str {
+    match provider {
+        "google" => "gsuite",
+        "office365" => "graph",
+        _ => "other",
+    }
+}
+
+/// `GET /v1/userinfo` for an account's token.
+pub fn userinfo(a: &AccountRow) -> Value {
+    json!({
+        "sub": a.id,
+        "email": a.email,
+        "cronofy.type": "account",
+        "cronofy.data": {
+            "authorization": {"scope": a.scope, "status": if a.state == ACTIVE { "active" } else { a.state.as_str() }},
+            "profiles": [profile(a)],
+            "conferencing_profiles": [],
+        },
+    })
+}
+
+/// `GET /v1/userinfo` for a service account's token.
+pub fn service_account_userinfo(s: &ServiceAccountRow) -> Value {
+    json!({
+        "sub": s.id,
+        "email": s.admin_email,
+        "cronofy.type": "service_account",
+        "cronofy.data": {
+            "service_account": {
+                "provider_name": s.provider,
+                "domain": s.domain,
+                "tenant_id": s.tenant_id,
+            },
+            "authorization": {
+                "scope": s.scope,
+                "delegated_scope": s.delegated_scope,
+                "status": s.state,
+            },
+        },
+    })
+}
+
+/// The admin API's item shape (UserInfo's, DESIGN.md §6.6).
+pub fn to_json(a: &AccountRow) -> Value {
+    json!({
+        "account_id": a.id,
+        "email": a.email,
+        "service_account_id": a.service_account_id,
+        "state": a.state,
+        "profiles": [profile(a)],
+        "conferencing_profiles": [],
+    })
+}
+
+pub fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<AccountRow>, Error> {
+    store::get(conn, id)
+}

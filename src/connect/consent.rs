@@ -1,0 +1,174 @@
+//! Consents in progress (DESIGN.md §6.3, §6.6): the authorize request's parameters kept
+//! server-side for 30 minutes, bound to the browser that started them by a cookie
+//! holding a random token (its digest is stored). Every page and form checks it, so a
+//! flow's URL is useless in another browser and a cross-site form post is refused. The
+//! cookie is `SameSite=Lax`: it must come back with Microsoft's redirect to us.
+
+use serde_json::Value;
+
+use super::service_accounts::{self, Consented};
+use crate::error::{Error, Rejected};
+use crate::oauth::request::with_query;
+use crate::oauth::AuthorizeRequest;
+use crate::secrets;
+use crate::store::applications::ApplicationRow;
+use crate::store::consent_flows::{self as store, FlowRow};
+use crate::store::{self as db, write_tx, AnyConnection};
+
+pub const FLOW_LIFETIME: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// The cookie of one flow (one per flow, so two tabs do not overwrite each other).
+pub fn cookie_name(flow_id: &str) -> String {
+    let short: String = flow_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(12)
+        .collect();
+    format!("scimgate_consent_{short}")
+}
+
+/// A live flow.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    pub id: String,
+    pub application: ApplicationRow,
+    pub request: AuthorizeRequest,
+}
+
+/// Starts a flow; returns it and the token for its cookie (and forms).
+pub fn start(
+    conn: &mut AnyConnection,
+    application: &ApplicationRow,
+    request: AuthorizeRequest,
+) -> Result<(Flow, String), Error> {
+    let id = secrets::random_token(18)?;
+    let csrf = secrets::random_token(32)?;
+    let now = db::now();
+    let row = FlowRow {
+        id: id.clone(),
+        csrf_digest: secrets::digest(&csrf),
+        application_id: application.id.clone(),
+        params: serde_json::to_string(&request).map_err(|e| Error::Internal(e.to_string()))?,
+        expires_at: db::later(now, FLOW_LIFETIME),
+        used_at: None,
+    };
+    write_tx(conn, |c| store::insert(c, &row))?;
+    Ok((
+        Flow {
+            id,
+            application: application.clone(),
+            request,
+        },
+        csrf,
+    ))
+}
+
+fn expired() -> Error {
+    Rejected::new(
+        400,
+        "This authorization link has expired or was already used. Start again from the application.",
+    )
+    .into()
+}
+
+/// The flow, if it is live and `cookie` (its browser's token) matches.
+pub fn load(conn: &mut AnyConnection, id: &str, cookie: Option<&str>) -> Result<Flow, Error> {
+    let row = store::get(conn, id)?.ok_or_else(expired)?;
+    if row.used_at.is_some() || row.expires_at <= db::now() {
+        return Err(expired());
+    }
+    match cookie {
+        Some(c) if secrets::matches_digest(c, &row.csrf_digest) => {}
+        _ => {
+            return Err(Rejected::new(
+                403,
+                "This authorization must be finished in the browser that started it, with cookies enabled.",
+            )
+            .into())
+        }
+    }
+    let application = crate::store::applications::get(conn, &row.application_id)?
+        .ok_or_else(|| Rejected::new(400, "the application no longer exists"))?;
+    let request: AuthorizeRequest =
+        serde_json::from_str(&row.params).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(Flow {
+        id: row.id,
+        application,
+        request,
+    })
+}
+
+/// A form's token must equal the cookie's (which `load` matched to the flow).
+pub fn check_form(form_token: Option<&str>, cookie: Option<&str>) -> Result<(), Error> {
+    match (form_token, cookie) {
+        (Some(f), Some(c)) if !f.is_empty() && secrets::equal(f, c) => Ok(()),
+        _ => Err(Rejected::new(
+            403,
+            "The form's security token is missing or wrong. Go back and try again.",
+        )
+        .into()),
+    }
+}
+
+/// Records the provider the admin chose.
+pub fn choose_provider(
+    conn: &mut AnyConnection,
+    flow: &mut Flow,
+    provider: &str,
+) -> Result<(), Error> {
+    flow.request.provider_name = Some(provider.to_string());
+    let params =
+        serde_json::to_string(&flow.request).map_err(|e| Error::Internal(e.to_string()))?;
+    write_tx(conn, |c| store::set_params(c, &flow.id, &params))
+}
+
+/// The admin proved their consent: ends the flow, makes or renews the service account,
+/// issues its code. Returns the redirect back to the client.
+pub fn complete(
+    conn: &mut AnyConnection,
+    flow: &Flow,
+    consent: &Consented,
+) -> Result<String, Error> {
+    let r = &flow.request;
+    let code = write_tx(conn, |c| {
+        if !store::finish(c, &flow.id, db::now())? {
+            return Err(expired());
+        }
+        let ser = service_accounts::consented(
+            c,
+            &flow.application.id,
+            consent,
+            &r.scope,
+            &r.delegated_scope,
+        )?;
+        super::grants::issue_code(c, &flow.application.id, &ser.id, &r.scope, &r.redirect_uri)
+    })?;
+    Ok(with_query(
+        &r.redirect_uri,
+        &[("code", Some(&code)), ("state", r.state.as_deref())],
+    ))
+}
+
+/// The admin declined: ends the flow; the redirect says `access_denied`.
+pub fn decline(conn: &mut AnyConnection, flow: &Flow) -> Result<String, Error> {
+    write_tx(conn, |c| store::finish(c, &flow.id, db::now()))?;
+    Ok(error_redirect(
+        &flow.request.redirect_uri,
+        "access_denied",
+        flow.request.state.as_deref(),
+    ))
+}
+
+/// An RFC 6749 §4.1.2.1 error at the client's (registered) redirect URI.
+pub fn error_redirect(redirect_uri: &str, error: &str, state: Option<&str>) -> String {
+    with_query(redirect_uri, &[("error", Some(error)), ("state", state)])
+}
+
+/// A flow's parameters as the pages show them.
+pub fn describe(flow: &Flow) -> Value {
+    serde_json::json!({
+        "application": flow.application.name,
+        "scope": flow.request.scope,
+        "delegated_scope": flow.request.delegated_scope,
+    })
+}

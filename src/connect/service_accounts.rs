@@ -1,0 +1,118 @@
+//! Service accounts (DESIGN.md §6.3): made by an admin's consent, revocable by the
+//! integrator (`/oauth/token/revoke` with `sub`) or an operator (admin API). Revoking one
+//! stops everything that went through it.
+
+use chrono::NaiveDateTime;
+use serde_json::{json, Value};
+
+use crate::error::Error;
+use crate::ids::ServiceAccountId;
+use crate::scim::resource::timestamp;
+use crate::store::accounts as account_store;
+use crate::store::service_accounts::{self as store, ServiceAccountRow, ACTIVE};
+use crate::store::{self as db, AnyConnection};
+
+/// What an admin's consent proved.
+#[derive(Debug, Clone)]
+pub struct Consented {
+    pub provider: &'static str,
+    /// The Google domain, or the Microsoft tenant's default domain.
+    pub domain: Option<String>,
+    pub tenant_id: Option<String>,
+    pub admin_email: Option<String>,
+}
+
+/// The application's service account for the consented domain or tenant: the active one
+/// renewed, or a new one. Call inside the write transaction that issues its code.
+pub fn consented(
+    conn: &mut AnyConnection,
+    application_id: &str,
+    consent: &Consented,
+    scope: &str,
+    delegated_scope: &str,
+) -> Result<ServiceAccountRow, Error> {
+    if let Some(existing) = store::find_active(
+        conn,
+        application_id,
+        consent.provider,
+        consent.domain.as_deref(),
+        consent.tenant_id.as_deref(),
+    )? {
+        store::renew_consent(
+            conn,
+            &existing.id,
+            consent.admin_email.as_deref(),
+            scope,
+            delegated_scope,
+        )?;
+        return Ok(store::get(conn, &existing.id)?.unwrap_or(existing));
+    }
+    let row = ServiceAccountRow {
+        id: ServiceAccountId::generate().into_string(),
+        application_id: application_id.into(),
+        provider: consent.provider.into(),
+        domain: consent.domain.clone(),
+        tenant_id: consent.tenant_id.clone(),
+        admin_email: consent.admin_email.clone(),
+        scope: scope.into(),
+        delegated_scope: delegated_scope.into(),
+        organizational_unit_id: None,
+        state: ACTIVE.into(),
+        provider_token: None,
+        provider_token_expires_at: None,
+        created_at: db::now(),
+        revoked_at: None,
+    };
+    store::insert(conn, &row)?;
+    Ok(row)
+}
+
+/// Revokes a service account: its tokens, the accounts provisioned through it and their
+/// tokens; its pending authorizations end with an error callback. False when it was not
+/// active. Call inside a write transaction.
+pub fn revoke(conn: &mut AnyConnection, id: &str, now: NaiveDateTime) -> Result<bool, Error> {
+    if !store::revoke(conn, id, now)? {
+        return Ok(false);
+    }
+    revoke_dependents(conn, id, now)?;
+    Ok(true)
+}
+
+/// What depends on a service account just revoked.
+pub fn revoke_dependents(
+    conn: &mut AnyConnection,
+    id: &str,
+    now: NaiveDateTime,
+) -> Result<(), Error> {
+    let accounts = account_store::ids_of_service_account(conn, id)?;
+    account_store::set_state(conn, &accounts, account_store::REVOKED, now)?;
+    let mut subjects = accounts;
+    subjects.push(id.to_string());
+    crate::store::tokens::revoke_subjects(conn, &subjects, now)?;
+    Ok(())
+}
+
+/// The admin API's shape.
+pub fn to_json(
+    row: &ServiceAccountRow,
+    client_id: Option<&str>,
+    accounts: Option<i64>,
+    pending: Option<i64>,
+) -> Value {
+    json!({
+        "id": row.id,
+        "client_id": client_id,
+        "provider_name": row.provider,
+        "domain": row.domain,
+        "tenant_id": row.tenant_id,
+        "admin_email": row.admin_email,
+        "scope": row.scope,
+        "delegated_scope": row.delegated_scope,
+        "organizational_unit_id": row.organizational_unit_id,
+        "state": row.state,
+        "created_at": timestamp(row.created_at),
+        "revoked_at": row.revoked_at.map(timestamp),
+        "accounts": accounts,
+        "pending_authorizations": pending,
+    })
+}

@@ -1,0 +1,173 @@
+//! Admin API for Enterprise Connect (DESIGN.md §6.1, §6.3): applications and the service
+//! accounts their customers' admins authorized.
+
+use std::collections::HashMap;
+
+use actix_web::http::header::{HeaderValue, CACHE_CONTROL};
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use super::admin::{from_body, ok};
+use super::error::AdminFailure;
+use super::extract::{json_body, AdminAuth};
+use super::AppState;
+use crate::connect::{accounts, applications, service_accounts};
+use crate::error::Rejected;
+use crate::ids::ServiceAccountId;
+
+type Reply = Result<HttpResponse, AdminFailure>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1/applications")
+            // The create response carries the client secret.
+            .wrap(DefaultHeaders::new().add((CACHE_CONTROL, HeaderValue::from_static("no-store"))))
+            .route("", web::post().to(create_application))
+            .route("", web::get().to(list_applications))
+            .route("/{client_id}", web::delete().to(delete_application)),
+    )
+    .service(
+        web::scope("/api/v1/service_accounts")
+            .wrap(DefaultHeaders::new().add((CACHE_CONTROL, HeaderValue::from_static("no-store"))))
+            .route("", web::get().to(list_service_accounts))
+            .route("/{id}", web::get().to(get_service_account))
+            .route("/{id}", web::delete().to(revoke_service_account)),
+    );
+}
+
+async fn create_application(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Reply {
+    let body = json_body(payload, &req, state.max_body_bytes).await?;
+    let new: applications::NewApplication = from_body(body, "application")?;
+    let sealer = state.sealer.clone();
+    let (row, secret) = state
+        .db
+        .run(move |c| applications::create(c, &sealer, new))
+        .await?;
+    Ok(HttpResponse::Created()
+        .json(json!({"data": applications::to_json(&row, Some(&secret)), "error": null})))
+}
+
+async fn list_applications(_: AdminAuth, state: web::Data<AppState>) -> Reply {
+    let rows = state.db.run(applications::list).await?;
+    Ok(ok(Value::Array(
+        rows.iter()
+            .map(|r| applications::to_json(r, None))
+            .collect(),
+    )))
+}
+
+async fn delete_application(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Reply {
+    let client_id = path.into_inner();
+    if !state
+        .db
+        .run(move |c| applications::delete(c, &client_id))
+        .await?
+    {
+        return Err(Rejected::not_found("application not found").into());
+    }
+    Ok(ok(json!({})))
+}
+
+fn service_account_id(raw: &str) -> Result<ServiceAccountId, Rejected> {
+    ServiceAccountId::parse(raw).ok_or_else(|| Rejected::not_found("service account not found"))
+}
+
+/// `?client_id=` narrows to one application.
+async fn list_service_accounts(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    q: web::Query<HashMap<String, String>>,
+) -> Reply {
+    let client_id = q.get("client_id").cloned();
+    let data = state
+        .db
+        .run(move |c| {
+            let apps = crate::store::applications::list(c)?;
+            let app = match &client_id {
+                Some(id) => Some(
+                    apps.iter()
+                        .find(|a| &a.client_id == id)
+                        .ok_or_else(|| Rejected::not_found("application not found"))?
+                        .id
+                        .clone(),
+                ),
+                None => None,
+            };
+            let rows = crate::store::service_accounts::list(c, app.as_deref())?;
+            Ok(rows
+                .iter()
+                .map(|s| {
+                    let client = apps
+                        .iter()
+                        .find(|a| a.id == s.application_id)
+                        .map(|a| a.client_id.as_str());
+                    service_accounts::to_json(s, client, None, None)
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    Ok(ok(Value::Array(data)))
+}
+
+/// One service account with its accounts and how many authorizations are pending.
+async fn get_service_account(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Reply {
+    let id = service_account_id(&path)?;
+    let data = state
+        .db
+        .run(move |c| {
+            let s = crate::store::service_accounts::get(c, id.as_str())?
+                .ok_or_else(|| Rejected::not_found("service account not found"))?;
+            let app = crate::store::applications::get(c, &s.application_id)?;
+            let list = crate::store::accounts::list_of_service_account(c, &s.id)?;
+            let pending = crate::store::authorization_jobs::pending_of_service_account(c, &s.id)?;
+            let mut v = service_accounts::to_json(
+                &s,
+                app.as_ref().map(|a| a.client_id.as_str()),
+                Some(list.len() as i64),
+                Some(pending),
+            );
+            v["account_list"] = Value::Array(list.iter().map(accounts::to_json).collect());
+            Ok(v)
+        })
+        .await?;
+    Ok(ok(data))
+}
+
+/// Revokes a service account and everything provisioned through it.
+async fn revoke_service_account(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Reply {
+    let id = service_account_id(&path)?;
+    let key = id.as_str().to_string();
+    let found = state
+        .db
+        .run(move |c| {
+            crate::store::write_tx(c, |c| {
+                let exists = crate::store::service_accounts::get(c, id.as_str())?.is_some();
+                service_accounts::revoke(c, id.as_str(), crate::store::now())?;
+                Ok(exists)
+            })
+        })
+        .await?;
+    if !found {
+        return Err(Rejected::not_found("service account not found").into());
+    }
+    state.providers.forget(&key);
+    Ok(ok(json!({})))
+}

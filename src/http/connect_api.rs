@@ -1,0 +1,92 @@
+//! The integrator's API at Cronofy's paths (DESIGN.md §6.5): delegated authorizations
+//! and UserInfo, authenticated by our access tokens.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::error::AdminFailure;
+use super::extract::{credential, json_body};
+use super::AppState;
+use crate::connect::authorizations::{self, Body};
+use crate::connect::grants::{self, Bearer};
+use crate::error::{Error, Rejected};
+use crate::ids::{AccountId, ServiceAccountId};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/v1/service_account_authorizations",
+        web::post().to(service_account_authorizations),
+    )
+    .route("/v1/userinfo", web::get().to(userinfo));
+}
+
+fn unauthorized() -> Error {
+    Rejected::unauthorized("a valid access token is required").into()
+}
+
+/// The live access token of the request.
+async fn bearer(state: &AppState, req: &HttpRequest) -> Result<Bearer, Error> {
+    let token = credential(req, &["Bearer"])
+        .ok_or_else(unauthorized)?
+        .to_string();
+    state
+        .db
+        .run(move |c| grants::authenticate(c, &token))
+        .await?
+        .ok_or_else(unauthorized)
+}
+
+/// `POST /v1/service_account_authorizations`: 202 with an empty body once queued.
+async fn service_account_authorizations(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, AdminFailure> {
+    let who = bearer(&state, &req).await?;
+    if ServiceAccountId::parse(&who.subject).is_none() {
+        return Err(Rejected::new(403, "a service account's access token is required").into());
+    }
+    let value = json_body(payload, &req, state.max_body_bytes).await?;
+    let body: Body = serde_json::from_value(value)
+        .map_err(|e| Rejected::new(422, format!("unexpected body: {e}")))?;
+    let checked = match authorizations::check(body, state.webhook_allow_private) {
+        Ok(c) => c,
+        Err(invalid) => return Ok(HttpResponse::UnprocessableEntity().json(invalid.to_json())),
+    };
+    let ser_id = who.subject.clone();
+    state
+        .db
+        .run(move |c| {
+            let ser = crate::store::service_accounts::get(c, &ser_id)?.ok_or_else(unauthorized)?;
+            authorizations::enqueue(c, &ser, &checked)
+        })
+        .await?;
+    state.authorizations.wake();
+    Ok(HttpResponse::Accepted().finish())
+}
+
+/// `GET /v1/userinfo`: the account (or service account) the token speaks for.
+async fn userinfo(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AdminFailure> {
+    let who = bearer(&state, &req).await?;
+    let body = state
+        .db
+        .run(move |c| {
+            if AccountId::parse(&who.subject).is_some() {
+                let a = crate::store::accounts::get(c, &who.subject)?.ok_or_else(unauthorized)?;
+                Ok(crate::connect::accounts::userinfo(&a))
+            } else if ServiceAccountId::parse(&who.subject).is_some() {
+                let s = crate::store::service_accounts::get(c, &who.subject)?
+                    .ok_or_else(unauthorized)?;
+                Ok(crate::connect::accounts::service_account_userinfo(&s))
+            } else {
+                Ok(json!({"sub": who.subject}))
+            }
+        })
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(body))
+}

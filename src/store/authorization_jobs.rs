@@ -1,0 +1,256 @@
+//! Delegated authorizations in progress: one job per email, claimed with a lease so a
+//! crash or a second instance never loses or doubles one (as deliveries).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::authorization_jobs::{self, dsl as j};
+use super::{AnyConnection, Backend};
+use crate::error::Error;
+use crate::secrets::Sealed;
+
+/// Waiting for the provider lookup.
+pub const LOOKUP: &str = "lookup";
+/// The outcome is known; its callback is being sent.
+pub const CALLBACK: &str = "callback";
+pub const DONE: &str = "done";
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = authorization_jobs)]
+pub struct JobRow {
+    pub id: String,
+    pub application_id: String,
+    pub service_account_id: String,
+    pub email: String,
+    pub callback_url: String,
+    pub scope: String,
+    pub state: Option<String>,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: NaiveDateTime,
+    pub lease_until: Option<NaiveDateTime>,
+    pub lease_owner: Option<String>,
+    /// Sealed; `Debug` does not show it.
+    pub callback_body: Option<Sealed>,
+    pub account_id: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// New jobs (a batch has up to 50), in one statement.
+pub fn insert(conn: &mut AnyConnection, rows: &[JobRow]) -> Result<(), Error> {
+    use super::SqlValue::{BigInt, OptText, Text, Timestamp};
+    const COLUMNS: &[&str] = &[
+        "id",
+        "application_id",
+        "service_account_id",
+        "email",
+        "callback_url",
+        "scope",
+        "state",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "created_at",
+        "updated_at",
+    ];
+    let values: Vec<Vec<super::SqlValue>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                Text(r.id.clone()),
+                Text(r.application_id.clone()),
+                Text(r.service_account_id.clone()),
+                Text(r.email.clone()),
+                Text(r.callback_url.clone()),
+                Text(r.scope.clone()),
+                OptText(r.state.clone()),
+                Text(r.status.clone()),
+                BigInt(r.attempts),
+                Timestamp(r.next_attempt_at),
+                Timestamp(r.created_at),
+                Timestamp(r.updated_at),
+            ]
+        })
+        .collect();
+    super::bulk_insert(conn, "authorization_jobs", COLUMNS, &values).map(drop)
+}
+
+pub fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<JobRow>, Error> {
+    Ok(authorization_jobs::table
+        .find(id)
+        .select(JobRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+#[derive(QueryableByName)]
+struct Claimed {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+}
+
+/// Leases up to `limit` due jobs no instance holds, for `owner` until `lease_until`
+/// (`FOR UPDATE SKIP LOCKED` on PostgreSQL: instances never block on or share a job).
+pub fn claim(
+    conn: &mut AnyConnection,
+    owner: &str,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<JobRow>, Error> {
+    use diesel::sql_types::{BigInt, Text, Timestamp};
+    let (skip_locked, p) = match conn.backend() {
+        Backend::Postgres => (" FOR UPDATE SKIP LOCKED", ["$1", "$2", "$3", "$4", "$5"]),
+        Backend::Sqlite => ("", ["?", "?", "?", "?", "?"]),
+    };
+    let sql = format!(
+        "UPDATE authorization_jobs SET lease_until = {}, lease_owner = {} \
+         WHERE id IN (SELECT id FROM authorization_jobs \
+             WHERE status <> 'done' AND next_attempt_at <= {} \
+             AND (lease_until IS NULL OR lease_until < {}) \
+             ORDER BY next_attempt_at LIMIT {}{skip_locked}) \
+         RETURNING id",
+        p[0], p[1], p[2], p[3], p[4]
+    );
+    let ids: Vec<Claimed> = diesel::sql_query(sql)
+        .bind::<Timestamp, _>(lease_until)
+        .bind::<Text, _>(owner)
+        .bind::<Timestamp, _>(now)
+        .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(limit)
+        .load(conn)?;
+    let ids: Vec<String> = ids.into_iter().map(|c| c.id).collect();
+    Ok(authorization_jobs::table
+        .filter(j::id.eq_any(&ids))
+        .order(j::next_attempt_at.asc())
+        .select(JobRow::as_select())
+        .load(conn)?)
+}
+
+/// What a worker records after one step of a job it holds.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = authorization_jobs)]
+pub struct JobUpdate {
+    pub status: Option<String>,
+    pub attempts: Option<i64>,
+    pub next_attempt_at: Option<NaiveDateTime>,
+    pub callback_body: Option<Option<Sealed>>,
+    pub account_id: Option<Option<String>>,
+    pub last_error: Option<Option<String>>,
+    pub lease_until: Option<Option<NaiveDateTime>>,
+    pub lease_owner: Option<Option<String>>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+/// Applies `update` and gives the job back, if `owner` still holds it: false when the
+/// lease was lost (another instance took over; nothing is recorded).
+pub fn record(
+    conn: &mut AnyConnection,
+    id: &str,
+    owner: &str,
+    mut update: JobUpdate,
+) -> Result<bool, Error> {
+    update.lease_until = Some(None);
+    update.lease_owner = Some(None);
+    update.updated_at = Some(super::now());
+    let n = diesel::update(
+        authorization_jobs::table
+            .find(id)
+            .filter(j::lease_owner.eq(owner)),
+    )
+    .set(&update)
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Takes a job just given back by `owner` again (its next step follows at once).
+pub fn reclaim(
+    conn: &mut AnyConnection,
+    id: &str,
+    owner: &str,
+    lease_until: NaiveDateTime,
+) -> Result<bool, Error> {
+    let n = diesel::update(
+        authorization_jobs::table
+            .find(id)
+            .filter(j::lease_owner.is_null()),
+    )
+    .set((
+        j::lease_until.eq(Some(lease_until)),
+        j::lease_owner.eq(Some(owner)),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Releases every lease `owner` holds (graceful shutdown).
+pub fn release_all(conn: &mut AnyConnection, owner: &str) -> Result<(), Error> {
+    diesel::update(authorization_jobs::table.filter(j::lease_owner.eq(owner)))
+        .set((
+            j::lease_until.eq(None::<NaiveDateTime>),
+            j::lease_owner.eq(None::<String>),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// When the next unleased job falls due, if any (for the worker's timer).
+pub fn next_due(conn: &mut AnyConnection) -> Result<Option<NaiveDateTime>, Error> {
+    Ok(authorization_jobs::table
+        .filter(j::status.ne(DONE))
+        .select(diesel::dsl::min(j::next_attempt_at))
+        .first(conn)?)
+}
+
+/// Counts by status for one service account (`lookup`, `callback`).
+pub fn pending_of_service_account(
+    conn: &mut AnyConnection,
+    service_account_id: &str,
+) -> Result<i64, Error> {
+    Ok(authorization_jobs::table
+        .filter(j::service_account_id.eq(service_account_id))
+        .filter(j::status.ne(DONE))
+        .count()
+        .get_result(conn)?)
+}
+
+/// Every sealed callback body, for sealing passes and `rekey`.
+pub fn stored_bodies(conn: &mut AnyConnection) -> Result<Vec<(String, Sealed)>, Error> {
+    let rows: Vec<(String, Option<Sealed>)> = authorization_jobs::table
+        .filter(j::callback_body.is_not_null())
+        .order(j::id.asc())
+        .select((j::id, j::callback_body))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, b)| b.map(|b| (id, b)))
+        .collect())
+}
+
+pub fn replace_body(
+    conn: &mut AnyConnection,
+    id: &str,
+    old: &Sealed,
+    new: Option<&Sealed>,
+) -> Result<bool, Error> {
+    let n = diesel::update(
+        authorization_jobs::table
+            .find(id)
+            .filter(j::callback_body.eq(old)),
+    )
+    .set(j::callback_body.eq(new))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Finished jobs older than `before` go; their outcome lives on in the account.
+pub fn prune(conn: &mut AnyConnection, before: NaiveDateTime) -> Result<usize, Error> {
+    Ok(diesel::delete(
+        authorization_jobs::table
+            .filter(j::status.eq(DONE))
+            .filter(j::updated_at.lt(before)),
+    )
+    .execute(conn)?)
+}

@@ -1,0 +1,763 @@
+//! Enterprise Connect end to end (DESIGN.md §6.1–6.6) against the local stand-ins for
+//! Google and Microsoft: an application, the consent pages driven as a browser would
+//! (cookies, forms, no redirect followed to the client), codes, tokens, delegated
+//! authorizations with signed callbacks, account tokens and UserInfo.
+
+use std::time::Duration;
+
+use base64::Engine;
+use hmac::{KeyInit, Mac};
+use reqwest::{Method, StatusCode};
+use scimgate::devproviders::DevProviders;
+use serde_json::{json, Value};
+
+use crate::common::{send, Backend, TestApp};
+use crate::receiver::{Received, Receiver};
+
+/// As `backend_tests!`, with the stand-in providers started beside the app.
+macro_rules! connect_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let c = super::Connect::start(crate::common::Backend::Sqlite).await.expect("sqlite");
+                    super::$name(c).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(c) = super::Connect::start(crate::common::Backend::Postgres).await {
+                        super::$name(c).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+connect_tests!(
+    google_consent_tokens_and_delegated_authorizations,
+    microsoft_consent_and_provider_faults,
+    refusals_never_redirect_and_reuse_revokes,
+);
+
+/// The gateway with Google and Microsoft pointed at a fresh set of stand-ins.
+pub struct Connect {
+    pub app: TestApp,
+    pub providers: DevProviders,
+    _key_dir: tempfile::TempDir,
+    pub browser: reqwest::Client,
+}
+
+impl Connect {
+    pub async fn start(backend: Backend) -> Option<Connect> {
+        let providers = DevProviders::start("127.0.0.1:0").await.expect("providers");
+        providers.seed_demo().expect("seed");
+        let key_dir = tempfile::tempdir().expect("tempdir");
+        let key_path = key_dir.path().join("google.json");
+        std::fs::write(&key_path, providers.google_key_json()).expect("key");
+        let (ms_id, ms_secret) = providers.microsoft_client();
+        let (admin, login, graph) = (
+            providers.google_admin_url(),
+            providers.microsoft_login_url(),
+            providers.microsoft_graph_url(),
+        );
+        let app = TestApp::start_with(backend, move |c| {
+            c.google_service_account_key = Some(key_path);
+            c.google_admin_url = admin;
+            c.microsoft_client_id = Some(ms_id);
+            c.microsoft_client_secret = Some(ms_secret);
+            c.microsoft_login_url = login;
+            c.microsoft_graph_url = graph;
+        })
+        .await?;
+        scimgate::outbound::install_tls_provider();
+        let browser = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Some(Connect {
+            app,
+            providers,
+            _key_dir: key_dir,
+            browser,
+        })
+    }
+
+    /// A new application: (client_id, client_secret).
+    pub async fn application(&self, redirect_uri: &str) -> (String, String) {
+        let (status, body) = send(
+            self.app
+                .admin(Method::POST, "/applications")
+                .json(&json!({"name": "Acme Scheduling", "redirect_uris": [redirect_uri]})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let d = &body["data"];
+        (
+            d["client_id"].as_str().unwrap().to_string(),
+            d["client_secret"].as_str().unwrap().to_string(),
+        )
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.app.base)
+    }
+
+    /// Opens the authorize URL: the consent page's URL and the flow's cookie.
+    pub async fn open_authorize(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+        provider: Option<&str>,
+    ) -> (String, String) {
+        let mut q = vec![
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", redirect_uri),
+            ("scope", "service_account/accounts/manage"),
+            ("delegated_scope", "read_write"),
+            ("state", "s t&ate"),
+        ];
+        if let Some(p) = provider {
+            q.push(("provider_name", p));
+        }
+        let r = self
+            .browser
+            .get(self.url("/enterprise_connect/oauth/authorize"))
+            .query(&q)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let cookie = r
+            .headers()
+            .get("set-cookie")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+            "{cookie}"
+        );
+        let cookie = cookie.split(';').next().unwrap().to_string();
+        let location = r.headers()["location"].to_str().unwrap().to_string();
+        (self.url(&location), cookie)
+    }
+
+    pub async fn page(&self, url: &str, cookie: &str) -> (StatusCode, String) {
+        let r = self
+            .browser
+            .get(url)
+            .header("Cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    }
+
+    /// Completes Google's consent for `admin`: the code at the redirect URI.
+    pub async fn google_consent(&self, client_id: &str, redirect_uri: &str, admin: &str) -> String {
+        let (page_url, cookie) = self
+            .open_authorize(client_id, redirect_uri, Some("google"))
+            .await;
+        let (status, html) = self.page(&page_url, &cookie).await;
+        assert_eq!(status, StatusCode::OK, "{html}");
+        let r = self
+            .submit_google(&html, &cookie, "example.com", admin, true)
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        code_of(r.headers()["location"].to_str().unwrap())
+    }
+
+    pub async fn submit_google(
+        &self,
+        html: &str,
+        cookie: &str,
+        domain: &str,
+        admin: &str,
+        with_csrf: bool,
+    ) -> reqwest::Response {
+        let mut form = vec![
+            ("flow", hidden(html, "flow")),
+            ("domain", domain.to_string()),
+            ("admin_email", admin.to_string()),
+        ];
+        if with_csrf {
+            form.push(("csrf", hidden(html, "csrf")));
+        }
+        self.browser
+            .post(self.url("/enterprise_connect/oauth/google"))
+            .header("Cookie", cookie)
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn token(&self, body: Value) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+        let r = self
+            .app
+            .client
+            .post(self.url("/oauth/token"))
+            // Cronofy's SDKs send this; it must be ignored.
+            .header("Authorization", "Bearer None")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let (status, headers) = (r.status(), r.headers().clone());
+        (status, r.json().await.unwrap_or(Value::Null), headers)
+    }
+
+    pub async fn authorize_emails(&self, access_token: &str, body: Value) -> StatusCode {
+        self.app
+            .client
+            .post(self.url("/v1/service_account_authorizations"))
+            .bearer_auth(access_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    pub async fn userinfo(&self, token: &str) -> (StatusCode, Value) {
+        send(
+            self.app
+                .client
+                .get(self.url("/v1/userinfo"))
+                .bearer_auth(token),
+        )
+        .await
+    }
+}
+
+/// The value of a hidden input of a page.
+pub fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+/// The `code` of a redirect back to the client (its `state` must be echoed).
+pub fn code_of(location: &str) -> String {
+    let url = url::Url::parse(location).unwrap();
+    let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(
+        q.get("state").map(String::as_str),
+        Some("s t&ate"),
+        "{location}"
+    );
+    q.get("code")
+        .unwrap_or_else(|| panic!("no code in {location}"))
+        .clone()
+}
+
+/// Callbacks signed as Cronofy signs (base64 HMAC-SHA256 keyed by the client secret) and
+/// with Standard Webhooks headers keyed by its UTF-8 bytes.
+pub fn assert_callback_signed(r: &Received, client_secret: &str) {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(client_secret.as_bytes()).unwrap();
+    mac.update(&r.body);
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    assert_eq!(r.header("cronofy-hmac-sha256"), expected);
+    let ts: i64 = r.header("webhook-timestamp").parse().unwrap();
+    assert!(scimgate::webhooks::signing::verify_standard(
+        client_secret,
+        r.header("webhook-id"),
+        ts,
+        &r.body,
+        r.header("webhook-signature")
+    ));
+}
+
+/// Waits for `n` callbacks; returns them by email's state.
+pub async fn callbacks(rx: &Receiver, n: usize) -> Vec<Received> {
+    let started = std::time::Instant::now();
+    loop {
+        let got = rx.delivered();
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "only {} of {n} callbacks: {:?}",
+            got.len(),
+            got.iter().map(|r| r.json.clone()).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn by_state<'a>(got: &'a [Received], state: &str) -> &'a Value {
+    &got.iter()
+        .find(|r| r.json["authorization"]["state"] == state)
+        .unwrap_or_else(|| panic!("no callback for {state}"))
+        .json["authorization"]
+}
+
+async fn google_consent_tokens_and_delegated_authorizations(c: Connect) {
+    let redirect = "http://127.0.0.1:9/back?from=consent";
+    let (client_id, secret) = c.application(redirect).await;
+    let (page_url, cookie) = c.open_authorize(&client_id, redirect, Some("google")).await;
+    let (status, html) = c.page(&page_url, &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains(c.providers.google_client_id()),
+        "the page shows the client id to delegate to"
+    );
+    // No form token: refused. Another browser (no cookie): refused.
+    let r = c
+        .submit_google(&html, &cookie, "example.com", "admin@example.com", false)
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let (status, _) = c.page(&page_url, "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A person who is not an admin, and an admin of another domain, get no code.
+    let r = c
+        .submit_google(&html, &cookie, "example.com", "alice@example.com", true)
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get("location").is_none());
+    assert!(r.text().await.unwrap().contains("not an administrator"));
+    let r = c
+        .submit_google(&html, &cookie, "other.example", "admin@example.com", true)
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = c
+        .submit_google(&html, &cookie, "example.com", "admin@example.com", true)
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with("http://127.0.0.1:9/back?from=consent&code="),
+        "{location}"
+    );
+    let code = code_of(&location);
+
+    // The code: wrong secret (401), wrong redirect URI (400), then redeemed once.
+    let grant = |secret: &str, redirect: &str| json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect});
+    let (status, body, _) = c.token(grant("wrong", redirect)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    let (status, body, _) = c.token(grant(&secret, "http://127.0.0.1:9/other")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let (status, tokens, headers) = c.token(grant(&secret, redirect)).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(tokens["token_type"], "bearer");
+    assert_eq!(tokens["expires_in"], 1800);
+    assert_eq!(tokens["scope"], "service_account/accounts/manage");
+    let ser = tokens["service_account_id"].as_str().unwrap().to_string();
+    assert!(ser.starts_with("ser_"));
+    let (status, body, _) = c.token(grant(&secret, redirect)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "single use"
+    );
+    // RFC 6749 §4.1.2: a reused code revokes what it was exchanged for.
+    assert_eq!(
+        c.userinfo(tokens["access_token"].as_str().unwrap()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let code = c
+        .google_consent(&client_id, redirect, "admin@example.com")
+        .await;
+    let (status, tokens, _) = c
+        .token(
+            grant(&secret, redirect)
+                .as_object()
+                .cloned()
+                .map(|mut m| {
+                    m.insert("code".into(), json!(code));
+                    Value::Object(m)
+                })
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        tokens["service_account_id"].as_str(),
+        Some(ser.as_str()),
+        "the same domain keeps its service account"
+    );
+
+    // Refresh, as a form body (the Ruby SDK's encoding).
+    let r = c
+        .app
+        .client
+        .post(c.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", &client_id),
+            ("client_secret", &secret),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let refreshed: Value = r.json().await.unwrap();
+    assert_ne!(
+        refreshed["refresh_token"], tokens["refresh_token"],
+        "rotated"
+    );
+    assert_eq!(refreshed["service_account_id"].as_str(), Some(ser.as_str()));
+    let access = refreshed["access_token"].as_str().unwrap().to_string();
+
+    // The client secret is not a service account's token.
+    assert_eq!(c.authorize_emails(&secret, json!({"email": "alice@example.com", "callback_url": "http://127.0.0.1:9/", "scope": "read_write"})).await, StatusCode::UNAUTHORIZED);
+    // Validation in Cronofy's shape.
+    let r = c
+        .app
+        .client
+        .post(c.url("/v1/service_account_authorizations"))
+        .bearer_auth(&access)
+        .json(&json!({"email": "", "scope": "read_write"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let errors: Value = r.json().await.unwrap();
+    assert_eq!(errors["errors"]["email"][0]["key"], "errors.required");
+    assert_eq!(
+        errors["errors"]["callback_url"][0]["key"],
+        "errors.required"
+    );
+
+    let rx = Receiver::ok().await;
+    let callback = format!("{}?tenant=acme", rx.url);
+    let status = c.authorize_emails(&access, json!({"service_account_authorizations": [
+        {"email": "Alice@Example.com", "callback_url": callback, "scope": "read_events create_event", "state": "alice"},
+        {"email": "bob@example.com", "callback_url": callback, "scope": "read_write", "state": null},
+        {"email": "nobody@example.com", "callback_url": callback, "scope": "read_write", "state": "nobody"},
+    ]})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let got = callbacks(&rx, 3).await;
+    for r in &got {
+        assert_callback_signed(r, &secret);
+    }
+    assert_eq!(by_state(&got, "nobody")["error"], "not_found");
+    let alice_code = by_state(&got, "alice")["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bob = got
+        .iter()
+        .find(|r| r.json["authorization"]["state"].is_null())
+        .expect("bob's callback");
+    assert!(bob.json["authorization"]["code"].is_string());
+
+    // The account code redeems only with the callback URL as redirect_uri.
+    let account_grant = |redirect: &str| json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": alice_code, "redirect_uri": redirect});
+    let (status, _, _) = c.token(account_grant(&rx.url)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, account, _) = c.token(account_grant(&callback)).await;
+    assert_eq!(status, StatusCode::OK, "{account}");
+    assert_eq!(account["expires_in"], 3600);
+    assert_eq!(account["scope"], "read_events create_event");
+    let acc = account["account_id"].as_str().unwrap().to_string();
+    assert!(acc.starts_with("acc_") && account["sub"] == acc.as_str());
+    assert_eq!(account["linking_profile"]["provider_name"], "google");
+    assert_eq!(
+        account["linking_profile"]["profile_name"],
+        "alice@example.com"
+    );
+    assert!(account["linking_profile"]["profile_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("pro_"));
+
+    let (status, info) = c.userinfo(account["access_token"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(info["sub"], acc.as_str());
+    assert_eq!(info["email"], "alice@example.com");
+    assert_eq!(info["cronofy.type"], "account");
+    let profile = &info["cronofy.data"]["profiles"][0];
+    assert_eq!(
+        (
+            profile["provider_name"].as_str(),
+            profile["profile_connected"].as_bool()
+        ),
+        (Some("google"), Some(true))
+    );
+    assert_eq!(info["cronofy.data"]["conferencing_profiles"], json!([]));
+
+    // Asking again gives the same account.
+    let rx2 = Receiver::ok().await;
+    assert_eq!(c.authorize_emails(&access, json!({"email": "alice@example.com", "callback_url": rx2.url, "scope": "read_write", "state": "again"})).await, StatusCode::ACCEPTED);
+    let again = callbacks(&rx2, 1).await;
+    let code2 = again[0].json["authorization"]["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, account2, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code2, "redirect_uri": rx2.url})).await;
+    assert_eq!(account2["account_id"].as_str(), Some(acc.as_str()));
+
+    // The admin API lists the service account with its accounts.
+    let (status, body) = send(
+        c.app
+            .admin(Method::GET, &format!("/service_accounts/{ser}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"]["provider_name"], "google");
+    assert_eq!(body["data"]["domain"], "example.com");
+    assert_eq!(body["data"]["accounts"], 2);
+    let (_, list) = send(c.app.admin(
+        Method::GET,
+        &format!("/service_accounts?client_id={client_id}"),
+    ))
+    .await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+
+    // Another application cannot revoke it; its own client can, and that stops the accounts.
+    let (other_id, other_secret) = c.application("http://127.0.0.1:9/x").await;
+    let revoke = |id: &str, s: &str| json!({"client_id": id, "client_secret": s, "sub": ser});
+    let r = c
+        .app
+        .client
+        .post(c.url("/oauth/token/revoke"))
+        .json(&revoke(&other_id, &other_secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        c.userinfo(account["access_token"].as_str().unwrap())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let r = c
+        .app
+        .client
+        .post(c.url("/oauth/token/revoke"))
+        .json(&revoke(&client_id, &secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        c.userinfo(account["access_token"].as_str().unwrap())
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        c.authorize_emails(
+            &access,
+            json!({"email": "bob@example.com", "callback_url": rx.url, "scope": "read_write"})
+        )
+        .await,
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, body) = send(
+        c.app
+            .admin(Method::GET, &format!("/service_accounts/{ser}")),
+    )
+    .await;
+    assert_eq!(body["data"]["state"], "revoked");
+}
+
+async fn microsoft_consent_and_provider_faults(c: Connect) {
+    let redirect = "http://127.0.0.1:9/ms";
+    let (client_id, secret) = c.application(redirect).await;
+    // No provider asked for: the choice, then Microsoft's page with its consent link.
+    let (page_url, cookie) = c.open_authorize(&client_id, redirect, None).await;
+    let (_, choice) = c.page(&page_url, &cookie).await;
+    assert!(
+        choice.contains("data-provider=\"google\"")
+            && choice.contains("data-provider=\"office365\"")
+    );
+    let (_, page) = c
+        .page(&format!("{page_url}&provider=office365"), &cookie)
+        .await;
+    let consent_link =
+        between(&page, "class=\"button microsoft\" href=\"", "\"").replace("&amp;", "&");
+    // Microsoft's page (the stand-in): its consent link for the tenant, then the redirect back.
+    let ms_page = c
+        .browser
+        .get(&consent_link)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let tenant_link = between(&ms_page, "class=\"consent\"", ">");
+    let tenant_link = between(tenant_link, "href=\"", "\"").replace("&amp;", "&");
+    let tenant_link = if tenant_link.starts_with("http") {
+        tenant_link
+    } else {
+        format!(
+            "{}{}",
+            c.providers
+                .microsoft_login_url()
+                .split("/microsoft")
+                .next()
+                .unwrap(),
+            tenant_link
+        )
+    };
+    let r = c.browser.get(&tenant_link).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND, "the stand-in redirects back");
+    let back = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(back.contains("admin_consent=True"), "{back}");
+    let r = c
+        .browser
+        .get(&back)
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let code = code_of(r.headers()["location"].to_str().unwrap());
+    let (status, tokens, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect})).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+
+    // carol has a mailbox; dave's is not in Exchange Online (not here, never retried).
+    // Two 503s with Retry-After: 1 first, then an expired provider token (one refresh).
+    c.providers
+        .state
+        .fail_next("microsoft/graph", 503, 2, Some(1));
+    let rx = Receiver::ok().await;
+    let started = std::time::Instant::now();
+    assert_eq!(c.authorize_emails(&access, json!({"email": "carol@contoso.example", "callback_url": rx.url, "scope": "read_write", "state": "carol"})).await, StatusCode::ACCEPTED);
+    let got = callbacks(&rx, 1).await;
+    assert!(
+        got[0].json["authorization"]["code"].is_string(),
+        "{}",
+        got[0].json
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "Retry-After was honoured"
+    );
+    let tokens_before = c.providers.state.requests("microsoft/token");
+    c.providers.state.expire_tokens();
+    assert_eq!(c.authorize_emails(&access, json!({"email": "dave@contoso.example", "callback_url": rx.url, "scope": "read_write", "state": "dave"})).await, StatusCode::ACCEPTED);
+    let got = callbacks(&rx, 2).await;
+    assert_eq!(by_state(&got, "dave")["error"], "not_found");
+    assert_eq!(
+        c.providers.state.requests("microsoft/token"),
+        tokens_before + 1,
+        "one new token after the 401"
+    );
+    let (status, account, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": by_state(&got, "carol")["code"], "redirect_uri": rx.url})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(account["linking_profile"]["provider_name"], "office365");
+}
+
+async fn refusals_never_redirect_and_reuse_revokes(c: Connect) {
+    let redirect = "http://127.0.0.1:9/cb";
+    let (client_id, secret) = c.application(redirect).await;
+    for (id, uri) in [
+        ("unknown", redirect),
+        (client_id.as_str(), "http://127.0.0.1:9/evil"),
+    ] {
+        let r = c
+            .browser
+            .get(c.url("/enterprise_connect/oauth/authorize"))
+            .query(&[
+                ("response_type", "code"),
+                ("client_id", id),
+                ("redirect_uri", uri),
+                ("scope", "s"),
+                ("delegated_scope", "d"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert!(r.headers().get("location").is_none());
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+    }
+    // A bad request with a good redirect URI is said at the redirect URI.
+    let r = c
+        .browser
+        .get(c.url("/enterprise_connect/oauth/authorize"))
+        .query(&[
+            ("response_type", "token"),
+            ("client_id", client_id.as_str()),
+            ("redirect_uri", redirect),
+            ("state", "x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"].to_str().unwrap(), "http://127.0.0.1:9/cb?error=unsupported_response_type&error_description=response_type+must+be+code&state=x");
+    // Declining says access_denied.
+    let (page_url, cookie) = c.open_authorize(&client_id, redirect, Some("google")).await;
+    let (_, html) = c.page(&page_url, &cookie).await;
+    let r = c
+        .browser
+        .post(c.url("/enterprise_connect/oauth/decline"))
+        .header("Cookie", &cookie)
+        .form(&[
+            ("flow", hidden(&html, "flow")),
+            ("csrf", hidden(&html, "csrf")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["location"].to_str().unwrap(),
+        "http://127.0.0.1:9/cb?error=access_denied&state=s+t%26ate"
+    );
+
+    // A reused refresh token revokes the family: the rotated one too.
+    let code = c
+        .google_consent(&client_id, redirect, "admin@example.com")
+        .await;
+    let (_, first, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect})).await;
+    let refresh = |t: &Value| json!({"grant_type": "refresh_token", "client_id": client_id, "client_secret": secret, "refresh_token": t["refresh_token"]});
+    // A failed client authentication neither rotates nor revokes.
+    let (status, _, _) = c.token(json!({"grant_type": "refresh_token", "client_id": client_id, "client_secret": "wrong", "refresh_token": first["refresh_token"]})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, second, _) = c.token(refresh(&first)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body, _) = c.token(refresh(&first)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let (status, _, _) = c.token(refresh(&second)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the family is revoked");
+    assert_eq!(
+        c.userinfo(second["access_token"].as_str().unwrap()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Another application cannot redeem this application's code.
+    let (other_id, other_secret) = c.application(redirect).await;
+    let code = c
+        .google_consent(&client_id, redirect, "admin@example.com")
+        .await;
+    let (status, _, _) = c.token(json!({"grant_type": "authorization_code", "client_id": other_id, "client_secret": other_secret, "code": code, "redirect_uri": redirect})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+fn between<'a>(s: &'a str, start: &str, end: &str) -> &'a str {
+    let i = s.find(start).unwrap_or_else(|| panic!("no {start} in {s}")) + start.len();
+    let rest = &s[i..];
+    &rest[..rest.find(end).unwrap_or(rest.len())]
+}
