@@ -144,13 +144,20 @@ pub async fn prune(db: Db, retention: chrono::Duration) {
                 crate::store::maintain(c)?;
                 // However much has piled up, pruning must not be cut off.
                 crate::store::unbounded(c, |c| {
-                    let n = deliveries::prune(c, crate::store::now() - retention)?;
+                    let before = crate::store::now() - retention;
+                    let n = deliveries::prune(c, before)?;
+                    // Enterprise Connect: codes and tokens that expired, were used or
+                    // revoked, finished consents and authorizations.
+                    let n = n
+                        + crate::store::tokens::prune(c, before)?
+                        + crate::store::consent_flows::prune(c, before)?
+                        + crate::store::authorization_jobs::prune(c, before)?;
                     Ok(n + webhooks::purge_retired(c)?)
                 })
             })
             .await;
         if let Err(e) = result {
-            tracing::warn!(error = %e, "pruning delivery logs");
+            tracing::warn!(error = %e, "pruning delivery logs and spent tokens");
         }
     }
 }

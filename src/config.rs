@@ -1042,7 +1042,14 @@ mod tests {
             ..Config::default()
         };
         let shown = format!("{c:?}\n{}", c.render(&Sources::new()));
-        for secret in ["adminkey", "hooksecret", "enckey", "dbpass", "qtok", "mssecret"] {
+        for secret in [
+            "adminkey",
+            "hooksecret",
+            "enckey",
+            "dbpass",
+            "qtok",
+            "mssecret",
+        ] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
         assert!(shown.contains("postgres://u:********@h/db"), "{shown}");

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use scimgate::config::{Config, LogFormat};
 use scimgate::directory::directories::PROVIDER_TYPES;
-use scimgate::directory::webhooks::{self as endpoints, SealReport};
+use scimgate::directory::webhooks as endpoints;
+use scimgate::secrets::SealReport;
 use scimgate::secrets::Sealer;
 use scimgate::Error;
 
@@ -41,6 +42,9 @@ enum Command {
     /// Manage directories from scripts and at first set-up, without curl.
     #[command(subcommand)]
     Directory(DirectoryCommand),
+    /// Manage the integrators' OAuth clients of Enterprise Connect.
+    #[command(subcommand)]
+    Application(ApplicationCommand),
     /// Check a webhook delivery's signatures; the body on standard input. Exits 0 when
     /// every signature given is valid, 1 when one is not.
     VerifyWebhook(VerifyWebhook),
@@ -74,6 +78,22 @@ enum Command {
 enum DirectoryCommand {
     /// Create a directory and print it with its SCIM secret (JSON).
     Create(CreateDirectory),
+}
+
+#[derive(Subcommand)]
+enum ApplicationCommand {
+    /// Register an application and print it with its client secret (JSON; the secret is
+    /// shown this once).
+    Create(CreateApplication),
+}
+
+#[derive(Args)]
+struct CreateApplication {
+    #[arg(long, value_name = "N")]
+    name: String,
+    /// A redirect URI the application may use (exact match); repeat for several.
+    #[arg(long = "redirect-uri", value_name = "U", required = true)]
+    redirect_uris: Vec<String>,
 }
 
 #[derive(Args)]
@@ -138,6 +158,9 @@ fn main() -> ExitCode {
         Command::Migrate => with_config(file, migrate),
         Command::Directory(DirectoryCommand::Create(args)) => {
             with_config(file, |c| create_directory(c, args))
+        }
+        Command::Application(ApplicationCommand::Create(args)) => {
+            with_config(file, |c| create_application(c, args))
         }
         Command::Rekey { discard_unreadable } => {
             with_config(file, |c| rekey(c, discard_unreadable))
@@ -279,7 +302,7 @@ fn sealer(config: &mut Config) -> Result<Sealer, Error> {
 /// that generated its own key would otherwise seal new secrets no other instance opens.
 fn open_db(config: &Config, sealer: &Sealer) -> Result<scimgate::store::Db, Error> {
     let db = config.open_db()?;
-    let report = endpoints::seal_stored_secrets(&mut *db.conn()?, sealer, false)?;
+    let report = seal_all(&mut *db.conn()?, sealer, false)?;
     if !report.unreadable.is_empty() {
         return Err(unreadable(sealer, &report));
     }
@@ -287,6 +310,17 @@ fn open_db(config: &Config, sealer: &Sealer) -> Result<scimgate::store::Db, Erro
         tracing::info!(count = report.sealed, "sealed secrets stored in plaintext");
     }
     Ok(db)
+}
+
+/// The sealing pass over every sealed column: webhook secrets, then Enterprise Connect's.
+fn seal_all(
+    conn: &mut scimgate::store::AnyConnection,
+    sealer: &Sealer,
+    rekey: bool,
+) -> Result<SealReport, Error> {
+    let mut report = endpoints::seal_stored_secrets(conn, sealer, rekey)?;
+    scimgate::connect::sealing::seal_stored_secrets(conn, sealer, rekey, &mut report)?;
+    Ok(report)
 }
 
 fn unreadable(sealer: &Sealer, report: &SealReport) -> Error {
@@ -320,12 +354,13 @@ fn rekey(mut config: Config, discard_unreadable: bool) -> Result<(), Error> {
     let db = config.open_db()?;
     let mut conn = db.conn()?;
     if discard_unreadable {
-        let n = endpoints::replace_unreadable_secrets(&mut conn, &sealer)?;
+        let n = endpoints::replace_unreadable_secrets(&mut conn, &sealer)?
+            + scimgate::connect::sealing::discard_unreadable(&mut conn, &sealer)?;
         println!(
             "{n} secret(s) no configured key opens were replaced; their endpoints are disabled until an admin sets a new secret"
         );
     }
-    let report = endpoints::seal_stored_secrets(&mut conn, &sealer, true)?;
+    let report = seal_all(&mut conn, &sealer, true)?;
     if !report.unreadable.is_empty() {
         return Err(unreadable(&sealer, &report));
     }
@@ -382,6 +417,22 @@ fn create_directory(mut config: Config, args: CreateDirectory) -> Result<(), Err
         webhook_secret.as_deref(),
     );
     println!("{json:#}");
+    Ok(())
+}
+
+/// `scimgate application create`: as `POST /api/v1/applications`.
+fn create_application(mut config: Config, args: CreateApplication) -> Result<(), Error> {
+    let sealer = sealer(&mut config)?;
+    let db = open_db(&config, &sealer)?;
+    let new = scimgate::connect::applications::NewApplication {
+        name: args.name,
+        redirect_uris: args.redirect_uris,
+    };
+    let (row, secret) = scimgate::connect::applications::create(&mut *db.conn()?, &sealer, new)?;
+    println!(
+        "{:#}",
+        scimgate::connect::applications::to_json(&row, Some(&secret))
+    );
     Ok(())
 }
 

@@ -21,6 +21,49 @@ use subtle::ConstantTimeEq;
 
 use crate::error::Error;
 
+/// What a pass over the stored secrets found and did.
+#[derive(Debug, Default)]
+pub struct SealReport {
+    /// Plaintext values (from before sealing) sealed now.
+    pub sealed: usize,
+    /// Values re-sealed under the current key (`rekey`).
+    pub resealed: usize,
+    /// Values that changed while the pass ran, left as they are now.
+    pub skipped: usize,
+    /// Where the values no configured key opens are, and why (never the values).
+    pub unreadable: Vec<String>,
+}
+
+/// The value to store instead of `stored`, if any: plaintext sealed, or (with `rekey`) an
+/// old key's value re-sealed. One no key opens goes to the report.
+pub fn resealed(
+    sealer: &Sealer,
+    stored: &Sealed,
+    rekey: bool,
+    place: &str,
+    report: &mut SealReport,
+) -> Result<Option<Sealed>, Error> {
+    if stored.key_id().is_none() {
+        return sealer.seal(stored.as_stored()).map(Some);
+    }
+    match sealer.open(stored) {
+        Ok(plain) if rekey && !sealer.is_current(stored) => sealer.seal(plain.expose()).map(Some),
+        Ok(_) => Ok(None),
+        Err(e) => {
+            report.unreadable.push(format!("{place}: {e}"));
+            Ok(None)
+        }
+    }
+}
+
+pub fn count(report: &mut SealReport, old: &Sealed, replaced: bool) {
+    match (replaced, old.key_id()) {
+        (false, _) => report.skipped += 1,
+        (true, None) => report.sealed += 1,
+        (true, Some(_)) => report.resealed += 1,
+    }
+}
+
 /// `bytes` random bytes, base64url without padding.
 pub fn random_token(bytes: usize) -> Result<String, Error> {
     let mut buf = vec![0u8; bytes];

@@ -154,6 +154,7 @@ fn lower_parts_do_not_import_higher_ones() {
         (
             "src/store/",
             &[
+                "crate::connect",
                 "crate::directory",
                 "crate::http",
                 "crate::webhooks",
@@ -169,7 +170,19 @@ fn lower_parts_do_not_import_higher_ones() {
                 "crate::store",
             ],
         ),
-        ("src/webhooks/", &["crate::directory", "crate::http"]),
+        (
+            "src/webhooks/",
+            &["crate::directory", "crate::http", "crate::connect"],
+        ),
+        (
+            "src/connect/",
+            &[
+                "crate::http",
+                "crate::background",
+                "crate::devproviders",
+                "crate::directory",
+            ],
+        ),
         (
             "src/providers/",
             &[

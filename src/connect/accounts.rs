@@ -86,3 +86,14 @@ pub fn to_json(a: &AccountRow) -> Value {
 pub fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<AccountRow>, Error> {
     store::get(conn, id)
 }
+
+/// `GET /v1/userinfo` for the subject of a live access token.
+pub fn userinfo_of(conn: &mut AnyConnection, subject: &str) -> Result<Value, Error> {
+    let gone = || crate::error::Rejected::unauthorized("a valid access token is required");
+    if crate::ids::AccountId::parse(subject).is_some() {
+        let a = store::get(conn, subject)?.ok_or_else(gone)?;
+        return Ok(userinfo(&a));
+    }
+    let s = crate::store::service_accounts::get(conn, subject)?.ok_or_else(gone)?;
+    Ok(service_account_userinfo(&s))
+}

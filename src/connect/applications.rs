@@ -137,6 +137,13 @@ pub fn by_bearer_secret(
     store::by_secret_digest(conn, &secrets::digest(secret))
 }
 
+pub fn by_client_id(
+    conn: &mut AnyConnection,
+    client_id: &str,
+) -> Result<Option<ApplicationRow>, Error> {
+    store::by_client_id(conn, client_id)
+}
+
 /// Whether `uri` is one of the application's registered redirect URIs, exactly.
 pub fn is_registered(app: &ApplicationRow, uri: &str) -> bool {
     app.redirect_uris().iter().any(|r| r == uri)

@@ -155,12 +155,15 @@ pub fn check(body: Body, allow_private: bool) -> Result<Vec<Checked>, Invalid> {
     }
 }
 
-/// Queues the checked authorizations for `service_account`, due now.
+/// Queues the checked authorizations for a service account, due now.
 pub fn enqueue(
     conn: &mut AnyConnection,
-    service_account: &ServiceAccountRow,
+    service_account_id: &str,
     items: &[Checked],
 ) -> Result<(), Error> {
+    let service_account: ServiceAccountRow =
+        crate::store::service_accounts::get(conn, service_account_id)?
+            .ok_or_else(|| Rejected::unauthorized("unknown service account"))?;
     if !service_account.is_active() {
         return Err(Rejected::unauthorized("the service account was revoked").into());
     }

@@ -9,6 +9,7 @@ pub mod authorizations;
 pub mod consent;
 pub mod grants;
 pub mod provider_access;
+pub mod sealing;
 pub mod service_accounts;
 pub mod worker;
 

@@ -5,7 +5,7 @@
 use chrono::NaiveDateTime;
 use serde_json::{json, Value};
 
-use crate::error::Error;
+use crate::error::{Error, Rejected};
 use crate::ids::ServiceAccountId;
 use crate::scim::resource::timestamp;
 use crate::store::accounts as account_store;
@@ -114,5 +114,57 @@ pub fn to_json(
         "revoked_at": row.revoked_at.map(timestamp),
         "accounts": accounts,
         "pending_authorizations": pending,
+    })
+}
+
+/// The admin API's list, of one application (`client_id`) or all.
+pub fn list_json(conn: &mut AnyConnection, client_id: Option<&str>) -> Result<Vec<Value>, Error> {
+    let apps = crate::store::applications::list(conn)?;
+    let app = match client_id {
+        Some(id) => Some(
+            apps.iter()
+                .find(|a| a.client_id == id)
+                .ok_or_else(|| Rejected::not_found("application not found"))?
+                .id
+                .clone(),
+        ),
+        None => None,
+    };
+    let rows = store::list(conn, app.as_deref())?;
+    Ok(rows
+        .iter()
+        .map(|s| {
+            let client = apps
+                .iter()
+                .find(|a| a.id == s.application_id)
+                .map(|a| a.client_id.as_str());
+            to_json(s, client, None, None)
+        })
+        .collect())
+}
+
+/// One service account with its accounts and how many authorizations are pending.
+pub fn detail_json(conn: &mut AnyConnection, id: &str) -> Result<Value, Error> {
+    let s =
+        store::get(conn, id)?.ok_or_else(|| Rejected::not_found("service account not found"))?;
+    let app = crate::store::applications::get(conn, &s.application_id)?;
+    let list = account_store::list_of_service_account(conn, &s.id)?;
+    let pending = crate::store::authorization_jobs::pending_of_service_account(conn, &s.id)?;
+    let mut v = to_json(
+        &s,
+        app.as_ref().map(|a| a.client_id.as_str()),
+        Some(list.len() as i64),
+        Some(pending),
+    );
+    v["account_list"] = Value::Array(list.iter().map(super::accounts::to_json).collect());
+    Ok(v)
+}
+
+/// The operator revokes a service account (admin API). False when it does not exist.
+pub fn revoke_by_operator(conn: &mut AnyConnection, id: &str) -> Result<bool, Error> {
+    crate::store::write_tx(conn, |c| {
+        let exists = store::get(c, id)?.is_some();
+        revoke(c, id, db::now())?;
+        Ok(exists)
     })
 }

@@ -57,6 +57,9 @@ struct Worker {
     client: outbound::Client,
     settings: Settings,
     owner: String,
+    /// The earliest retry this worker scheduled itself: it wakes for it without asking
+    /// the database (an idle instance sends nothing but its safety-net claim).
+    due: std::sync::Mutex<Option<chrono::NaiveDateTime>>,
 }
 
 /// Starts the worker on the current runtime.
@@ -74,6 +77,7 @@ pub fn start(
         sealer,
         owner: format!("auth-{}", uuid::Uuid::new_v4().simple()),
         settings,
+        due: std::sync::Mutex::new(None),
     });
     tokio::spawn(run(worker, handle.wake.clone()));
     Ok(handle)
@@ -82,6 +86,13 @@ pub fn start(
 async fn run(w: Arc<Worker>, wake: Arc<Notify>) {
     let slots = Arc::new(Semaphore::new(w.settings.concurrency.max(1)));
     loop {
+        {
+            // What falls due by now is claimed below; a later retry keeps its time.
+            let mut due = w.due.lock().unwrap_or_else(|p| p.into_inner());
+            if due.is_some_and(|at| at <= db::now()) {
+                *due = None;
+            }
+        }
         let free = slots.available_permits();
         let claimed = if free == 0 {
             Ok(Vec::new())
@@ -120,11 +131,17 @@ async fn run(w: Arc<Worker>, wake: Arc<Notify>) {
         if got > 0 && got == free {
             continue;
         }
-        let until_due = match w.db.run(store::next_due).await {
-            Ok(Some(at)) => (at - db::now()).to_std().unwrap_or(Duration::ZERO),
-            _ => w.settings.poll,
-        };
-        let nap = until_due.clamp(Duration::from_millis(20), w.settings.poll);
+        // Jobs queued here wake this worker; its own retries are timed from `due`; the
+        // slow safety net claims what other instances left (a crash, once its lease ran
+        // out).
+        let safety = w.settings.poll * 6;
+        let until_due = w
+            .due
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|at| (at - db::now()).to_std().unwrap_or(Duration::ZERO))
+            .unwrap_or(safety);
+        let nap = until_due.clamp(Duration::from_millis(20), safety);
         tokio::select! {
             _ = wake.notified() => {}
             _ = tokio::time::sleep(nap) => {}
@@ -133,6 +150,14 @@ async fn run(w: Arc<Worker>, wake: Arc<Notify>) {
 }
 
 impl Worker {
+    /// Remembers that a job of this worker falls due again at `at`.
+    fn note_due(&self, at: chrono::NaiveDateTime) {
+        let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
+        if due.is_none_or(|d| at < d) {
+            *due = Some(at);
+        }
+    }
+
     /// One step of a job this worker holds: the lookup (then straight on to the
     /// callback), or a callback retry.
     async fn step(&self, job: JobRow) -> Result<(), Error> {
@@ -191,9 +216,11 @@ impl Worker {
                 };
                 let delay = backoff((attempts - 1) as u32, retry_after);
                 let (id, owner) = (job.id.clone(), self.owner.clone());
+                let at = db::later(db::now(), delay);
+                self.note_due(at);
                 let update = JobUpdate {
                     attempts: Some(attempts),
-                    next_attempt_at: Some(db::later(db::now(), delay)),
+                    next_attempt_at: Some(at),
                     last_error: Some(Some(e.to_string())),
                     ..Default::default()
                 };
@@ -293,12 +320,11 @@ impl Worker {
                 ..Default::default()
             },
             Err((msg, retry_after)) if attempts < i64::from(self.settings.callback_attempts) => {
+                let at = db::later(db::now(), backoff((attempts - 1) as u32, retry_after));
+                self.note_due(at);
                 JobUpdate {
                     attempts: Some(attempts),
-                    next_attempt_at: Some(db::later(
-                        db::now(),
-                        backoff((attempts - 1) as u32, retry_after),
-                    )),
+                    next_attempt_at: Some(at),
                     last_error: Some(Some(msg)),
                     ..Default::default()
                 }

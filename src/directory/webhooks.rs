@@ -9,7 +9,7 @@ use super::events::ALL_TYPES;
 use crate::error::{Error, Rejected};
 use crate::ids::EndpointId;
 use crate::outbound::safety;
-use crate::secrets::{Sealed, Sealer, Secret};
+use crate::secrets::{count, resealed, SealReport, Sealed, Sealer, Secret};
 use crate::store::deliveries::{self, DeliveryRow};
 use crate::store::directories::DirectoryRow;
 use crate::store::events::EventRow;
@@ -443,19 +443,6 @@ fn configure_global_once(
     })
 }
 
-/// What a pass over the stored secrets found and did.
-#[derive(Debug, Default)]
-pub struct SealReport {
-    /// Plaintext values (from before sealing) sealed now.
-    pub sealed: usize,
-    /// Values re-sealed under the current key (`rekey`).
-    pub resealed: usize,
-    /// Values that changed while the pass ran, left as they are now.
-    pub skipped: usize,
-    /// Where the values no configured key opens are, and why (never the values).
-    pub unreadable: Vec<String>,
-}
-
 /// Seals every secret still stored in plaintext (a database from before sealing) and,
 /// with `rekey`, re-seals under the current key those sealed under an older one. Run at
 /// start-up after the migrations, and by `scimgate rekey`; idempotent. A value is replaced
@@ -508,36 +495,6 @@ pub fn seal_stored_secrets(
         }
     }
     Ok(report)
-}
-
-/// The value to store instead of `stored`, if any: plaintext sealed, or (with `rekey`) an
-/// old key's value re-sealed. One no key opens goes to the report.
-fn resealed(
-    sealer: &Sealer,
-    stored: &Sealed,
-    rekey: bool,
-    place: &str,
-    report: &mut SealReport,
-) -> Result<Option<Sealed>, Error> {
-    if stored.key_id().is_none() {
-        return sealer.seal(stored.as_stored()).map(Some);
-    }
-    match sealer.open(stored) {
-        Ok(plain) if rekey && !sealer.is_current(stored) => sealer.seal(plain.expose()).map(Some),
-        Ok(_) => Ok(None),
-        Err(e) => {
-            report.unreadable.push(format!("{place}: {e}"));
-            Ok(None)
-        }
-    }
-}
-
-fn count(report: &mut SealReport, old: &Sealed, replaced: bool) {
-    match (replaced, old.key_id()) {
-        (false, _) => report.skipped += 1,
-        (true, None) => report.sealed += 1,
-        (true, Some(_)) => report.resealed += 1,
-    }
 }
 
 /// For a lost key: gives every secret no configured key opens a new generated one, and

@@ -12,7 +12,7 @@ use super::admin::{from_body, ok};
 use super::error::AdminFailure;
 use super::extract::{json_body, AdminAuth};
 use super::AppState;
-use crate::connect::{accounts, applications, service_accounts};
+use crate::connect::{applications, service_accounts};
 use crate::error::Rejected;
 use crate::ids::ServiceAccountId;
 
@@ -91,30 +91,7 @@ async fn list_service_accounts(
     let client_id = q.get("client_id").cloned();
     let data = state
         .db
-        .run(move |c| {
-            let apps = crate::store::applications::list(c)?;
-            let app = match &client_id {
-                Some(id) => Some(
-                    apps.iter()
-                        .find(|a| &a.client_id == id)
-                        .ok_or_else(|| Rejected::not_found("application not found"))?
-                        .id
-                        .clone(),
-                ),
-                None => None,
-            };
-            let rows = crate::store::service_accounts::list(c, app.as_deref())?;
-            Ok(rows
-                .iter()
-                .map(|s| {
-                    let client = apps
-                        .iter()
-                        .find(|a| a.id == s.application_id)
-                        .map(|a| a.client_id.as_str());
-                    service_accounts::to_json(s, client, None, None)
-                })
-                .collect::<Vec<_>>())
-        })
+        .run(move |c| service_accounts::list_json(c, client_id.as_deref()))
         .await?;
     Ok(ok(Value::Array(data)))
 }
@@ -128,21 +105,7 @@ async fn get_service_account(
     let id = service_account_id(&path)?;
     let data = state
         .db
-        .run(move |c| {
-            let s = crate::store::service_accounts::get(c, id.as_str())?
-                .ok_or_else(|| Rejected::not_found("service account not found"))?;
-            let app = crate::store::applications::get(c, &s.application_id)?;
-            let list = crate::store::accounts::list_of_service_account(c, &s.id)?;
-            let pending = crate::store::authorization_jobs::pending_of_service_account(c, &s.id)?;
-            let mut v = service_accounts::to_json(
-                &s,
-                app.as_ref().map(|a| a.client_id.as_str()),
-                Some(list.len() as i64),
-                Some(pending),
-            );
-            v["account_list"] = Value::Array(list.iter().map(accounts::to_json).collect());
-            Ok(v)
-        })
+        .run(move |c| service_accounts::detail_json(c, id.as_str()))
         .await?;
     Ok(ok(data))
 }
@@ -157,13 +120,7 @@ async fn revoke_service_account(
     let key = id.as_str().to_string();
     let found = state
         .db
-        .run(move |c| {
-            crate::store::write_tx(c, |c| {
-                let exists = crate::store::service_accounts::get(c, id.as_str())?.is_some();
-                service_accounts::revoke(c, id.as_str(), crate::store::now())?;
-                Ok(exists)
-            })
-        })
+        .run(move |c| service_accounts::revoke_by_operator(c, id.as_str()))
         .await?;
     if !found {
         return Err(Rejected::not_found("service account not found").into());

@@ -2,7 +2,6 @@
 //! and UserInfo, authenticated by our access tokens.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
 
 use super::error::AdminFailure;
 use super::extract::{credential, json_body};
@@ -10,7 +9,7 @@ use super::AppState;
 use crate::connect::authorizations::{self, Body};
 use crate::connect::grants::{self, Bearer};
 use crate::error::{Error, Rejected};
-use crate::ids::{AccountId, ServiceAccountId};
+use crate::ids::ServiceAccountId;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -56,10 +55,7 @@ async fn service_account_authorizations(
     let ser_id = who.subject.clone();
     state
         .db
-        .run(move |c| {
-            let ser = crate::store::service_accounts::get(c, &ser_id)?.ok_or_else(unauthorized)?;
-            authorizations::enqueue(c, &ser, &checked)
-        })
+        .run(move |c| authorizations::enqueue(c, &ser_id, &checked))
         .await?;
     state.authorizations.wake();
     Ok(HttpResponse::Accepted().finish())
@@ -73,18 +69,7 @@ async fn userinfo(
     let who = bearer(&state, &req).await?;
     let body = state
         .db
-        .run(move |c| {
-            if AccountId::parse(&who.subject).is_some() {
-                let a = crate::store::accounts::get(c, &who.subject)?.ok_or_else(unauthorized)?;
-                Ok(crate::connect::accounts::userinfo(&a))
-            } else if ServiceAccountId::parse(&who.subject).is_some() {
-                let s = crate::store::service_accounts::get(c, &who.subject)?
-                    .ok_or_else(unauthorized)?;
-                Ok(crate::connect::accounts::service_account_userinfo(&s))
-            } else {
-                Ok(json!({"sub": who.subject}))
-            }
-        })
+        .run(move |c| crate::connect::accounts::userinfo_of(c, &who.subject))
         .await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))

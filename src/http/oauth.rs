@@ -152,7 +152,7 @@ async fn authorize(
     let redirect_uri = q.get("redirect_uri").cloned().unwrap_or_default();
     let app = state
         .db
-        .run(move |c| crate::store::applications::by_client_id(c, &client_id))
+        .run(move |c| applications::by_client_id(c, &client_id))
         .await?
         .ok_or_else(|| {
             Rejected::invalid(

@@ -196,14 +196,6 @@ pub fn release_all(conn: &mut AnyConnection, owner: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// When the next unleased job falls due, if any (for the worker's timer).
-pub fn next_due(conn: &mut AnyConnection) -> Result<Option<NaiveDateTime>, Error> {
-    Ok(authorization_jobs::table
-        .filter(j::status.ne(DONE))
-        .select(diesel::dsl::min(j::next_attempt_at))
-        .first(conn)?)
-}
-
 /// Counts by status for one service account (`lookup`, `callback`).
 pub fn pending_of_service_account(
     conn: &mut AnyConnection,
@@ -241,6 +233,22 @@ pub fn replace_body(
             .filter(j::callback_body.eq(old)),
     )
     .set(j::callback_body.eq(new))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Ends a job whose sealed callback no configured key opens (a lost key).
+pub fn abandon(conn: &mut AnyConnection, id: &str, old: &Sealed) -> Result<bool, Error> {
+    let n = diesel::update(
+        authorization_jobs::table
+            .find(id)
+            .filter(j::callback_body.eq(old)),
+    )
+    .set((
+        j::callback_body.eq(None::<Sealed>),
+        j::status.eq(DONE),
+        j::last_error.eq(Some("its callback was sealed with a lost encryption key")),
+    ))
     .execute(conn)?;
     Ok(n == 1)
 }

@@ -43,6 +43,7 @@ connect_tests!(
     google_consent_tokens_and_delegated_authorizations,
     microsoft_consent_and_provider_faults,
     refusals_never_redirect_and_reuse_revokes,
+    nothing_is_stored_in_plaintext_and_rekey_covers_it,
 );
 
 /// The gateway with Google and Microsoft pointed at a fresh set of stand-ins.
@@ -73,6 +74,8 @@ impl Connect {
             c.microsoft_client_secret = Some(ms_secret);
             c.microsoft_login_url = login;
             c.microsoft_graph_url = graph;
+            // Three provider attempts: a provider that stays down ends quickly in tests.
+            c.authorization_attempts = 3;
         })
         .await?;
         scimgate::outbound::install_tls_provider();
@@ -747,6 +750,34 @@ async fn refusals_never_redirect_and_reuse_revokes(c: Connect) {
         c.userinfo(second["access_token"].as_str().unwrap()).await.0,
         StatusCode::UNAUTHORIZED
     );
+    // A provider that stays down ends in `provider_error` after the configured attempts,
+    // and holds up nobody else.
+    let code = c
+        .google_consent(&client_id, redirect, "admin@example.com")
+        .await;
+    let (_, t, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect})).await;
+    let rx = Receiver::ok().await;
+    c.providers.state.fail_next("google/admin", 503, 3, Some(0));
+    let access = t["access_token"].as_str().unwrap();
+    assert_eq!(c.authorize_emails(access, json!({"email": "bob@example.com", "callback_url": rx.url, "scope": "read_write", "state": "down"})).await, StatusCode::ACCEPTED);
+    let got = callbacks(&rx, 1).await;
+    assert_eq!(
+        got[0].json["authorization"]["error"], "provider_error",
+        "{}",
+        got[0].json
+    );
+    assert!(
+        got[0].json["authorization"]["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("503"),
+        "{}",
+        got[0].json
+    );
+    assert_eq!(c.authorize_emails(access, json!({"email": "alice@example.com", "callback_url": rx.url, "scope": "read_write", "state": "up"})).await, StatusCode::ACCEPTED);
+    let got = callbacks(&rx, 2).await;
+    assert!(by_state(&got, "up")["code"].is_string());
+
     // Another application cannot redeem this application's code.
     let (other_id, other_secret) = c.application(redirect).await;
     let code = c
@@ -760,4 +791,81 @@ fn between<'a>(s: &'a str, start: &str, end: &str) -> &'a str {
     let i = s.find(start).unwrap_or_else(|| panic!("no {start} in {s}")) + start.len();
     let rest = &s[i..];
     &rest[..rest.find(end).unwrap_or(rest.len())]
+}
+
+/// DESIGN.md §6.6: client secrets, provider tokens and the tokens we issued are nowhere
+/// in plain text, hex or base64; `rekey` moves the sealed ones to a new key.
+async fn nothing_is_stored_in_plaintext_and_rekey_covers_it(c: Connect) {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let redirect = "http://127.0.0.1:9/cb";
+    let (client_id, secret) = c.application(redirect).await;
+    let code = c
+        .google_consent(&client_id, redirect, "admin@example.com")
+        .await;
+    let (_, tokens, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect})).await;
+    let rx = Receiver::ok().await;
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(c.authorize_emails(access, json!({"email": "alice@example.com", "callback_url": rx.url, "scope": "read_write", "state": "a"})).await, StatusCode::ACCEPTED);
+    let got = callbacks(&rx, 1).await;
+    let account_code = got[0].json["authorization"]["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, account, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": account_code, "redirect_uri": rx.url})).await;
+
+    let raw = crate::secrets_at_rest::raw_storage(&c.app).await;
+    let mut secrets: Vec<String> = vec![secret.clone(), code, account_code];
+    for t in [&tokens, &account] {
+        secrets.push(t["access_token"].as_str().unwrap().to_string());
+        secrets.push(t["refresh_token"].as_str().unwrap().to_string());
+    }
+    let mut forms = Vec::new();
+    for s in &secrets {
+        forms.push(s.clone());
+        forms.push(hex::encode(s.as_bytes()));
+        forms.push(STANDARD.encode(s.as_bytes()));
+        forms.push(URL_SAFE_NO_PAD.encode(s.as_bytes()));
+    }
+    let forms: Vec<&str> = forms.iter().map(String::as_str).collect();
+    crate::secrets_at_rest::assert_nowhere(&raw, &forms);
+
+    // The provider token is kept, sealed; `rekey` moves it and the client secret.
+    let (stored_app, stored_tokens) = c
+        .app
+        .db
+        .run(|conn| {
+            Ok((
+                scimgate::store::applications::stored_secrets(conn)?,
+                scimgate::store::service_accounts::stored_tokens(conn)?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!((stored_app.len(), stored_tokens.len()), (1, 1));
+    let new_key = scimgate::secrets::generate_key().unwrap();
+    let both = scimgate::secrets::Sealer::from_keys(&format!(
+        "{new_key},{}",
+        crate::common::ENCRYPTION_KEY
+    ))
+    .unwrap();
+    let sealer = both.clone();
+    let report = c
+        .app
+        .db
+        .run(move |conn| {
+            let mut report = scimgate::secrets::SealReport::default();
+            scimgate::connect::sealing::seal_stored_secrets(conn, &sealer, true, &mut report)?;
+            Ok(report)
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.resealed, 2, "{report:?}");
+    let stored_app = c
+        .app
+        .db
+        .run(scimgate::store::applications::stored_secrets)
+        .await
+        .unwrap();
+    assert_eq!(stored_app[0].1.key_id(), Some(both.current_key_id()));
+    assert_eq!(both.open(&stored_app[0].1).unwrap().expose(), secret);
 }

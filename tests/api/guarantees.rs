@@ -15,13 +15,18 @@ use crate::common::{user, Backend, TestDb, API_KEY};
 use crate::receiver::Receiver;
 
 /// A `scimgate serve` process.
-struct Gateway {
+pub struct Gateway {
     child: Child,
-    base: String,
+    pub base: String,
 }
 
 impl Gateway {
     fn start(database_url: &str) -> Self {
+        Self::start_with(database_url, &[])
+    }
+
+    /// With more settings (`SCIMGATE_*` pairs) than the tests' defaults.
+    pub fn start_with(database_url: &str, extra: &[(String, String)]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_scimgate"));
         for (k, _) in std::env::vars() {
             if k.starts_with("SCIMGATE_") {
@@ -41,6 +46,7 @@ impl Gateway {
             // A killed instance's endpoints are taken over after this.
             .env("SCIMGATE_WEBHOOK_LEASE_MS", "2000")
             .env("RUST_LOG", "warn")
+            .envs(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         let mut child = cmd.spawn().expect("spawn scimgate");
@@ -64,7 +70,7 @@ impl Gateway {
         assert!(exit.success(), "exit status {exit}");
     }
 
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("reaped");
     }

@@ -8,6 +8,7 @@ mod binary;
 mod bulk;
 mod concurrency;
 mod config_doc;
+mod connect_crash;
 mod discovery;
 mod enterprise_connect;
 mod events;

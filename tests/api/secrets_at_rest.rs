@@ -62,7 +62,7 @@ struct OneText {
 
 /// What the database holds, as bytes: every file of the SQLite database (with its
 /// write-ahead log), or every row of every PostgreSQL table as JSON.
-async fn raw_storage(app: &TestApp) -> Vec<u8> {
+pub async fn raw_storage(app: &TestApp) -> Vec<u8> {
     let url = app.database_url().to_string();
     tokio::task::spawn_blocking(move || {
         if let Some(path) = url.strip_prefix("sqlite://") {
@@ -106,7 +106,7 @@ async fn raw_storage(app: &TestApp) -> Vec<u8> {
     .expect("join")
 }
 
-fn assert_nowhere(raw: &[u8], secrets: &[&str]) {
+pub fn assert_nowhere(raw: &[u8], secrets: &[&str]) {
     for s in secrets {
         assert!(
             !raw.windows(s.len()).any(|w| w == s.as_bytes()),
