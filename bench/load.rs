@@ -9,6 +9,9 @@
 //!
 //!   cargo run --release --example load -- --hostile [--database-url URL] [--requests R]
 //!
+//!   cargo run --release --example load -- --connect [--database-url URL] [--users N]
+//!       [--requests N] [--concurrency C] [--provider-latency-ms MS]
+//!
 //! Without `--database-url` it uses a fresh SQLite file; a `postgres://` URL gets a
 //! fresh schema that is dropped afterwards. Results print as a Markdown table.
 //!
@@ -19,6 +22,10 @@
 //!
 //! `--hostile` measures memory and fairness under the costliest inputs the limits allow
 //! (`bench/hostile.rs`); `--requests` is its number of rounds (default 50).
+//!
+//! `--connect` measures Enterprise Connect against the local provider stand-ins
+//! (`bench/connect.rs`): `--users` delegated authorizations (default 5 000) until the last
+//! callback, the token endpoint, and `/v1/userinfo`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +37,7 @@ use scimgate::store::{bulk_insert, Db};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
+mod connect;
 mod hostile;
 
 struct Args {
@@ -45,6 +53,9 @@ struct Args {
     /// a second instance delivers (woken by LISTEN/NOTIFY).
     cross_instance: bool,
     hostile: bool,
+    /// Enterprise Connect: delegated authorizations, token exchanges, UserInfo.
+    connect: bool,
+    provider_latency_ms: u64,
     endpoints: usize,
     events: usize,
     samples: usize,
@@ -61,6 +72,8 @@ fn args() -> Args {
         webhooks: false,
         cross_instance: false,
         hostile: false,
+        connect: false,
+        provider_latency_ms: 0,
         endpoints: 50,
         events: 2_000,
         samples: 500,
@@ -76,6 +89,10 @@ fn args() -> Args {
             "--members" => a.members = value().parse().expect("--members M"),
             "--webhooks" => a.webhooks = true,
             "--hostile" => a.hostile = true,
+            "--connect" => a.connect = true,
+            "--provider-latency-ms" => {
+                a.provider_latency_ms = value().parse().expect("--provider-latency-ms MS")
+            }
             "--cross-instance" => a.cross_instance = true,
             "--endpoints" => a.endpoints = value().parse().expect("--endpoints E"),
             "--events" => a.events = value().parse().expect("--events N"),
@@ -84,7 +101,7 @@ fn args() -> Args {
                 a.lookup_concurrency = Some(value().parse().expect("--lookup-concurrency C"))
             }
             _ => {
-                eprintln!("usage: load [--database-url URL] [--users N] [--requests N] [--concurrency C] [--lookup-concurrency C] [--members M]\n       load --webhooks [--database-url URL] [--endpoints E] [--events N] [--samples S]\n       load --hostile [--database-url URL] [--requests ROUNDS]");
+                eprintln!("usage: load [--database-url URL] [--users N] [--requests N] [--concurrency C] [--lookup-concurrency C] [--members M]\n       load --webhooks [--database-url URL] [--endpoints E] [--events N] [--samples S]\n       load --hostile [--database-url URL] [--requests ROUNDS]\n       load --connect [--database-url URL] [--users N] [--requests N] [--concurrency C] [--provider-latency-ms MS]");
                 std::process::exit(2);
             }
         }
@@ -240,6 +257,10 @@ fn main() {
         .expect("runtime");
     if a.webhooks {
         rt.block_on(webhooks::run(&a, &url));
+    } else if a.connect {
+        let users = if std::env::args().any(|f| f == "--users") { a.users } else { 5_000 };
+        let a = Args { users, ..a };
+        rt.block_on(connect::run(&a, &url, Duration::from_millis(a.provider_latency_ms)));
     } else if a.hostile {
         let rounds = if std::env::args().any(|f| f == "--requests") {
             a.requests

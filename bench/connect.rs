@@ -1,0 +1,188 @@
+//! `--connect`: Enterprise Connect under load against the local provider stand-ins
+//! (`scimgate::devproviders`, in this process): a batch of `--users` delegated
+//! authorizations (50 per request) until the last signed callback arrives, then every
+//! account code exchanged at `/oauth/token`, then `--requests` `GET /v1/userinfo`.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use scimgate::devproviders::DevProviders;
+use serde_json::{json, Value};
+
+use super::{phase, serve, Args, Stats};
+
+struct Rx {
+    codes: Mutex<Vec<String>>,
+    errors: Mutex<usize>,
+    last: Mutex<Option<Instant>>,
+}
+
+async fn receive(body: web::Bytes, rx: web::Data<Arc<Rx>>) -> HttpResponse {
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    match v["authorization"]["code"].as_str() {
+        Some(c) => rx.codes.lock().unwrap().push(c.to_string()),
+        None => *rx.errors.lock().unwrap() += 1,
+    }
+    *rx.last.lock().unwrap() = Some(Instant::now());
+    HttpResponse::Ok().finish()
+}
+
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).expect("hidden input") + marker.len();
+    html[start..].split('"').next().unwrap_or_default().to_string()
+}
+
+pub async fn run(a: &Args, url: &str, provider_latency: Duration) {
+    let providers = DevProviders::start("127.0.0.1:0").await.expect("providers");
+    providers.seed_demo().expect("seed");
+    for i in 0..a.users {
+        providers
+            .state
+            .add_google_user(&format!("u{i}@example.com"), false)
+            .expect("user");
+    }
+    providers.state.set_latency(provider_latency);
+    let key = std::env::temp_dir().join(format!("scimgate-load-google-{}.json", std::process::id()));
+    std::fs::write(&key, providers.google_key_json()).expect("key file");
+    let admin_url = providers.google_admin_url();
+    let concurrency = a.concurrency;
+    let (_db, base) = serve(url, |c| {
+        c.google_service_account_key = Some(key.clone());
+        c.google_admin_url = admin_url;
+        c.webhook_allow_private = true;
+        c.authorization_concurrency = concurrency.max(1) * 4;
+    });
+    scimgate::outbound::install_tls_provider();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(a.concurrency)
+        .build()
+        .expect("client");
+
+    // An application and a service account, through the consent pages.
+    let redirect = "http://127.0.0.1:9/cb";
+    let app: Value = client
+        .post(format!("{base}/api/v1/applications"))
+        .header("Authorization", "Api-Key load")
+        .json(&json!({"name": "load", "redirect_uris": [redirect]}))
+        .send()
+        .await
+        .expect("application")
+        .json()
+        .await
+        .expect("json");
+    let client_id = app["data"]["client_id"].as_str().expect("client_id").to_string();
+    let secret = app["data"]["client_secret"].as_str().expect("secret").to_string();
+    let r = client
+        .get(format!("{base}/enterprise_connect/oauth/authorize"))
+        .query(&[("response_type", "code"), ("client_id", &client_id), ("redirect_uri", redirect), ("scope", "service_account/accounts/manage"), ("delegated_scope", "read_write"), ("provider_name", "google")])
+        .send()
+        .await
+        .expect("authorize");
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let page = format!("{base}{}", r.headers()["location"].to_str().unwrap());
+    let html = client.get(page).header("Cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    let r = client
+        .post(format!("{base}/enterprise_connect/oauth/google"))
+        .header("Cookie", &cookie)
+        .form(&[("flow", hidden(&html, "flow")), ("csrf", hidden(&html, "csrf")), ("domain", "example.com".into()), ("admin_email", "admin@example.com".into())])
+        .send()
+        .await
+        .expect("consent");
+    let location = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location.query_pairs().find(|(k, _)| k == "code").unwrap().1.to_string();
+    let tokens: Value = client
+        .post(format!("{base}/oauth/token"))
+        .json(&json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = tokens["access_token"].as_str().expect("access").to_string();
+
+    let rx = Arc::new(Rx {
+        codes: Mutex::new(Vec::new()),
+        errors: Mutex::new(0),
+        last: Mutex::new(None),
+    });
+    let data = web::Data::new(rx.clone());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let callback = format!("http://{}/cb", listener.local_addr().unwrap());
+    let server = HttpServer::new(move || App::new().app_data(data.clone()).route("/cb", web::post().to(receive)))
+        .workers(2)
+        .listen(listener)
+        .expect("listen")
+        .run();
+    tokio::spawn(server);
+
+    // The batch: `users` emails, 50 per request, all in flight at once as an integrator would.
+    let started = Instant::now();
+    let batches: Vec<Value> = (0..a.users)
+        .collect::<Vec<_>>()
+        .chunks(50)
+        .map(|chunk| {
+            json!({"service_account_authorizations": chunk.iter().map(|i| json!({"email": format!("u{i}@example.com"), "callback_url": callback, "scope": "read_write", "state": format!("u{i}")})).collect::<Vec<_>>()})
+        })
+        .collect();
+    let batches = Arc::new(batches);
+    let (b2, c2, base2, access2) = (batches.clone(), client.clone(), base.clone(), access.clone());
+    let mut queued = phase("POST /v1/service_account_authorizations (50 emails)", batches.len(), a.concurrency, 202, move |i| {
+        c2.post(format!("{base2}/v1/service_account_authorizations"))
+            .bearer_auth(&access2)
+            .json(&b2[i])
+    })
+    .await;
+    loop {
+        let done = rx.codes.lock().unwrap().len() + *rx.errors.lock().unwrap();
+        if done >= a.users {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(600), "{done} of {} callbacks", a.users);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let wall = rx.last.lock().unwrap().expect("a callback").duration_since(started);
+    let errors = *rx.errors.lock().unwrap();
+    println!("\nEnterprise Connect, {} delegated authorizations (provider latency {} ms):\n", a.users, provider_latency.as_millis());
+    println!("- completed (202 → last signed callback received): {:.1} s, **{:.0} authorizations/s**, {errors} errors", wall.as_secs_f64(), a.users as f64 / wall.as_secs_f64());
+    println!("\n| operation | requests | req/s | p50 ms | p95 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|");
+    println!("{}", queued.row());
+
+    // Every account code redeemed: the token endpoint. The first 50, one by one, give
+    // the tokens UserInfo is measured with.
+    let codes = rx.codes.lock().unwrap().clone();
+    let (kept, rest) = codes.split_at(codes.len().min(50));
+    let mut account_tokens = Vec::new();
+    for code in kept {
+        let t: Value = client
+            .post(format!("{base}/oauth/token"))
+            .json(&json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": callback}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        account_tokens.push(t["access_token"].as_str().expect("account token").to_string());
+    }
+    let rest = Arc::new(rest.to_vec());
+    let (c3, base3, id3, s3, cb3) = (client.clone(), base.clone(), client_id.clone(), secret.clone(), callback.clone());
+    let mut exchange: Stats = phase("POST /oauth/token (authorization_code)", rest.len(), a.concurrency, 200, move |i| {
+        c3.post(format!("{base3}/oauth/token"))
+            .json(&json!({"grant_type": "authorization_code", "client_id": id3, "client_secret": s3, "code": rest[i], "redirect_uri": cb3}))
+    })
+    .await;
+    println!("{}", exchange.row());
+    let tokens = Arc::new(account_tokens);
+    let (c5, base5) = (client.clone(), base.clone());
+    let mut info = phase("GET /v1/userinfo", a.requests, a.concurrency, 200, move |i| {
+        c5.get(format!("{base5}/v1/userinfo")).bearer_auth(&tokens[i % tokens.len()])
+    })
+    .await;
+    println!("{}", info.row());
+    let _ = std::fs::remove_file(&key);
+    providers.stop().await;
+}
