@@ -31,7 +31,11 @@ async fn receive(body: web::Bytes, rx: web::Data<Arc<Rx>>) -> HttpResponse {
 fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker).expect("hidden input") + marker.len();
-    html[start..].split('"').next().unwrap_or_default().to_string()
+    html[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 pub async fn run(a: &Args, url: &str, provider_latency: Duration) {
@@ -44,7 +48,8 @@ pub async fn run(a: &Args, url: &str, provider_latency: Duration) {
             .expect("user");
     }
     providers.state.set_latency(provider_latency);
-    let key = std::env::temp_dir().join(format!("scimgate-load-google-{}.json", std::process::id()));
+    let key =
+        std::env::temp_dir().join(format!("scimgate-load-google-{}.json", std::process::id()));
     std::fs::write(&key, providers.google_key_json()).expect("key file");
     let admin_url = providers.google_admin_url();
     let concurrency = a.concurrency;
@@ -73,26 +78,63 @@ pub async fn run(a: &Args, url: &str, provider_latency: Duration) {
         .json()
         .await
         .expect("json");
-    let client_id = app["data"]["client_id"].as_str().expect("client_id").to_string();
-    let secret = app["data"]["client_secret"].as_str().expect("secret").to_string();
+    let client_id = app["data"]["client_id"]
+        .as_str()
+        .expect("client_id")
+        .to_string();
+    let secret = app["data"]["client_secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
     let r = client
         .get(format!("{base}/enterprise_connect/oauth/authorize"))
-        .query(&[("response_type", "code"), ("client_id", &client_id), ("redirect_uri", redirect), ("scope", "service_account/accounts/manage"), ("delegated_scope", "read_write"), ("provider_name", "google")])
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", &client_id),
+            ("redirect_uri", redirect),
+            ("scope", "service_account/accounts/manage"),
+            ("delegated_scope", "read_write"),
+            ("provider_name", "google"),
+        ])
         .send()
         .await
         .expect("authorize");
-    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     let page = format!("{base}{}", r.headers()["location"].to_str().unwrap());
-    let html = client.get(page).header("Cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    let html = client
+        .get(page)
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let r = client
         .post(format!("{base}/enterprise_connect/oauth/google"))
         .header("Cookie", &cookie)
-        .form(&[("flow", hidden(&html, "flow")), ("csrf", hidden(&html, "csrf")), ("domain", "example.com".into()), ("admin_email", "admin@example.com".into())])
+        .form(&[
+            ("flow", hidden(&html, "flow")),
+            ("csrf", hidden(&html, "csrf")),
+            ("domain", "example.com".into()),
+            ("admin_email", "admin@example.com".into()),
+        ])
         .send()
         .await
         .expect("consent");
     let location = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-    let code = location.query_pairs().find(|(k, _)| k == "code").unwrap().1.to_string();
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .to_string();
     let tokens: Value = client
         .post(format!("{base}/oauth/token"))
         .json(&json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect}))
@@ -112,11 +154,15 @@ pub async fn run(a: &Args, url: &str, provider_latency: Duration) {
     let data = web::Data::new(rx.clone());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let callback = format!("http://{}/cb", listener.local_addr().unwrap());
-    let server = HttpServer::new(move || App::new().app_data(data.clone()).route("/cb", web::post().to(receive)))
-        .workers(2)
-        .listen(listener)
-        .expect("listen")
-        .run();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/cb", web::post().to(receive))
+    })
+    .workers(2)
+    .listen(listener)
+    .expect("listen")
+    .run();
     tokio::spawn(server);
 
     // The batch: `users` emails, 50 per request, all in flight at once as an integrator would.
@@ -129,24 +175,48 @@ pub async fn run(a: &Args, url: &str, provider_latency: Duration) {
         })
         .collect();
     let batches = Arc::new(batches);
-    let (b2, c2, base2, access2) = (batches.clone(), client.clone(), base.clone(), access.clone());
-    let mut queued = phase("POST /v1/service_account_authorizations (50 emails)", batches.len(), a.concurrency, 202, move |i| {
-        c2.post(format!("{base2}/v1/service_account_authorizations"))
-            .bearer_auth(&access2)
-            .json(&b2[i])
-    })
+    let (b2, c2, base2, access2) = (
+        batches.clone(),
+        client.clone(),
+        base.clone(),
+        access.clone(),
+    );
+    let mut queued = phase(
+        "POST /v1/service_account_authorizations (50 emails)",
+        batches.len(),
+        a.concurrency,
+        202,
+        move |i| {
+            c2.post(format!("{base2}/v1/service_account_authorizations"))
+                .bearer_auth(&access2)
+                .json(&b2[i])
+        },
+    )
     .await;
     loop {
         let done = rx.codes.lock().unwrap().len() + *rx.errors.lock().unwrap();
         if done >= a.users {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(600), "{done} of {} callbacks", a.users);
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "{done} of {} callbacks",
+            a.users
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let wall = rx.last.lock().unwrap().expect("a callback").duration_since(started);
+    let wall = rx
+        .last
+        .lock()
+        .unwrap()
+        .expect("a callback")
+        .duration_since(started);
     let errors = *rx.errors.lock().unwrap();
-    println!("\nEnterprise Connect, {} delegated authorizations (provider latency {} ms):\n", a.users, provider_latency.as_millis());
+    println!(
+        "\nEnterprise Connect, {} delegated authorizations (provider latency {} ms):\n",
+        a.users,
+        provider_latency.as_millis()
+    );
     println!("- completed (202 → last signed callback received): {:.1} s, **{:.0} authorizations/s**, {errors} errors", wall.as_secs_f64(), a.users as f64 / wall.as_secs_f64());
     println!("\n| operation | requests | req/s | p50 ms | p95 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|");
     println!("{}", queued.row());
@@ -166,10 +236,21 @@ pub async fn run(a: &Args, url: &str, provider_latency: Duration) {
             .json()
             .await
             .unwrap();
-        account_tokens.push(t["access_token"].as_str().expect("account token").to_string());
+        account_tokens.push(
+            t["access_token"]
+                .as_str()
+                .expect("account token")
+                .to_string(),
+        );
     }
     let rest = Arc::new(rest.to_vec());
-    let (c3, base3, id3, s3, cb3) = (client.clone(), base.clone(), client_id.clone(), secret.clone(), callback.clone());
+    let (c3, base3, id3, s3, cb3) = (
+        client.clone(),
+        base.clone(),
+        client_id.clone(),
+        secret.clone(),
+        callback.clone(),
+    );
     let mut exchange: Stats = phase("POST /oauth/token (authorization_code)", rest.len(), a.concurrency, 200, move |i| {
         c3.post(format!("{base3}/oauth/token"))
             .json(&json!({"grant_type": "authorization_code", "client_id": id3, "client_secret": s3, "code": rest[i], "redirect_uri": cb3}))
@@ -178,9 +259,16 @@ pub async fn run(a: &Args, url: &str, provider_latency: Duration) {
     println!("{}", exchange.row());
     let tokens = Arc::new(account_tokens);
     let (c5, base5) = (client.clone(), base.clone());
-    let mut info = phase("GET /v1/userinfo", a.requests, a.concurrency, 200, move |i| {
-        c5.get(format!("{base5}/v1/userinfo")).bearer_auth(&tokens[i % tokens.len()])
-    })
+    let mut info = phase(
+        "GET /v1/userinfo",
+        a.requests,
+        a.concurrency,
+        200,
+        move |i| {
+            c5.get(format!("{base5}/v1/userinfo"))
+                .bearer_auth(&tokens[i % tokens.len()])
+        },
+    )
     .await;
     println!("{}", info.row());
     let _ = std::fs::remove_file(&key);

@@ -258,9 +258,17 @@ fn main() {
     if a.webhooks {
         rt.block_on(webhooks::run(&a, &url));
     } else if a.connect {
-        let users = if std::env::args().any(|f| f == "--users") { a.users } else { 5_000 };
+        let users = if std::env::args().any(|f| f == "--users") {
+            a.users
+        } else {
+            5_000
+        };
         let a = Args { users, ..a };
-        rt.block_on(connect::run(&a, &url, Duration::from_millis(a.provider_latency_ms)));
+        rt.block_on(connect::run(
+            &a,
+            &url,
+            Duration::from_millis(a.provider_latency_ms),
+        ));
     } else if a.hostile {
         let rounds = if std::env::args().any(|f| f == "--requests") {
             a.requests

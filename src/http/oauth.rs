@@ -20,6 +20,8 @@ use crate::connect::provider_access::{GOOGLE, OFFICE365};
 use crate::connect::{applications, grants};
 use crate::error::{Error, Rejected};
 use crate::oauth::{AuthorizeRequest, OAuthError, TokenRequest};
+use crate::store::applications::ApplicationRow;
+use crate::store::AnyConnection;
 
 const AUTHORIZE: &str = "/enterprise_connect/oauth/authorize";
 const CONSENT: &str = "/enterprise_connect/oauth/consent";
@@ -77,23 +79,38 @@ fn no_store(mut r: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBui
     r
 }
 
+/// Reads a token-endpoint body and runs `f` for the client it authenticates — first,
+/// so a request that fails it touches no code or token.
+async fn as_client<T: Send + 'static>(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+    f: impl FnOnce(&mut AnyConnection, &ApplicationRow, &HashMap<String, String>) -> Result<T, Error>
+        + Send
+        + 'static,
+) -> Result<T, Error> {
+    let fields = fields(req, payload, 64 * 1024).await?;
+    let (client_id, secret) = crate::oauth::request::client_credentials(&fields)?;
+    state
+        .db
+        .run(move |c| {
+            let app = applications::authenticate(c, &client_id, &secret)?;
+            f(c, &app, &fields)
+        })
+        .await
+}
+
 async fn token(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthFailure> {
-    let fields = fields(&req, payload, 64 * 1024).await?;
-    let (client_id, secret) = crate::oauth::request::client_credentials(&fields)?;
-    let body = state
-        .db
-        .run(move |c| {
-            // The client first: a request that fails it touches no code or token.
-            let app = applications::authenticate(c, &client_id, &secret)?;
-            let request = TokenRequest::parse(&fields)?;
-            let issued = grants::exchange(c, &app, &request.grant)?;
-            crate::connect::token_response(c, &issued)
-        })
-        .await?;
+    let body = as_client(&state, &req, payload, |c, app, fields| {
+        let request = TokenRequest::parse(fields)?;
+        let issued = grants::exchange(c, app, &request.grant)?;
+        crate::connect::token_response(c, &issued)
+    })
+    .await?;
     Ok(no_store(HttpResponse::Ok()).json(body))
 }
 
@@ -102,21 +119,13 @@ async fn revoke(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, OAuthFailure> {
-    let fields = fields(&req, payload, 64 * 1024).await?;
-    let (client_id, secret) = crate::oauth::request::client_credentials(&fields)?;
-    let revoked_service_account = state
-        .db
-        .run(move |c| {
-            let app = applications::authenticate(c, &client_id, &secret)?;
-            let target = crate::oauth::request::revoke_target(&fields)?;
-            grants::revoke(c, &app, &target)?;
-            Ok(match target {
-                crate::oauth::RevokeTarget::Subject(s) => Some(s),
-                _ => None,
-            })
-        })
-        .await?;
-    if let Some(s) = revoked_service_account {
+    let target = as_client(&state, &req, payload, |c, app, fields| {
+        let target = crate::oauth::request::revoke_target(fields)?;
+        grants::revoke(c, app, &target)?;
+        Ok(target)
+    })
+    .await?;
+    if let crate::oauth::RevokeTarget::Subject(s) = target {
         state.providers.forget(&s);
     }
     Ok(no_store(HttpResponse::Ok()).finish())

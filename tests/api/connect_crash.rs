@@ -9,7 +9,7 @@ use scimgate::devproviders::DevProviders;
 use serde_json::{json, Value};
 
 use crate::common::{Backend, TestDb, API_KEY};
-use crate::enterprise_connect::{code_of, hidden};
+use crate::enterprise_connect::Browser;
 use crate::guarantees::Gateway;
 use crate::receiver::Receiver;
 
@@ -68,50 +68,13 @@ async fn crash_mid_batch(backend: Backend) {
         app["data"]["client_id"].as_str().unwrap().to_string(),
         app["data"]["client_secret"].as_str().unwrap().to_string(),
     );
-    let r = client
-        .get(format!("{base}/enterprise_connect/oauth/authorize"))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", &client_id),
-            ("redirect_uri", redirect),
-            ("scope", "service_account/accounts/manage"),
-            ("delegated_scope", "read_write"),
-            ("state", "s t&ate"),
-            ("provider_name", "google"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let page = format!("{base}{}", r.headers()["location"].to_str().unwrap());
-    let html = client
-        .get(page)
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let r = client
-        .post(format!("{base}/enterprise_connect/oauth/google"))
-        .header("Cookie", &cookie)
-        .form(&[
-            ("flow", hidden(&html, "flow")),
-            ("csrf", hidden(&html, "csrf")),
-            ("domain", "example.com".into()),
-            ("admin_email", "admin@example.com".into()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let code = code_of(r.headers()["location"].to_str().unwrap());
+    let web = Browser {
+        browser: client.clone(),
+        base: base.clone(),
+    };
+    let code = web
+        .google_consent(&client_id, redirect, "admin@example.com")
+        .await;
     let tokens: Value = client
         .post(format!("{base}/oauth/token"))
         .json(&json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect}))

@@ -51,7 +51,20 @@ pub struct Connect {
     pub app: TestApp,
     pub providers: DevProviders,
     _key_dir: tempfile::TempDir,
+    web: Browser,
+}
+
+/// A browser on the gateway at `base`: cookies by hand, no redirect followed.
+pub struct Browser {
     pub browser: reqwest::Client,
+    pub base: String,
+}
+
+impl std::ops::Deref for Connect {
+    type Target = Browser;
+    fn deref(&self) -> &Browser {
+        &self.web
+    }
 }
 
 impl Connect {
@@ -83,11 +96,12 @@ impl Connect {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
+        let base = app.base.clone();
         Some(Connect {
             app,
             providers,
             _key_dir: key_dir,
-            browser,
+            web: Browser { browser, base },
         })
     }
 
@@ -107,8 +121,47 @@ impl Connect {
         )
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.app.base)
+    pub async fn token(&self, body: Value) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+        let r = self
+            .app
+            .client
+            .post(self.url("/oauth/token"))
+            // Cronofy's SDKs send this; it must be ignored.
+            .header("Authorization", "Bearer None")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let (status, headers) = (r.status(), r.headers().clone());
+        (status, r.json().await.unwrap_or(Value::Null), headers)
+    }
+
+    pub async fn authorize_emails(&self, access_token: &str, body: Value) -> StatusCode {
+        self.app
+            .client
+            .post(self.url("/v1/service_account_authorizations"))
+            .bearer_auth(access_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    pub async fn userinfo(&self, token: &str) -> (StatusCode, Value) {
+        send(
+            self.app
+                .client
+                .get(self.url("/v1/userinfo"))
+                .bearer_auth(token),
+        )
+        .await
+    }
+}
+
+impl Browser {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
     }
 
     /// Opens the authorize URL: the consent page's URL and the flow's cookie.
@@ -201,43 +254,6 @@ impl Connect {
             .send()
             .await
             .unwrap()
-    }
-
-    pub async fn token(&self, body: Value) -> (StatusCode, Value, reqwest::header::HeaderMap) {
-        let r = self
-            .app
-            .client
-            .post(self.url("/oauth/token"))
-            // Cronofy's SDKs send this; it must be ignored.
-            .header("Authorization", "Bearer None")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let (status, headers) = (r.status(), r.headers().clone());
-        (status, r.json().await.unwrap_or(Value::Null), headers)
-    }
-
-    pub async fn authorize_emails(&self, access_token: &str, body: Value) -> StatusCode {
-        self.app
-            .client
-            .post(self.url("/v1/service_account_authorizations"))
-            .bearer_auth(access_token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .status()
-    }
-
-    pub async fn userinfo(&self, token: &str) -> (StatusCode, Value) {
-        send(
-            self.app
-                .client
-                .get(self.url("/v1/userinfo"))
-                .bearer_auth(token),
-        )
-        .await
     }
 }
 
