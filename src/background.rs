@@ -150,7 +150,7 @@ pub async fn prune(db: Db, retention: chrono::Duration) {
                     // revoked, finished consents and authorizations.
                     let n = n
                         + crate::store::tokens::prune(c, before)?
-                        + crate::store::consent_flows::prune(c, before)?
+                        + crate::store::consent_flows::prune(c, crate::store::now())?
                         + crate::store::authorization_jobs::prune(c, before)?;
                     Ok(n + webhooks::purge_retired(c)?)
                 })

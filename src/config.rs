@@ -645,7 +645,13 @@ impl Config {
     pub fn authorization_settings(&self) -> crate::connect::worker::Settings {
         crate::connect::worker::Settings {
             concurrency: self.authorization_concurrency.max(1),
-            lease: Duration::from_millis(self.webhook_lease_ms),
+            // Renewed before each provider lookup, which may take six requests (a token,
+            // the lookup, Microsoft's mailbox check, and again after a 401).
+            lease: Duration::from_millis(
+                self.webhook_lease_ms
+                    .max(self.provider_timeout_ms.saturating_mul(6))
+                    .max(self.webhook_timeout_ms.saturating_mul(2)),
+            ),
             lookup_attempts: u32::try_from(self.authorization_attempts.max(1)).unwrap_or(u32::MAX),
             callback_attempts: 12,
             poll: Duration::from_millis(self.poll_ms.max(1)),

@@ -480,6 +480,7 @@ fn serve(mut config: Config) -> Result<(), Error> {
         // Let attempts in flight finish (each is bounded by the webhook timeout).
         tracing::info!("server stopped; finishing webhook deliveries in flight");
         running.dispatcher.shutdown().await;
+        running.authorizations.shutdown().await;
         tracing::info!("stopped");
         Ok(())
     })

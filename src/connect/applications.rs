@@ -10,7 +10,8 @@ use crate::ids::ApplicationId;
 use crate::oauth::OAuthError;
 use crate::scim::resource::timestamp;
 use crate::secrets::{self, Sealer, Secret};
-use crate::store::applications::{self as store, ApplicationRow};
+use crate::store::applications as store;
+pub use crate::store::applications::ApplicationRow;
 use crate::store::{self as db, write_tx, AnyConnection};
 
 /// Most redirect URIs one application may register.
@@ -99,20 +100,23 @@ pub fn list(conn: &mut AnyConnection) -> Result<Vec<ApplicationRow>, Error> {
 }
 
 /// Deletes an application and revokes everything it holds: its tokens, its service
-/// accounts (and so the accounts provisioned through them). False when unknown.
-pub fn delete(conn: &mut AnyConnection, client_id: &str) -> Result<bool, Error> {
+/// accounts (and so the accounts provisioned through them). Returns the service accounts
+/// revoked; `None` when unknown.
+pub fn delete(conn: &mut AnyConnection, client_id: &str) -> Result<Option<Vec<String>>, Error> {
     write_tx(conn, |c| {
         let Some(app) = store::by_client_id(c, client_id)? else {
-            return Ok(false);
+            return Ok(None);
         };
         let now = db::now();
-        for ser in crate::store::service_accounts::revoke_for_application(c, &app.id, now)? {
-            super::service_accounts::revoke_dependents(c, &ser, now)?;
+        let revoked = crate::store::service_accounts::revoke_for_application(c, &app.id, now)?;
+        for ser in &revoked {
+            super::service_accounts::revoke_dependents(c, ser, now)?;
         }
         let accounts = crate::store::accounts::ids_of_application(c, &app.id)?;
         crate::store::accounts::set_state(c, &accounts, crate::store::accounts::REVOKED, now)?;
         crate::store::tokens::revoke_for_application(c, &app.id, now)?;
-        store::delete(c, &app.id)
+        store::delete(c, &app.id)?;
+        Ok(Some(revoked))
     })
 }
 

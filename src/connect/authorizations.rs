@@ -133,6 +133,8 @@ pub fn check(body: Body, allow_private: bool) -> Result<Vec<Checked>, Invalid> {
         let scope = crate::oauth::request::normalize_scope(r.scope.as_deref().unwrap_or_default());
         if scope.is_empty() {
             bad("scope", "errors.required", "required");
+        } else if scope.chars().count() > crate::oauth::request::MAX_SCOPE_CHARS {
+            bad("scope", "errors.invalid", "too long");
         }
         let state = r.state.or_else(|| shared_state.clone());
         if state

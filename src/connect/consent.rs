@@ -51,6 +51,7 @@ pub fn start(
         params: serde_json::to_string(&request).map_err(|e| Error::Internal(e.to_string()))?,
         expires_at: db::later(now, FLOW_LIFETIME),
         used_at: None,
+        failures: 0,
     };
     write_tx(conn, |c| store::insert(c, &row))?;
     Ok((
@@ -123,30 +124,69 @@ pub fn choose_provider(
 }
 
 /// The admin proved their consent: ends the flow, makes or renews the service account,
-/// issues its code. Returns the redirect back to the client.
+/// issues its code. Returns the redirect back to the client and the service account.
 pub fn complete(
     conn: &mut AnyConnection,
     flow: &Flow,
     consent: &Consented,
-) -> Result<String, Error> {
+) -> Result<(String, String), Error> {
     let r = &flow.request;
-    let code = write_tx(conn, |c| {
-        if !store::finish(c, &flow.id, db::now())? {
-            return Err(expired());
-        }
-        let ser = service_accounts::consented(
-            c,
-            &flow.application.id,
-            consent,
-            &r.scope,
-            &r.delegated_scope,
-        )?;
-        super::grants::issue_code(c, &flow.application.id, &ser.id, &r.scope, &r.redirect_uri)
-    })?;
-    Ok(with_query(
+    let attempt = |conn: &mut AnyConnection| {
+        write_tx(conn, |c| {
+            if !store::finish(c, &flow.id, db::now())? {
+                return Err(expired());
+            }
+            let ser = service_accounts::consented(
+                c,
+                &flow.application.id,
+                consent,
+                &r.scope,
+                &r.delegated_scope,
+            )?;
+            let code = super::grants::issue_code(
+                c,
+                &flow.application.id,
+                &ser.id,
+                &r.scope,
+                &r.redirect_uri,
+            )?;
+            Ok((code, ser.id))
+        })
+    };
+    let (code, ser) = match attempt(conn) {
+        // Another consent for the same domain made its service account a moment ago:
+        // this one renews it.
+        Err(e) if db::is_unique_violation(&e) => attempt(conn)?,
+        other => other?,
+    };
+    let to = with_query(
         &r.redirect_uri,
         &[("code", Some(&code)), ("state", r.state.as_deref())],
-    ))
+    );
+    Ok((to, ser))
+}
+
+/// Most failed admin proofs of one flow; then it ends (the admin starts again from the
+/// application).
+pub const MAX_FAILURES: i64 = 5;
+
+/// Counts a failed proof; ends the flow at the limit (an error then, a page).
+pub fn failed_proof(conn: &mut AnyConnection, flow: &Flow) -> Result<(), Error> {
+    let failures = write_tx(conn, |c| {
+        let n = store::fail(c, &flow.id)?;
+        if n >= MAX_FAILURES {
+            store::finish(c, &flow.id, db::now())?;
+        }
+        Ok(n)
+    })?;
+    if failures >= MAX_FAILURES {
+        return Err(Rejected::new(
+            429,
+            "Too many failed attempts. Start again from the application.",
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// The admin declined: ends the flow; the redirect says `access_denied`.

@@ -11,6 +11,7 @@ pub mod grants;
 pub mod provider_access;
 pub mod sealing;
 pub mod service_accounts;
+pub mod units;
 pub mod worker;
 
 use chrono::NaiveDateTime;

@@ -1,6 +1,6 @@
 //! Enterprise Connect's sealed columns in the start-up sealing pass and `scimgate rekey`:
 //! application client secrets, cached provider tokens, and callbacks waiting to be sent
-//! (they carry a code). Compare-and-set, as the webhook secrets' pass.
+//! (their `state` is the integrator's; the code is added at each send, never stored). Compare-and-set, as the webhook secrets' pass.
 
 use crate::error::Error;
 use crate::secrets::{count, resealed, SealReport, Sealer};

@@ -9,7 +9,7 @@ use crate::error::{Error, Rejected};
 use crate::ids::ServiceAccountId;
 use crate::scim::resource::timestamp;
 use crate::store::accounts as account_store;
-use crate::store::service_accounts::{self as store, ServiceAccountRow, ACTIVE};
+use crate::store::service_accounts::{self as store, ServiceAccountRow, ACTIVE, CALENDARS};
 use crate::store::{self as db, AnyConnection};
 
 /// What an admin's consent proved.
@@ -24,6 +24,11 @@ pub struct Consented {
 
 /// The application's service account for the consented domain or tenant: the active one
 /// renewed, or a new one. Call inside the write transaction that issues its code.
+///
+/// A domain or tenant another application holds is refused: the proof of consent is the
+/// operator's delegation plus an admin's address (Google) or the tenant's consent to the
+/// operator's app (Microsoft), which another integrator on the same gateway could
+/// present for a customer that never chose it.
 pub fn consented(
     conn: &mut AnyConnection,
     application_id: &str,
@@ -31,6 +36,19 @@ pub fn consented(
     scope: &str,
     delegated_scope: &str,
 ) -> Result<ServiceAccountRow, Error> {
+    if store::held_elsewhere(
+        conn,
+        application_id,
+        consent.provider,
+        consent.domain.as_deref(),
+        consent.tenant_id.as_deref(),
+    )? {
+        return Err(Rejected::new(
+            409,
+            "This domain or tenant is connected to another application of this gateway; its operator must revoke that first.",
+        )
+        .into());
+    }
     if let Some(existing) = store::find_active(
         conn,
         application_id,
@@ -62,6 +80,10 @@ pub fn consented(
         provider_token_expires_at: None,
         created_at: db::now(),
         revoked_at: None,
+        capability: CALENDARS.into(),
+        link_position: None,
+        provider_refresh_token: None,
+        external_account: None,
     };
     store::insert(conn, &row)?;
     Ok(row)

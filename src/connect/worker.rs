@@ -1,16 +1,22 @@
 //! The delegated-authorization worker (DESIGN.md §6.5): claims due jobs with a lease
 //! (so a crash or another instance never loses or doubles one), looks each email up
-//! through its service account, provisions the account, and sends the signed callback.
-//! Provider 429/5xx are retried with backoff (1 s, 2 s, 4 s …, `Retry-After` honoured);
-//! a provider that keeps failing ends in an `provider_error` callback, and never holds up
-//! other jobs (each job is its own task, bounded by the concurrency).
+//! through the calendar accounts of its service account's unit in link order (a service
+//! account in no unit is a unit of one), provisions the account, and sends the signed
+//! callback. Provider 429/5xx are retried with backoff (1 s, 2 s, 4 s …, `Retry-After`
+//! honoured) and never fall through to the next account; a provider that keeps failing
+//! ends in a `provider_error` callback, and holds up no other job (each job is its own
+//! task, bounded by the concurrency). The lease is renewed before every provider call
+//! and every send; what a step writes is recorded only while the lease is held.
 
-use std::sync::Arc;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use serde_json::json;
+use chrono::NaiveDateTime;
+use serde_json::{json, Value};
 use tokio::sync::{Notify, Semaphore};
 
 use super::provider_access::{Person, Providers};
@@ -21,32 +27,46 @@ use crate::providers::{backoff, ProviderError};
 use crate::secrets::Sealer;
 use crate::store::accounts::{self as account_store, AccountRow};
 use crate::store::authorization_jobs::{self as store, JobRow, JobUpdate, CALLBACK, DONE, LOOKUP};
+use crate::store::service_accounts::ServiceAccountRow;
 use crate::store::{self as db, write_tx, AnyConnection, Db};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Jobs in flight at once.
     pub concurrency: usize,
-    /// How long a claim lasts; another instance takes a job over after that.
+    /// How long a claim lasts without renewal; another instance takes a job over after
+    /// that. Renewed before every provider call and send, so it must outlast one.
     pub lease: Duration,
-    /// Provider attempts before a job ends with `provider_error`.
+    /// Attempts (provider lookups, or steps that failed on our side) before a job ends
+    /// with `provider_error`.
     pub lookup_attempts: u32,
     /// Callback attempts before one is given up.
     pub callback_attempts: u32,
-    /// Safety-net poll, for jobs queued by other instances.
+    /// Safety-net poll, for jobs other instances left behind.
     pub poll: Duration,
     pub outbound: outbound::Settings,
 }
 
-/// Wakes the worker (a new job was queued).
-#[derive(Clone, Default)]
+/// Wakes the worker (a new job was queued) and gives its leases back at shutdown.
+#[derive(Clone)]
 pub struct Handle {
     wake: Arc<Notify>,
+    db: Db,
+    owner: String,
 }
 
 impl Handle {
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Releases this instance's claims, so another instance (or the next start) takes
+    /// the jobs over at once rather than after the lease.
+    pub async fn shutdown(&self) {
+        let owner = self.owner.clone();
+        if let Err(e) = self.db.run(move |c| store::release_all(c, &owner)).await {
+            tracing::warn!(error = %e, "could not release authorization jobs");
+        }
     }
 }
 
@@ -57,9 +77,20 @@ struct Worker {
     client: outbound::Client,
     settings: Settings,
     owner: String,
-    /// The earliest retry this worker scheduled itself: it wakes for it without asking
-    /// the database (an idle instance sends nothing but its safety-net claim).
-    due: std::sync::Mutex<Option<chrono::NaiveDateTime>>,
+    /// The retries this worker scheduled itself: it wakes for each without asking the
+    /// database (an idle instance sends nothing but its safety-net claim).
+    due: Mutex<BinaryHeap<Reverse<NaiveDateTime>>>,
+}
+
+const LEASE_LOST: &str = "the job's lease was lost";
+
+/// A step ended because another instance holds the job now: nothing more is written.
+fn lease_lost() -> Error {
+    Error::Internal(LEASE_LOST.into())
+}
+
+fn is_lease_lost(e: &Error) -> bool {
+    matches!(e, Error::Internal(m) if m == LEASE_LOST)
 }
 
 /// Starts the worker on the current runtime.
@@ -69,15 +100,20 @@ pub fn start(
     sealer: Sealer,
     settings: Settings,
 ) -> Result<Handle, Error> {
-    let handle = Handle::default();
+    let owner = format!("auth-{}", uuid::Uuid::new_v4().simple());
+    let handle = Handle {
+        wake: Arc::new(Notify::new()),
+        db: db.clone(),
+        owner: owner.clone(),
+    };
     let worker = Arc::new(Worker {
         client: outbound::client(&settings.outbound)?,
         db,
         providers,
         sealer,
-        owner: format!("auth-{}", uuid::Uuid::new_v4().simple()),
+        owner,
         settings,
-        due: std::sync::Mutex::new(None),
+        due: Mutex::new(BinaryHeap::new()),
     });
     tokio::spawn(run(worker, handle.wake.clone()));
     Ok(handle)
@@ -87,10 +123,11 @@ async fn run(w: Arc<Worker>, wake: Arc<Notify>) {
     let slots = Arc::new(Semaphore::new(w.settings.concurrency.max(1)));
     loop {
         {
-            // What falls due by now is claimed below; a later retry keeps its time.
+            // What falls due by now is claimed below; later retries keep their times.
             let mut due = w.due.lock().unwrap_or_else(|p| p.into_inner());
-            if due.is_some_and(|at| at <= db::now()) {
-                *due = None;
+            let now = db::now();
+            while due.peek().is_some_and(|Reverse(at)| *at <= now) {
+                due.pop();
             }
         }
         let free = slots.available_permits();
@@ -119,9 +156,9 @@ async fn run(w: Arc<Worker>, wake: Arc<Notify>) {
             let w = w.clone();
             let wake = wake.clone();
             tokio::spawn(async move {
-                let id = job.id.clone();
+                let claimed = job.clone();
                 if let Err(e) = w.step(job).await {
-                    tracing::warn!(job = %id, error = %e, "authorization job step failed");
+                    w.failed(&claimed, &e).await;
                 }
                 drop(permit);
                 // A slot is free and this job may have a next step due now.
@@ -139,7 +176,8 @@ async fn run(w: Arc<Worker>, wake: Arc<Notify>) {
             .due
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .map(|at| (at - db::now()).to_std().unwrap_or(Duration::ZERO))
+            .peek()
+            .map(|Reverse(at)| (*at - db::now()).to_std().unwrap_or(Duration::ZERO))
             .unwrap_or(safety);
         let nap = until_due.clamp(Duration::from_millis(20), safety);
         tokio::select! {
@@ -149,12 +187,95 @@ async fn run(w: Arc<Worker>, wake: Arc<Notify>) {
     }
 }
 
+/// What looking an email up through a unit's calendar accounts found.
+enum Found {
+    /// The first account (in link order) that knows the email.
+    At(Box<ServiceAccountRow>, Person),
+    /// None knows it.
+    Nowhere,
+}
+
 impl Worker {
     /// Remembers that a job of this worker falls due again at `at`.
-    fn note_due(&self, at: chrono::NaiveDateTime) {
-        let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
-        if due.is_none_or(|d| at < d) {
-            *due = Some(at);
+    fn note_due(&self, at: NaiveDateTime) {
+        self.due
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Reverse(at));
+    }
+
+    /// Extends the lease before a provider call or a send; an error when it was lost.
+    async fn renew(&self, id: &str) -> Result<(), Error> {
+        let (id, owner, lease) = (id.to_string(), self.owner.clone(), self.settings.lease);
+        let held = self
+            .db
+            .run(move |c| store::renew(c, &id, &owner, db::later(db::now(), lease)))
+            .await?;
+        if held {
+            Ok(())
+        } else {
+            Err(lease_lost())
+        }
+    }
+
+    /// Records `update` (and gives the job back) while the lease is held.
+    async fn record(&self, id: &str, update: JobUpdate) -> Result<(), Error> {
+        let (id, owner) = (id.to_string(), self.owner.clone());
+        self.db
+            .run(move |c| write_tx(c, |c| store::record(c, &id, &owner, update)))
+            .await
+            .map(drop)
+    }
+
+    /// A step failed on our side (the database, a key): tried again with backoff; after
+    /// the configured attempts a lookup ends in a `provider_error` callback (the
+    /// integrator hears), a callback is given up.
+    async fn failed(&self, job: &JobRow, e: &Error) {
+        if is_lease_lost(e) {
+            return;
+        }
+        tracing::warn!(job = %job.id, error = %e, "authorization job step failed");
+        let attempts = job.attempts + 1;
+        let update = if attempts < i64::from(self.settings.lookup_attempts) {
+            let at = db::later(db::now(), backoff((attempts - 1) as u32, None));
+            self.note_due(at);
+            JobUpdate {
+                attempts: Some(attempts),
+                next_attempt_at: Some(at),
+                last_error: Some(Some(e.to_string())),
+                ..Default::default()
+            }
+        } else {
+            let body = (job.status == LOOKUP)
+                .then(|| {
+                    self.sealer
+                        .seal(
+                            &error_body(
+                                job,
+                                "provider_error",
+                                "the authorization could not be completed",
+                            )
+                            .to_string(),
+                        )
+                        .ok()
+                })
+                .flatten();
+            let next = if body.is_some() { CALLBACK } else { DONE };
+            if body.is_some() {
+                self.note_due(db::now());
+            }
+            JobUpdate {
+                status: Some(next.into()),
+                attempts: Some(if body.is_some() { 0 } else { attempts }),
+                next_attempt_at: Some(db::now()),
+                callback_body: Some(body),
+                account_id: Some(None),
+                last_error: Some(Some(format!("given up: {e}"))),
+                ..Default::default()
+            }
+        };
+        if let Err(e) = self.record(&job.id, update).await {
+            tracing::warn!(job = %job.id, error = %e, "could not record a failed step");
         }
     }
 
@@ -175,8 +296,32 @@ impl Worker {
         Ok(())
     }
 
+    /// Tries the unit's calendar accounts in link order. "Not here" (not found, a
+    /// Microsoft mailbox error) moves on; any other failure stops the walk and is the
+    /// job's outcome (retried when it is retryable), so a provider that is down never
+    /// lets an email be provisioned elsewhere by accident.
+    async fn find(
+        &self,
+        job: &JobRow,
+        ser: ServiceAccountRow,
+    ) -> Result<Result<Found, ProviderError>, Error> {
+        let chain = self
+            .db
+            .run(move |c| super::units::calendar_chain(c, &ser))
+            .await?;
+        for account in chain {
+            self.renew(&job.id).await?;
+            match self.providers.lookup(&account, &job.email).await {
+                Ok(Some(person)) => return Ok(Ok(Found::At(Box::new(account), person))),
+                Ok(None) => {}
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        Ok(Ok(Found::Nowhere))
+    }
+
     /// Looks the email up; returns the job ready for its callback, or `None` when it was
-    /// rescheduled (or the lease lost).
+    /// rescheduled.
     async fn lookup(&self, job: JobRow) -> Result<Option<JobRow>, Error> {
         let ser_id = job.service_account_id.clone();
         let ser = self
@@ -187,73 +332,95 @@ impl Worker {
             None => Err(ProviderError::Refused(
                 "the service account was revoked".into(),
             )),
-            Some(ser) => self
-                .providers
-                .lookup(&ser, &job.email)
-                .await
-                .map(|p| (ser, p)),
+            Some(ser) => self.find(&job, ser).await?,
         };
         let attempts = job.attempts + 1;
         let body = match outcome {
-            Ok((ser, Some(person))) => {
-                let (job2, ser2) = (job.clone(), ser.clone());
-                let (account, code) = self
-                    .db
-                    .run(move |c| provision(c, &job2, &ser2, &person))
+            Ok(Found::At(found, person)) => {
+                let (job2, owner) = (job.clone(), self.owner.clone());
+                let ok = self.sealer.seal(&success(&job).to_string())?;
+                let revoked = self.sealer.seal(
+                    &error_body(
+                        &job,
+                        "provider_error",
+                        "the account was revoked while this authorization was pending",
+                    )
+                    .to_string(),
+                )?;
+                let lease = self.settings.lease;
+                // The account and the step's record in one transaction, while the lease
+                // is held: two instances never both provision one job.
+                self.db
+                    .run(move |c| {
+                        write_tx(c, |c| {
+                            let account = provision(c, &job2, &found, &person)?;
+                            let body = if account.is_some() { ok } else { revoked };
+                            let held = store::record(
+                                c,
+                                &job2.id,
+                                &owner,
+                                JobUpdate {
+                                    status: Some(CALLBACK.into()),
+                                    attempts: Some(0),
+                                    next_attempt_at: Some(db::now()),
+                                    callback_body: Some(Some(body)),
+                                    account_id: Some(account),
+                                    last_error: Some(None),
+                                    ..Default::default()
+                                },
+                            )?;
+                            if !held
+                                || !store::reclaim(
+                                    c,
+                                    &job2.id,
+                                    &owner,
+                                    db::later(db::now(), lease),
+                                )?
+                            {
+                                return Err(lease_lost());
+                            }
+                            Ok(())
+                        })
+                    })
                     .await?;
-                let body = json!({"authorization": {"code": code, "state": job.state}});
-                return self.ready(job, body, Some(account)).await;
+                return self.reloaded(&job.id).await;
             }
-            Ok((_, None)) => json!({"authorization": {
-                "error": "not_found",
-                "error_description": format!("no calendar account of this service account knows {}", job.email),
-                "state": job.state,
-            }}),
+            Ok(Found::Nowhere) => error_body(
+                &job,
+                "not_found",
+                &format!(
+                    "no calendar account of this service account's unit knows {}",
+                    job.email
+                ),
+            ),
             Err(e) if e.is_retryable() && attempts < i64::from(self.settings.lookup_attempts) => {
                 let retry_after = match &e {
                     ProviderError::Unavailable { retry_after, .. } => *retry_after,
                     _ => None,
                 };
-                let delay = backoff((attempts - 1) as u32, retry_after);
-                let (id, owner) = (job.id.clone(), self.owner.clone());
-                let at = db::later(db::now(), delay);
+                let at = db::later(db::now(), backoff((attempts - 1) as u32, retry_after));
                 self.note_due(at);
-                let update = JobUpdate {
-                    attempts: Some(attempts),
-                    next_attempt_at: Some(at),
-                    last_error: Some(Some(e.to_string())),
-                    ..Default::default()
-                };
-                self.db
-                    .run(move |c| write_tx(c, |c| store::record(c, &id, &owner, update)))
-                    .await?;
+                self.record(
+                    &job.id,
+                    JobUpdate {
+                        attempts: Some(attempts),
+                        next_attempt_at: Some(at),
+                        last_error: Some(Some(e.to_string())),
+                        ..Default::default()
+                    },
+                )
+                .await?;
                 return Ok(None);
             }
-            Err(e) => json!({"authorization": {
-                "error": "provider_error",
-                "error_description": e.to_string(),
-                "state": job.state,
-            }}),
+            Err(e) => error_body(&job, "provider_error", &e.to_string()),
         };
-        self.ready(job, body, None).await
-    }
-
-    /// Records the callback to send (sealed: it may carry a code) and keeps the lease.
-    async fn ready(
-        &self,
-        mut job: JobRow,
-        body: serde_json::Value,
-        account: Option<String>,
-    ) -> Result<Option<JobRow>, Error> {
         let sealed = self.sealer.seal(&body.to_string())?;
-        let (id, owner) = (job.id.clone(), self.owner.clone());
-        let lease = self.settings.lease;
-        let (s2, a2) = (sealed.clone(), account.clone());
-        let kept = self
+        let (id, owner, lease) = (job.id.clone(), self.owner.clone(), self.settings.lease);
+        let held = self
             .db
             .run(move |c| {
                 write_tx(c, |c| {
-                    store::record(
+                    let held = store::record(
                         c,
                         &id,
                         &owner,
@@ -261,60 +428,102 @@ impl Worker {
                             status: Some(CALLBACK.into()),
                             attempts: Some(0),
                             next_attempt_at: Some(db::now()),
-                            callback_body: Some(Some(s2)),
-                            account_id: Some(a2),
+                            callback_body: Some(Some(sealed)),
+                            account_id: Some(None),
                             last_error: Some(None),
                             ..Default::default()
                         },
                     )?;
-                    // Taken again at once: the callback goes out in this step.
-                    let now = db::now();
-                    store::reclaim(c, &id, &owner, db::later(now, lease))
+                    Ok(held && store::reclaim(c, &id, &owner, db::later(db::now(), lease))?)
                 })
             })
             .await?;
-        if !kept {
-            return Ok(None);
+        if !held {
+            return Err(lease_lost());
         }
-        job.status = CALLBACK.into();
-        job.attempts = 0;
-        job.callback_body = Some(sealed);
-        job.account_id = account;
-        Ok(Some(job))
+        self.reloaded(&job.id).await
     }
 
-    /// Sends the signed callback; retries on the schedule, then gives up.
+    /// The job as stored after its lookup was recorded (taken again by this worker).
+    async fn reloaded(&self, id: &str) -> Result<Option<JobRow>, Error> {
+        let id = id.to_string();
+        self.db.run(move |c| store::get(c, &id)).await
+    }
+
+    /// Sends the signed callback; retries on the schedule, then gives up. A success
+    /// gets a fresh code at each attempt (none is stored): a receiver that redeemed an
+    /// earlier one is not made to reuse it.
     async fn callback(&self, job: JobRow) -> Result<(), Error> {
-        let app_id = job.application_id.clone();
-        let app = self
+        self.renew(&job.id).await?;
+        let job2 = job.clone();
+        let sealer = self.sealer.clone();
+        // The application's secret, and the body with its code (or an error when the
+        // account or its service account was revoked meanwhile).
+        let prepared = self
             .db
-            .run(move |c| crate::store::applications::get(c, &app_id))
+            .run(move |c| {
+                let Some(app) = crate::store::applications::get(c, &job2.application_id)? else {
+                    return Ok(None);
+                };
+                let stored = job2
+                    .callback_body
+                    .as_ref()
+                    .ok_or_else(|| Error::Internal("a callback without a body".into()))?;
+                let mut body: Value = serde_json::from_str(sealer.open(stored)?.expose())
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                if let Some(account) = &job2.account_id {
+                    body = write_tx(c, |c| {
+                        let live = account_store::get(c, account)?
+                            .filter(|a| a.state == account_store::ACTIVE)
+                            .is_some_and(|a| {
+                                crate::store::service_accounts::get(c, &a.service_account_id)
+                                    .ok()
+                                    .flatten()
+                                    .is_some_and(|s| s.is_active())
+                            });
+                        if !live {
+                            return Ok(error_body(
+                                &job2,
+                                "provider_error",
+                                "the account was revoked",
+                            ));
+                        }
+                        let code = super::grants::issue_code(
+                            c,
+                            &job2.application_id,
+                            account,
+                            &job2.scope,
+                            &job2.callback_url,
+                        )?;
+                        body["authorization"]["code"] = Value::String(code);
+                        Ok(body)
+                    })?;
+                }
+                Ok(Some((sealer.open(&app.client_secret)?, body)))
+            })
             .await?;
-        let (id, owner) = (job.id.clone(), self.owner.clone());
-        let (Some(app), Some(body)) = (app, job.callback_body.as_ref()) else {
+        let Some((secret, body)) = prepared else {
             // The application was deleted: nobody to tell.
-            let update = JobUpdate {
-                status: Some(DONE.into()),
-                callback_body: Some(None),
-                last_error: Some(Some("the application was deleted".into())),
-                ..Default::default()
-            };
-            self.db
-                .run(move |c| write_tx(c, |c| store::record(c, &id, &owner, update)))
-                .await?;
-            return Ok(());
+            return self
+                .record(
+                    &job.id,
+                    JobUpdate {
+                        status: Some(DONE.into()),
+                        callback_body: Some(None),
+                        last_error: Some(Some("the application was deleted".into())),
+                        ..Default::default()
+                    },
+                )
+                .await;
         };
-        let secret = self.sealer.open(&app.client_secret)?;
-        let body = self.sealer.open(body)?;
         let result = self
-            .send(&job, secret.expose(), body.expose().as_bytes())
+            .send(&job, secret.expose(), body.to_string().as_bytes())
             .await;
         let attempts = job.attempts + 1;
         let update = match result {
             Ok(()) => JobUpdate {
                 status: Some(DONE.into()),
                 attempts: Some(attempts),
-                // The code it carried is delivered: no copy is kept.
                 callback_body: Some(None),
                 last_error: Some(None),
                 ..Default::default()
@@ -337,10 +546,7 @@ impl Worker {
                 ..Default::default()
             },
         };
-        self.db
-            .run(move |c| write_tx(c, |c| store::record(c, &id, &owner, update)))
-            .await?;
-        Ok(())
+        self.record(&job.id, update).await
     }
 
     /// POSTs the body signed as Cronofy signs its pushes (`Cronofy-HMAC-SHA256`) and with
@@ -376,6 +582,19 @@ impl Worker {
     }
 }
 
+/// A success callback before its code is added (at send time).
+fn success(job: &JobRow) -> Value {
+    json!({"authorization": {"state": job.state}})
+}
+
+fn error_body(job: &JobRow, error: &str, description: &str) -> Value {
+    json!({"authorization": {
+        "error": error,
+        "error_description": description,
+        "state": job.state,
+    }})
+}
+
 /// Base64 HMAC-SHA256 of the body keyed by the client secret (what pycronofy's
 /// `hmac_valid` checks).
 pub fn cronofy_signature(secret: &str, body: &[u8]) -> String {
@@ -386,63 +605,47 @@ pub fn cronofy_signature(secret: &str, body: &[u8]) -> String {
     STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// The account for the job's email (one per email per application: an existing one is
-/// pointed at this service account and made active) and a code for it, redeemable with
-/// the callback URL as `redirect_uri`.
+/// The account for the job's email, served by `found` (one per email per application:
+/// an existing one is pointed at it and made active). One revoked after this job was
+/// asked for stays revoked (`None`): the revocation is the later word.
 fn provision(
     conn: &mut AnyConnection,
     job: &JobRow,
-    ser: &crate::store::service_accounts::ServiceAccountRow,
+    found: &ServiceAccountRow,
     person: &Person,
-) -> Result<(String, String), Error> {
-    let attempt = |c: &mut AnyConnection| {
-        write_tx(c, |c| {
-            let now = db::now();
-            let id = match account_store::by_email(c, &job.application_id, &job.email)? {
-                Some(a) => {
-                    account_store::relink(
-                        c,
-                        &a.id,
-                        &ser.id,
-                        &ser.provider,
-                        Some(&person.id),
-                        &job.scope,
-                        now,
-                    )?;
-                    a.id
-                }
-                None => {
-                    let row = AccountRow {
-                        id: AccountId::generate().into_string(),
-                        application_id: job.application_id.clone(),
-                        email: job.email.clone(),
-                        service_account_id: ser.id.clone(),
-                        provider: ser.provider.clone(),
-                        profile_id: ProfileId::generate().into_string(),
-                        profile_name: job.email.clone(),
-                        provider_user_id: Some(person.id.clone()),
-                        scope: job.scope.clone(),
-                        state: account_store::ACTIVE.into(),
-                        created_at: now,
-                        updated_at: now,
-                    };
-                    account_store::insert(c, &row)?;
-                    row.id
-                }
-            };
-            let code = super::grants::issue_code(
-                c,
-                &job.application_id,
-                &id,
+) -> Result<Option<String>, Error> {
+    let now = db::now();
+    match account_store::by_email(conn, &job.application_id, &job.email)? {
+        Some(a) if a.state == account_store::REVOKED && a.updated_at > job.created_at => Ok(None),
+        Some(a) => {
+            account_store::relink(
+                conn,
+                &a.id,
+                &found.id,
+                &found.provider,
+                Some(&person.id),
                 &job.scope,
-                &job.callback_url,
+                now,
             )?;
-            Ok((id, code))
-        })
-    };
-    match attempt(conn) {
-        // Two jobs for one email raced to create its account: the loser links to it.
-        Err(e) if db::is_unique_violation(&e) => attempt(conn),
-        other => other,
+            Ok(Some(a.id))
+        }
+        None => {
+            let row = AccountRow {
+                id: AccountId::generate().into_string(),
+                application_id: job.application_id.clone(),
+                email: job.email.clone(),
+                service_account_id: found.id.clone(),
+                provider: found.provider.clone(),
+                profile_id: ProfileId::generate().into_string(),
+                profile_name: job.email.clone(),
+                provider_user_id: Some(person.id.clone()),
+                scope: job.scope.clone(),
+                state: account_store::ACTIVE.into(),
+                created_at: now,
+                updated_at: now,
+            };
+            account_store::insert(conn, &row)?;
+            Ok(Some(row.id))
+        }
     }
 }

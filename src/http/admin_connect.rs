@@ -68,12 +68,15 @@ async fn delete_application(
     path: web::Path<String>,
 ) -> Reply {
     let client_id = path.into_inner();
-    if !state
+    let Some(revoked) = state
         .db
         .run(move |c| applications::delete(c, &client_id))
         .await?
-    {
+    else {
         return Err(Rejected::not_found("application not found").into());
+    };
+    for ser in revoked {
+        state.providers.forget(&ser);
     }
     Ok(ok(json!({})))
 }

@@ -98,6 +98,8 @@ pub struct Running {
     pub handle: ServerHandle,
     /// The delivery workers: shut them down after the server stopped.
     pub dispatcher: Dispatcher,
+    /// The delegated-authorization worker: its claims are given back at shutdown.
+    pub authorizations: crate::connect::worker::Handle,
 }
 
 /// Binds `config.listen`, starts the background tasks and builds the server over `db`.
@@ -174,7 +176,7 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
             .then(|| Duration::from_millis(config.request_timeout_ms)),
         sealer,
         providers,
-        authorizations,
+        authorizations: authorizations.clone(),
     });
     let header_timeout = Duration::from_millis(config.header_timeout_ms);
     let server = HttpServer::new(move || {
@@ -236,5 +238,6 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
         server,
         handle,
         dispatcher,
+        authorizations,
     })
 }

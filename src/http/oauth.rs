@@ -15,12 +15,12 @@ use super::error::{HtmlFailure, OAuthFailure};
 use super::extract::bounded_body;
 use super::pages::{layout, respond};
 use super::AppState;
+use crate::connect::applications::ApplicationRow;
 use crate::connect::consent::{self, Flow};
 use crate::connect::provider_access::{GOOGLE, OFFICE365};
 use crate::connect::{applications, grants};
 use crate::error::{Error, Rejected};
 use crate::oauth::{AuthorizeRequest, OAuthError, TokenRequest};
-use crate::store::applications::ApplicationRow;
 use crate::store::AnyConnection;
 
 const AUTHORIZE: &str = "/enterprise_connect/oauth/authorize";
@@ -177,7 +177,10 @@ async fn authorize(
     let request = match AuthorizeRequest::parse(&q, &redirect_uri, true) {
         Ok(r) => r,
         Err(e) => {
-            let state_param = q.get("state").filter(|s| !s.is_empty());
+            // A `state` refused as too long is not echoed either.
+            let state_param = q.get("state").filter(|s| {
+                !s.is_empty() && s.chars().count() <= crate::oauth::request::MAX_STATE_CHARS
+            });
             return Ok(redirect(&crate::oauth::request::with_query(
                 &redirect_uri,
                 &[
@@ -380,34 +383,53 @@ fn provider_page(
     }
 }
 
-#[derive(serde::Deserialize)]
-struct GoogleForm {
-    flow: String,
-    csrf: Option<String>,
-    domain: Option<String>,
-    admin_email: Option<String>,
+/// A consent form's fields, read by hand so a malformed one gets the HTML error page.
+async fn form(req: &HttpRequest, payload: web::Payload) -> Result<HashMap<String, String>, Error> {
+    let body = bounded_body(payload, req, 16 * 1024).await?;
+    let mut out = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(&body) {
+        out.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+    }
+    Ok(out)
+}
+
+/// The flow a consent form belongs to, with its CSRF token checked.
+async fn form_flow(
+    state: &AppState,
+    req: &HttpRequest,
+    fields: &HashMap<String, String>,
+) -> Result<(Flow, String), Error> {
+    let id = fields
+        .get("flow")
+        .ok_or_else(|| Rejected::invalid("The form is incomplete. Go back and try again."))?;
+    let (flow, cookie) = load_flow(state, req, id).await?;
+    consent::check_form(fields.get("csrf").map(String::as_str), Some(&cookie))?;
+    Ok((flow, cookie))
 }
 
 async fn google_submit(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: web::Form<GoogleForm>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, HtmlFailure> {
-    let form = form.into_inner();
-    let (flow, cookie) = load_flow(&state, &req, &form.flow).await?;
-    consent::check_form(form.csrf.as_deref(), Some(&cookie))?;
-    let domain = form.domain.unwrap_or_default();
-    let admin = form.admin_email.unwrap_or_default();
+    let fields = form(&req, payload).await?;
+    let (flow, cookie) = form_flow(&state, &req, &fields).await?;
+    let domain = fields.get("domain").cloned().unwrap_or_default();
+    let admin = fields.get("admin_email").cloned().unwrap_or_default();
     match state.providers.verify_google(&domain, &admin).await {
         Ok(consented) => {
             let f = flow.clone();
-            let to = state
+            let (to, ser) = state
                 .db
                 .run(move |c| consent::complete(c, &f, &consented))
                 .await?;
+            // A renewed consent's old provider token goes (its admin may have changed).
+            state.providers.forget(&ser);
             Ok(redirect(&to))
         }
         Err(e) => {
+            let f = flow.clone();
+            state.db.run(move |c| consent::failed_proof(c, &f)).await?;
             let msg = format!("Google refused: {e}");
             let page = provider_page(
                 &state,
@@ -452,13 +474,17 @@ async fn microsoft_return(
     match verified {
         Ok(consented) => {
             let f = flow.clone();
-            let to = state
+            let (to, ser) = state
                 .db
                 .run(move |c| consent::complete(c, &f, &consented))
                 .await?;
+            // A renewed consent's old provider token goes (its admin may have changed).
+            state.providers.forget(&ser);
             Ok(redirect(&to))
         }
         Err(e) => {
+            let f = flow.clone();
+            state.db.run(move |c| consent::failed_proof(c, &f)).await?;
             let page = provider_page(
                 &state,
                 &flow,
@@ -472,20 +498,13 @@ async fn microsoft_return(
     }
 }
 
-#[derive(serde::Deserialize)]
-struct DeclineForm {
-    flow: String,
-    csrf: Option<String>,
-}
-
 async fn decline(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: web::Form<DeclineForm>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, HtmlFailure> {
-    let form = form.into_inner();
-    let (flow, cookie) = load_flow(&state, &req, &form.flow).await?;
-    consent::check_form(form.csrf.as_deref(), Some(&cookie))?;
+    let fields = form(&req, payload).await?;
+    let (flow, _) = form_flow(&state, &req, &fields).await?;
     let to = state.db.run(move |c| consent::decline(c, &flow)).await?;
     Ok(redirect(&to))
 }

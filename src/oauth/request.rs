@@ -82,7 +82,9 @@ pub enum RevokeTarget {
 }
 
 pub fn revoke_target(fields: &HashMap<String, String>) -> Result<RevokeTarget, OAuthError> {
-    if let Some(t) = field(fields, "token") {
+    // The npm SDK's `revokeAuthorization()` without arguments sends its refresh token as
+    // `refresh_token`: revoking that is what it means.
+    if let Some(t) = field(fields, "token").or_else(|| field(fields, "refresh_token")) {
         return Ok(RevokeTarget::Token(t.to_string()));
     }
     if let Some(s) = field(fields, "sub") {
@@ -106,6 +108,8 @@ pub struct AuthorizeRequest {
 
 /// Longest `state` echoed back (it travels in a URL).
 pub const MAX_STATE_CHARS: usize = 2048;
+/// Longest `scope` (or `delegated_scope`) accepted.
+pub const MAX_SCOPE_CHARS: usize = 1024;
 
 impl AuthorizeRequest {
     /// Checks `response_type`, `scope` (and `delegated_scope` when `needs_delegated`).
@@ -136,6 +140,14 @@ impl AuthorizeRequest {
         let scope = field(query, "scope")
             .ok_or_else(|| OAuthError::new(ErrorCode::InvalidScope, "scope is required"))?;
         let delegated_scope = field(query, "delegated_scope").unwrap_or_default();
+        if scope.chars().count() > MAX_SCOPE_CHARS
+            || delegated_scope.chars().count() > MAX_SCOPE_CHARS
+        {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidScope,
+                format!("scopes are limited to {MAX_SCOPE_CHARS} characters"),
+            ));
+        }
         if needs_delegated && delegated_scope.is_empty() {
             return Err(OAuthError::new(
                 ErrorCode::InvalidScope,

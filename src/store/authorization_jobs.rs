@@ -165,6 +165,25 @@ pub fn record(
     Ok(n == 1)
 }
 
+/// Extends `owner`'s lease on a job to `lease_until`, if it still holds it: false when
+/// the lease ran out (another instance may have taken the job; nothing may be recorded).
+pub fn renew(
+    conn: &mut AnyConnection,
+    id: &str,
+    owner: &str,
+    lease_until: NaiveDateTime,
+) -> Result<bool, Error> {
+    let n = diesel::update(
+        authorization_jobs::table
+            .find(id)
+            .filter(j::lease_owner.eq(owner))
+            .filter(j::lease_until.gt(super::now())),
+    )
+    .set(j::lease_until.eq(Some(lease_until)))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
 /// Takes a job just given back by `owner` again (its next step follows at once).
 pub fn reclaim(
     conn: &mut AnyConnection,

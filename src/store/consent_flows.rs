@@ -16,6 +16,7 @@ pub struct FlowRow {
     pub params: String,
     pub expires_at: NaiveDateTime,
     pub used_at: Option<NaiveDateTime>,
+    pub failures: i64,
 }
 
 pub fn insert(conn: &mut AnyConnection, row: &FlowRow) -> Result<(), Error> {
@@ -46,6 +47,17 @@ pub fn finish(conn: &mut AnyConnection, id: &str, now: NaiveDateTime) -> Result<
         .set(f::used_at.eq(Some(now)))
         .execute(conn)?;
     Ok(n == 1)
+}
+
+/// Counts a failed proof; returns the failures so far.
+pub fn fail(conn: &mut AnyConnection, id: &str) -> Result<i64, Error> {
+    diesel::update(consent_flows::table.find(id))
+        .set(f::failures.eq(f::failures + 1))
+        .execute(conn)?;
+    Ok(consent_flows::table
+        .find(id)
+        .select(f::failures)
+        .first(conn)?)
 }
 
 pub fn prune(conn: &mut AnyConnection, before: NaiveDateTime) -> Result<usize, Error> {

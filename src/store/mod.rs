@@ -13,6 +13,7 @@ pub mod filter_sql;
 pub mod groups;
 pub mod memberships;
 pub mod notify;
+pub mod organizational_units;
 pub mod schema;
 pub mod service_accounts;
 pub mod tokens;

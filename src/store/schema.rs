@@ -185,6 +185,10 @@ diesel::table! {
         provider_token_expires_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
+        capability -> Text,
+        link_position -> Nullable<BigInt>,
+        provider_refresh_token -> Nullable<Text>,
+        external_account -> Nullable<Text>,
     }
 }
 
@@ -251,10 +255,35 @@ diesel::table! {
         params -> Text,
         expires_at -> Timestamp,
         used_at -> Nullable<Timestamp>,
+        failures -> BigInt,
+    }
+}
+
+diesel::table! {
+    organizational_units (id) {
+        id -> Text,
+        application_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    conferencing_profiles (id) {
+        id -> Text,
+        account_id -> Text,
+        service_account_id -> Text,
+        provider -> Text,
+        profile_name -> Text,
+        provider_user_id -> Nullable<Text>,
+        state -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
     }
 }
 
 diesel::allow_tables_to_appear_in_same_query!(
+    organizational_units,
+    conferencing_profiles,
     applications,
     service_accounts,
     oauth_tokens,

@@ -11,6 +11,8 @@ use crate::secrets::Sealed;
 
 pub const ACTIVE: &str = "active";
 pub const REVOKED: &str = "revoked";
+pub const CALENDARS: &str = "calendars";
+pub const CONFERENCING: &str = "conferencing";
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = service_accounts)]
@@ -30,6 +32,14 @@ pub struct ServiceAccountRow {
     pub provider_token_expires_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub revoked_at: Option<NaiveDateTime>,
+    /// `calendars` or `conferencing`.
+    pub capability: String,
+    /// Order among its unit's calendar accounts.
+    pub link_position: Option<i64>,
+    /// A conferencing account's refresh token, sealed.
+    pub provider_refresh_token: Option<Sealed>,
+    /// The provider's own account (Zoom account, Webex org, Indeed employer).
+    pub external_account: Option<String>,
 }
 
 impl ServiceAccountRow {
@@ -76,6 +86,27 @@ pub fn find_active(
         .optional()?)
 }
 
+/// The active service account of another application for this domain or tenant, if any.
+pub fn held_elsewhere(
+    conn: &mut AnyConnection,
+    application_id: &str,
+    provider: &str,
+    domain: Option<&str>,
+    tenant_id: Option<&str>,
+) -> Result<bool, Error> {
+    let mut q = service_accounts::table
+        .filter(s::application_id.ne(application_id))
+        .filter(s::provider.eq(provider))
+        .filter(s::state.eq(ACTIVE))
+        .into_boxed();
+    q = match tenant_id {
+        Some(t) => q.filter(s::tenant_id.eq(t.to_string())),
+        None => q.filter(s::domain.eq(domain.unwrap_or_default().to_string())),
+    };
+    let n: i64 = q.count().get_result(conn)?;
+    Ok(n > 0)
+}
+
 /// Service accounts, of one application or all, oldest first.
 pub fn list(
     conn: &mut AnyConnection,
@@ -102,6 +133,9 @@ pub fn renew_consent(
             s::admin_email.eq(admin_email),
             s::scope.eq(scope),
             s::delegated_scope.eq(delegated_scope),
+            // Minted for the previous admin, who may have lost the rights since.
+            s::provider_token.eq(None::<Sealed>),
+            s::provider_token_expires_at.eq(None::<NaiveDateTime>),
         ))
         .execute(conn)?;
     Ok(())

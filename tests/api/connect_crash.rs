@@ -40,6 +40,9 @@ async fn crash_mid_batch(backend: Backend) {
         ("SCIMGATE_GOOGLE_ADMIN_URL", providers.google_admin_url()),
         ("SCIMGATE_AUTHORIZATION_CONCURRENCY", "4".into()),
         ("SCIMGATE_POLL_MS", "200".into()),
+        // The claim on a job lasts six provider timeouts: short, so the restarted gateway
+        // takes the dead one's jobs over quickly.
+        ("SCIMGATE_PROVIDER_TIMEOUT_MS", "300".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -1,0 +1,186 @@
+//! Organizational units (DESIGN.md §6.4): link tokens, joining a unit at the end of the
+//! unit authorization flow, the calendar accounts a delegated authorization falls
+//! through, and the admin views.
+
+use serde_json::{json, Value};
+
+use crate::error::{Error, Rejected};
+use crate::ids::OrgUnitId;
+use crate::scim::resource::timestamp;
+use crate::secrets;
+use crate::store::applications::ApplicationRow;
+use crate::store::organizational_units::{self as store, UnitRow};
+use crate::store::service_accounts::{ServiceAccountRow, CALENDARS};
+use crate::store::tokens::{self as tokens, TokenRow};
+use crate::store::{self as db, write_tx, AnyConnection};
+
+/// The kind of `oauth_tokens` row a link token is.
+pub const LINK_TOKEN: &str = "ou_link";
+pub const LINK_TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(600);
+/// The scope of a unit's tokens.
+pub const UNIT_SCOPE: &str = "organizational_unit_use_integrations";
+
+/// `POST /v1/organizational_unit_authorization_link_tokens`: a single-use, 10-minute
+/// token bound to one of the application's active service accounts (another
+/// application's, or an unknown one: 404).
+pub fn create_link_token(
+    conn: &mut AnyConnection,
+    app: &ApplicationRow,
+    service_account_id: &str,
+) -> Result<String, Error> {
+    let ser = crate::store::service_accounts::get(conn, service_account_id)?
+        .filter(|s| s.application_id == app.id && s.is_active())
+        .ok_or_else(|| Rejected::not_found("service account not found"))?;
+    let token = secrets::random_token(32)?;
+    let now = db::now();
+    let row = TokenRow {
+        digest: secrets::digest(&token),
+        kind: LINK_TOKEN.into(),
+        application_id: app.id.clone(),
+        subject: ser.id,
+        family: uuid::Uuid::now_v7().simple().to_string(),
+        scope: UNIT_SCOPE.into(),
+        redirect_uri: None,
+        expires_at: Some(db::later(now, LINK_TOKEN_LIFETIME)),
+        used_at: None,
+        revoked_at: None,
+        created_at: now,
+    };
+    write_tx(conn, |c| tokens::insert(c, &[row]))?;
+    Ok(token)
+}
+
+/// The service account a live link token of `app` is bound to; a page-worthy refusal
+/// otherwise (used, expired, another application's, unknown).
+pub fn check_link_token(
+    conn: &mut AnyConnection,
+    app: &ApplicationRow,
+    token: &str,
+) -> Result<ServiceAccountRow, Error> {
+    let refused = || {
+        Rejected::invalid(
+            "This link token is unknown, expired or already used. Ask the application for a new link.",
+        )
+    };
+    let row = tokens::get(conn, &secrets::digest(token))?
+        .filter(|r| r.kind == LINK_TOKEN && r.application_id == app.id && r.is_live(db::now()))
+        .ok_or_else(refused)?;
+    crate::store::service_accounts::get(conn, &row.subject)?
+        .filter(|s| s.is_active())
+        .ok_or_else(|| refused().into())
+}
+
+/// Where the approve step puts the new account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Join {
+    /// The unit the linked service account belongs to (made now if it has none).
+    Existing,
+    /// A new unit, which the linked service account moves to as well.
+    New,
+}
+
+/// Ends a unit flow: consumes the link token, puts `linked` and `added` into one unit
+/// as `join` says, and issues the unit's code. Call inside the flow's write transaction.
+pub fn join(
+    conn: &mut AnyConnection,
+    app_id: &str,
+    link_token_digest: &str,
+    linked: &str,
+    added: Option<&str>,
+    how: &Join,
+    redirect_uri: &str,
+) -> Result<String, Error> {
+    if !tokens::mark_used(conn, link_token_digest, db::now())? {
+        return Err(Rejected::invalid(
+            "This link token was already used. Ask the application for a new link.",
+        )
+        .into());
+    }
+    let linked_row = crate::store::service_accounts::get(conn, linked)?
+        .filter(|s| s.is_active() && s.application_id == app_id)
+        .ok_or_else(|| Rejected::invalid("The linked service account was revoked."))?;
+    let unit = match (how, &linked_row.organizational_unit_id) {
+        (Join::Existing, Some(unit)) => unit.clone(),
+        _ => {
+            let unit = UnitRow {
+                id: OrgUnitId::generate().into_string(),
+                application_id: app_id.into(),
+                created_at: db::now(),
+            };
+            store::insert(conn, &unit)?;
+            store::join(conn, linked, &unit.id)?;
+            unit.id
+        }
+    };
+    if let Some(added) = added.filter(|a| *a != linked) {
+        store::join(conn, added, &unit)?;
+    }
+    super::grants::issue_code(conn, app_id, &unit, UNIT_SCOPE, redirect_uri)
+}
+
+/// The calendar accounts a delegated authorization through `ser` tries, in link order:
+/// its unit's, or `ser` alone (a service account in no unit is a unit of one).
+pub fn calendar_chain(
+    conn: &mut AnyConnection,
+    ser: &ServiceAccountRow,
+) -> Result<Vec<ServiceAccountRow>, Error> {
+    match &ser.organizational_unit_id {
+        Some(unit) => Ok(store::members(conn, unit)?
+            .into_iter()
+            .filter(|s| s.capability == CALENDARS)
+            .collect()),
+        None => Ok(vec![ser.clone()]),
+    }
+}
+
+/// The admin API's shape of a unit: its service accounts in link order.
+pub fn to_json(conn: &mut AnyConnection, unit: &UnitRow) -> Result<Value, Error> {
+    let members = store::members(conn, &unit.id)?;
+    Ok(json!({
+        "id": unit.id,
+        "created_at": timestamp(unit.created_at),
+        "service_accounts": members.iter().map(|s| json!({
+            "id": s.id,
+            "capability": s.capability,
+            "provider_name": s.provider,
+            "domain": s.domain,
+            "tenant_id": s.tenant_id,
+            "external_account": s.external_account,
+            "state": s.state,
+            "link_position": s.link_position,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+pub fn list_json(conn: &mut AnyConnection) -> Result<Vec<Value>, Error> {
+    let units = store::list(conn)?;
+    units.iter().map(|u| to_json(conn, u)).collect()
+}
+
+pub fn get_json(conn: &mut AnyConnection, id: &str) -> Result<Value, Error> {
+    let unit = store::get(conn, id)?
+        .ok_or_else(|| Rejected::not_found("organizational unit not found"))?;
+    to_json(conn, &unit)
+}
+
+/// Unlinks a service account from its unit and revokes its provider access (its token
+/// forgotten, the service account revoked with what it served).
+pub fn unlink(
+    conn: &mut AnyConnection,
+    unit_id: &str,
+    service_account_id: &str,
+) -> Result<bool, Error> {
+    write_tx(conn, |c| {
+        let Some(s) = crate::store::service_accounts::get(c, service_account_id)? else {
+            return Ok(false);
+        };
+        if s.organizational_unit_id.as_deref() != Some(unit_id) {
+            return Ok(false);
+        }
+        store::leave(c, &s.id)?;
+        let now = db::now();
+        store::revoke_profiles_of_service_account(c, &s.id, now)?;
+        super::service_accounts::revoke(c, &s.id, now)?;
+        Ok(true)
+    })
+}
