@@ -12,7 +12,7 @@ use scimgate::devproviders::DevProviders;
 use serde_json::{json, Value};
 
 use crate::common::{send, Backend, TestApp};
-use crate::receiver::{Received, Receiver};
+use crate::receiver::{Received, Receiver, Reply};
 
 /// As `backend_tests!`, with the stand-in providers started beside the app.
 macro_rules! connect_tests {
@@ -793,6 +793,60 @@ async fn refusals_never_redirect_and_reuse_revokes(c: Connect) {
     assert_eq!(c.authorize_emails(access, json!({"email": "alice@example.com", "callback_url": rx.url, "scope": "read_write", "state": "up"})).await, StatusCode::ACCEPTED);
     let got = callbacks(&rx, 2).await;
     assert!(by_state(&got, "up")["code"].is_string());
+
+    // A callback that failed is sent again with a fresh code: the receiver that redeemed
+    // the first (its answer lost) keeps its tokens, and the second code works too.
+    let flaky = Receiver::start(|_, seen| Reply::status(if seen == 0 { 500 } else { 200 })).await;
+    assert_eq!(c.authorize_emails(access, json!({"email": "alice@example.com", "callback_url": flaky.url, "scope": "read_write", "state": "flaky"})).await, StatusCode::ACCEPTED);
+    let started = std::time::Instant::now();
+    while flaky.received().len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the callback was not retried"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let sent = flaky.received();
+    let codes: Vec<&str> = sent
+        .iter()
+        .map(|r| r.json["authorization"]["code"].as_str().unwrap())
+        .collect();
+    assert_ne!(codes[0], codes[1]);
+    let redeem = |code: &str| json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": flaky.url});
+    let (s1, first, _) = c.token(redeem(codes[0])).await;
+    let (s2, _, _) = c.token(redeem(codes[1])).await;
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(
+        c.userinfo(first["access_token"].as_str().unwrap()).await.0,
+        StatusCode::OK
+    );
+
+    // The domain is this application's: another application's consent for it is refused.
+    let (other_id, _) = c.application(redirect).await;
+    let (page_url, cookie) = c.open_authorize(&other_id, redirect, Some("google")).await;
+    let (_, html) = c.page(&page_url, &cookie).await;
+    let r = c
+        .submit_google(&html, &cookie, "example.com", "admin@example.com", true)
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(r.headers().get("location").is_none());
+    // Five failed proofs end the consent.
+    let (page_url, cookie) = c.open_authorize(&client_id, redirect, Some("google")).await;
+    let (_, html) = c.page(&page_url, &cookie).await;
+    for _ in 0..4 {
+        let r = c
+            .submit_google(&html, &cookie, "example.com", "bob@example.com", true)
+            .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    }
+    let r = c
+        .submit_google(&html, &cookie, "example.com", "bob@example.com", true)
+        .await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let r = c
+        .submit_google(&html, &cookie, "example.com", "admin@example.com", true)
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "the flow is over");
 
     // Another application cannot redeem this application's code.
     let (other_id, other_secret) = c.application(redirect).await;
