@@ -33,6 +33,44 @@ pub struct Flow {
     pub id: String,
     pub application: ApplicationRow,
     pub request: AuthorizeRequest,
+    /// Set for an organizational unit authorization (DESIGN.md §6.4).
+    pub unit: Option<UnitFlow>,
+}
+
+/// Where an organizational unit authorization is: (1) the admin proves admin access to
+/// the linked service account's domain or tenant, (2) authorizes the added provider,
+/// (3) approves joining a unit.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UnitFlow {
+    /// Digest of the link token (consumed at the end).
+    pub link_token: String,
+    /// The service account the link token is bound to.
+    pub linked: String,
+    /// `calendars` or `conferencing`.
+    pub capability: String,
+    /// Step 1 done.
+    #[serde(default)]
+    pub proven: bool,
+    /// Step 2 done: the service account added.
+    #[serde(default)]
+    pub added: Option<String>,
+}
+
+/// The stored parameters of a flow.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Params {
+    #[serde(flatten)]
+    request: AuthorizeRequest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unit: Option<UnitFlow>,
+}
+
+fn params_json(flow: &Flow) -> Result<String, Error> {
+    serde_json::to_string(&Params {
+        request: flow.request.clone(),
+        unit: flow.unit.clone(),
+    })
+    .map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// Starts a flow; returns it and the token for its cookie (and forms).
@@ -41,27 +79,41 @@ pub fn start(
     application: &ApplicationRow,
     request: AuthorizeRequest,
 ) -> Result<(Flow, String), Error> {
-    let id = secrets::random_token(18)?;
+    start_with(conn, application, request, None)
+}
+
+/// Starts a flow, of an organizational unit authorization when `unit` is given.
+pub fn start_with(
+    conn: &mut AnyConnection,
+    application: &ApplicationRow,
+    request: AuthorizeRequest,
+    unit: Option<UnitFlow>,
+) -> Result<(Flow, String), Error> {
+    let flow = Flow {
+        id: secrets::random_token(18)?,
+        application: application.clone(),
+        request,
+        unit,
+    };
     let csrf = secrets::random_token(32)?;
     let now = db::now();
     let row = FlowRow {
-        id: id.clone(),
+        id: flow.id.clone(),
         csrf_digest: secrets::digest(&csrf),
         application_id: application.id.clone(),
-        params: serde_json::to_string(&request).map_err(|e| Error::Internal(e.to_string()))?,
+        params: params_json(&flow)?,
         expires_at: db::later(now, FLOW_LIFETIME),
         used_at: None,
         failures: 0,
     };
     write_tx(conn, |c| store::insert(c, &row))?;
-    Ok((
-        Flow {
-            id,
-            application: application.clone(),
-            request,
-        },
-        csrf,
-    ))
+    Ok((flow, csrf))
+}
+
+/// Saves a flow's progress.
+pub fn save(conn: &mut AnyConnection, flow: &Flow) -> Result<(), Error> {
+    let params = params_json(flow)?;
+    write_tx(conn, |c| store::set_params(c, &flow.id, &params))
 }
 
 fn expired() -> Error {
@@ -90,12 +142,13 @@ pub fn load(conn: &mut AnyConnection, id: &str, cookie: Option<&str>) -> Result<
     }
     let application = crate::store::applications::get(conn, &row.application_id)?
         .ok_or_else(|| Rejected::new(400, "the application no longer exists"))?;
-    let request: AuthorizeRequest =
+    let params: Params =
         serde_json::from_str(&row.params).map_err(|e| Error::Internal(e.to_string()))?;
     Ok(Flow {
         id: row.id,
         application,
-        request,
+        request: params.request,
+        unit: params.unit,
     })
 }
 
@@ -118,9 +171,88 @@ pub fn choose_provider(
     provider: &str,
 ) -> Result<(), Error> {
     flow.request.provider_name = Some(provider.to_string());
-    let params =
-        serde_json::to_string(&flow.request).map_err(|e| Error::Internal(e.to_string()))?;
-    write_tx(conn, |c| store::set_params(c, &flow.id, &params))
+    save(conn, flow)
+}
+
+/// Step 1 of a unit flow: the admin's proof must be for the linked service account's
+/// own domain (Google) or tenant (Microsoft); another one is refused (and counted).
+pub fn prove(conn: &mut AnyConnection, flow: &mut Flow, consent: &Consented) -> Result<(), Error> {
+    let Some(unit) = flow.unit.as_mut() else {
+        return Err(Error::Internal("not a unit flow".into()));
+    };
+    let linked = crate::store::service_accounts::get(conn, &unit.linked)?
+        .filter(|s| s.is_active())
+        .ok_or_else(|| Rejected::invalid("The linked service account was revoked."))?;
+    let same = linked.provider == consent.provider
+        && match (&linked.tenant_id, &consent.tenant_id) {
+            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+            (None, None) => linked.domain == consent.domain,
+            _ => false,
+        };
+    if !same {
+        let snapshot = flow.clone();
+        failed_proof(conn, &snapshot)?;
+        return Err(Rejected::invalid(format!(
+            "That is not the {} the application is linked to ({}). Sign in as an administrator of it.",
+            if linked.tenant_id.is_some() { "Microsoft 365 tenant" } else { "Google Workspace domain" },
+            linked.domain.as_deref().or(linked.tenant_id.as_deref()).unwrap_or("?"),
+        ))
+        .into());
+    }
+    unit.proven = true;
+    save(conn, flow)
+}
+
+/// Step 2 of a unit flow with calendars: the added calendar account (made or renewed
+/// now; it joins the unit at step 3).
+pub fn add_calendar(
+    conn: &mut AnyConnection,
+    flow: &mut Flow,
+    consent: &Consented,
+) -> Result<String, Error> {
+    let r = flow.request.clone();
+    let app = flow.application.id.clone();
+    let ser = write_tx(conn, |c| {
+        service_accounts::consented(c, &app, consent, &r.scope, &r.delegated_scope)
+    })?;
+    if let Some(unit) = flow.unit.as_mut() {
+        unit.added = Some(ser.id.clone());
+    }
+    save(conn, flow)?;
+    Ok(ser.id)
+}
+
+/// Step 3: joins the unit (`new`: a new one) and returns the redirect with the unit's code.
+pub fn join(conn: &mut AnyConnection, flow: &Flow, new: bool) -> Result<String, Error> {
+    let unit = flow
+        .unit
+        .as_ref()
+        .filter(|u| u.proven && u.added.is_some())
+        .ok_or_else(|| Rejected::invalid("This step is not reached yet."))?;
+    let r = &flow.request;
+    let how = if new {
+        super::units::Join::New
+    } else {
+        super::units::Join::Existing
+    };
+    let code = write_tx(conn, |c| {
+        if !store::finish(c, &flow.id, db::now())? {
+            return Err(expired());
+        }
+        super::units::join(
+            c,
+            &flow.application.id,
+            &unit.link_token,
+            &unit.linked,
+            unit.added.as_deref(),
+            &how,
+            &r.redirect_uri,
+        )
+    })?;
+    Ok(with_query(
+        &r.redirect_uri,
+        &[("code", Some(&code)), ("state", r.state.as_deref())],
+    ))
 }
 
 /// The admin proved their consent: ends the flow, makes or renews the service account,

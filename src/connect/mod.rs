@@ -18,7 +18,7 @@ use chrono::NaiveDateTime;
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::ids::{AccountId, ServiceAccountId};
+use crate::ids::{AccountId, OrgUnitId, ServiceAccountId};
 use crate::store::AnyConnection;
 
 /// Whether the subject a code or token speaks for may still use it: its service account
@@ -32,6 +32,9 @@ pub fn subject_is_active(conn: &mut AnyConnection, subject: &str) -> Result<bool
     if AccountId::parse(subject).is_some() {
         return Ok(crate::store::accounts::get(conn, subject)?
             .is_some_and(|a| a.state == crate::store::accounts::ACTIVE));
+    }
+    if OrgUnitId::parse(subject).is_some() {
+        return Ok(crate::store::organizational_units::get(conn, subject)?.is_some());
     }
     Ok(false)
 }
@@ -62,6 +65,13 @@ pub fn revoke_subject(
                 crate::store::tokens::revoke_subjects(conn, &[a.id], now)?;
             }
         }
+    } else if OrgUnitId::parse(subject).is_some() {
+        // The unit's own authorization (its tokens); its linked accounts stay linked.
+        if let Some(u) = crate::store::organizational_units::get(conn, subject)? {
+            if u.application_id == application_id {
+                crate::store::tokens::revoke_subjects(conn, &[u.id], now)?;
+            }
+        }
     }
     Ok(())
 }
@@ -72,6 +82,9 @@ pub fn token_response(conn: &mut AnyConnection, issued: &grants::Issued) -> Resu
     let mut body = issued.to_json();
     if ServiceAccountId::parse(&issued.subject).is_some() {
         body["service_account_id"] = Value::String(issued.subject.clone());
+    } else if OrgUnitId::parse(&issued.subject).is_some() {
+        body["sub"] = Value::String(issued.subject.clone());
+        body["organizational_unit_id"] = Value::String(issued.subject.clone());
     } else if let Some(a) = crate::store::accounts::get(conn, &issued.subject)? {
         body["account_id"] = Value::String(a.id.clone());
         body["sub"] = Value::String(a.id.clone());

@@ -10,9 +10,18 @@ use crate::scim::resource::timestamp;
 use crate::secrets;
 use crate::store::applications::ApplicationRow;
 use crate::store::organizational_units::{self as store, UnitRow};
-use crate::store::service_accounts::{ServiceAccountRow, CALENDARS};
+pub use crate::store::service_accounts::ServiceAccountRow;
 use crate::store::tokens::{self as tokens, TokenRow};
 use crate::store::{self as db, write_tx, AnyConnection};
+
+pub use crate::store::service_accounts::{CALENDARS, CONFERENCING};
+
+/// An active service account, for the unit flow's pages.
+pub fn service_account(conn: &mut AnyConnection, id: &str) -> Result<ServiceAccountRow, Error> {
+    crate::store::service_accounts::get(conn, id)?
+        .filter(|s| s.is_active())
+        .ok_or_else(|| Rejected::invalid("The linked service account was revoked.").into())
+}
 
 /// The kind of `oauth_tokens` row a link token is.
 pub const LINK_TOKEN: &str = "ou_link";

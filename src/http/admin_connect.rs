@@ -28,6 +28,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/{client_id}", web::delete().to(delete_application)),
     )
     .service(
+        web::scope("/api/v1/organizational_units")
+            .wrap(DefaultHeaders::new().add((CACHE_CONTROL, HeaderValue::from_static("no-store"))))
+            .route("", web::get().to(list_units))
+            .route("/{id}", web::get().to(get_unit))
+            .route("/{id}/service_accounts/{ser}", web::delete().to(unlink)),
+    )
+    .service(
         web::scope("/api/v1/service_accounts")
             .wrap(DefaultHeaders::new().add((CACHE_CONTROL, HeaderValue::from_static("no-store"))))
             .route("", web::get().to(list_service_accounts))
@@ -127,6 +134,47 @@ async fn revoke_service_account(
         .await?;
     if !found {
         return Err(Rejected::not_found("service account not found").into());
+    }
+    state.providers.forget(&key);
+    Ok(ok(json!({})))
+}
+
+fn unit_id(raw: &str) -> Result<crate::ids::OrgUnitId, Rejected> {
+    crate::ids::OrgUnitId::parse(raw)
+        .ok_or_else(|| Rejected::not_found("organizational unit not found"))
+}
+
+async fn list_units(_: AdminAuth, state: web::Data<AppState>) -> Reply {
+    let data = state.db.run(crate::connect::units::list_json).await?;
+    Ok(ok(Value::Array(data)))
+}
+
+/// A unit with its service accounts in link order.
+async fn get_unit(_: AdminAuth, state: web::Data<AppState>, path: web::Path<String>) -> Reply {
+    let id = unit_id(&path)?;
+    let data = state
+        .db
+        .run(move |c| crate::connect::units::get_json(c, id.as_str()))
+        .await?;
+    Ok(ok(data))
+}
+
+/// Unlinks a service account from its unit and revokes its provider access.
+async fn unlink(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Reply {
+    let (unit, ser) = path.into_inner();
+    let unit = unit_id(&unit)?;
+    let ser = service_account_id(&ser)?;
+    let key = ser.as_str().to_string();
+    let done = state
+        .db
+        .run(move |c| crate::connect::units::unlink(c, unit.as_str(), ser.as_str()))
+        .await?;
+    if !done {
+        return Err(Rejected::not_found("that service account is not in that unit").into());
     }
     state.providers.forget(&key);
     Ok(ok(json!({})))

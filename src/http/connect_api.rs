@@ -16,7 +16,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         "/v1/service_account_authorizations",
         web::post().to(service_account_authorizations),
     )
-    .route("/v1/userinfo", web::get().to(userinfo));
+    .route("/v1/userinfo", web::get().to(userinfo))
+    .route(
+        "/v1/organizational_unit_authorization_link_tokens",
+        web::post().to(link_token),
+    );
 }
 
 fn unauthorized() -> Error {
@@ -74,4 +78,35 @@ async fn userinfo(
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(body))
+}
+
+/// `POST /v1/organizational_unit_authorization_link_tokens` (Bearer = the client secret):
+/// a single-use link token for one of the application's service accounts.
+async fn link_token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, AdminFailure> {
+    let secret = credential(&req, &["Bearer"])
+        .ok_or_else(|| Rejected::unauthorized("the client secret is required as Bearer"))?
+        .to_string();
+    let value = json_body(payload, &req, 64 * 1024).await?;
+    let ser = value
+        .get("service_account_id")
+        .and_then(|v| v.as_str())
+        .and_then(ServiceAccountId::parse)
+        .ok_or_else(|| Rejected::new(422, "service_account_id is required"))?;
+    let token = state
+        .db
+        .run(move |c| {
+            let app = crate::connect::applications::by_bearer_secret(c, &secret)?
+                .ok_or_else(|| Rejected::unauthorized("unknown client secret"))?;
+            crate::connect::units::create_link_token(c, &app, ser.as_str())
+        })
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(serde_json::json!({
+            "organizational_unit_authorization_link_token": {"ou_link_token": token}
+        })))
 }

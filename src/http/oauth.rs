@@ -18,7 +18,8 @@ use super::AppState;
 use crate::connect::applications::ApplicationRow;
 use crate::connect::consent::{self, Flow};
 use crate::connect::provider_access::{GOOGLE, OFFICE365};
-use crate::connect::{applications, grants};
+use crate::connect::units::CALENDARS;
+use crate::connect::{applications, grants, units};
 use crate::error::{Error, Rejected};
 use crate::oauth::{AuthorizeRequest, OAuthError, TokenRequest};
 use crate::store::AnyConnection;
@@ -28,6 +29,7 @@ const CONSENT: &str = "/enterprise_connect/oauth/consent";
 const GOOGLE_FORM: &str = "/enterprise_connect/oauth/google";
 const MICROSOFT_RETURN: &str = "/enterprise_connect/oauth/microsoft";
 const DECLINE: &str = "/enterprise_connect/oauth/decline";
+const JOIN: &str = "/enterprise_connect/oauth/join";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/oauth/token", web::post().to(token))
@@ -36,7 +38,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(CONSENT, web::get().to(consent_page))
         .route(GOOGLE_FORM, web::post().to(google_submit))
         .route(MICROSOFT_RETURN, web::get().to(microsoft_return))
-        .route(DECLINE, web::post().to(decline));
+        .route(DECLINE, web::post().to(decline))
+        .route(JOIN, web::post().to(join))
+        .route("/organizational_unit_oauth", web::get().to(unit_authorize))
+        .route("/oauth/authorize", web::get().to(unit_authorize));
 }
 
 /// A JSON object or a form body as flat strings (numbers and booleans as text, `null`
@@ -157,6 +162,52 @@ async fn authorize(
     req: HttpRequest,
 ) -> Result<HttpResponse, HtmlFailure> {
     let q = query(&req);
+    let (app, redirect_uri) = client_of(&state, &q).await?;
+    // From here on, errors go back to the client.
+    let request = match AuthorizeRequest::parse(&q, &redirect_uri, true) {
+        Ok(r) => r,
+        Err(e) => return Ok(redirect(&error_back(&q, &redirect_uri, &e))),
+    };
+    let (flow, csrf) = state
+        .db
+        .run(move |c| consent::start(c, &app, request))
+        .await?;
+    flow_response(&state, &flow, csrf)
+}
+
+/// The first page of a new flow, with the cookie that binds it to this browser.
+fn flow_response(state: &AppState, flow: &Flow, csrf: String) -> Result<HttpResponse, HtmlFailure> {
+    let mut target = format!("{CONSENT}?flow={}", flow.id);
+    if let Some(p) = flow
+        .request
+        .provider_name
+        .as_deref()
+        .filter(|p| flow.unit.is_none() && state.providers.offered().contains(p))
+    {
+        target.push_str(&format!("&provider={p}"));
+    }
+    let cookie = Cookie::build(consent::cookie_name(&flow.id), csrf)
+        .path("/enterprise_connect/oauth")
+        .http_only(true)
+        .secure(secure_cookies(state))
+        // Lax: it must come back with Microsoft's top-level redirect to us.
+        .same_site(SameSite::Lax)
+        .max_age(actix_web::cookie::time::Duration::seconds(
+            consent::FLOW_LIFETIME.as_secs() as i64,
+        ))
+        .finish();
+    let mut r = redirect(&target);
+    r.add_cookie(&cookie)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(r)
+}
+
+/// The client of an authorize request and its exactly registered redirect URI; a page
+/// when either is wrong (never a redirect).
+async fn client_of(
+    state: &AppState,
+    q: &HashMap<String, String>,
+) -> Result<(ApplicationRow, String), Error> {
     let client_id = q.get("client_id").cloned().unwrap_or_default();
     let redirect_uri = q.get("redirect_uri").cloned().unwrap_or_default();
     let app = state
@@ -173,51 +224,98 @@ async fn authorize(
             Rejected::invalid("The redirect_uri is not registered for this application.").into(),
         );
     }
-    // From here on, errors go back to the client.
-    let request = match AuthorizeRequest::parse(&q, &redirect_uri, true) {
-        Ok(r) => r,
-        Err(e) => {
-            // A `state` refused as too long is not echoed either.
-            let state_param = q.get("state").filter(|s| {
-                !s.is_empty() && s.chars().count() <= crate::oauth::request::MAX_STATE_CHARS
-            });
-            return Ok(redirect(&crate::oauth::request::with_query(
-                &redirect_uri,
-                &[
-                    ("error", Some(e.code.as_str())),
-                    ("error_description", Some(&e.description)),
-                    ("state", state_param.map(String::as_str)),
-                ],
-            )));
+    Ok((app, redirect_uri))
+}
+
+/// `GET /organizational_unit_oauth` (and `/oauth/authorize` with the unit scope): an
+/// organizational unit authorization (DESIGN.md §6.4). Refusals are pages: an unknown
+/// client or redirect URI, a used, expired or foreign link token, a missing capability.
+async fn unit_authorize(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, HtmlFailure> {
+    let q = query(&req);
+    let (app, redirect_uri) = client_of(&state, &q).await?;
+    let scope = q.get("scope").cloned().unwrap_or_default();
+    if !scope.split_whitespace().any(|s| s == units::UNIT_SCOPE) {
+        return Err(Rejected::invalid(format!(
+            "This address serves organizational unit authorizations: scope must be {}.",
+            units::UNIT_SCOPE
+        ))
+        .into());
+    }
+    let capabilities: Vec<String> = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .filter(|(k, _)| k == "capabilities[]" || k == "capabilities")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    let capability = match capabilities.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["calendars"] => CALENDARS,
+        ["conferencing"] => {
+            let asked = q
+                .get("conferencing_provider_name")
+                .cloned()
+                .unwrap_or_default();
+            return Err(Rejected::invalid(format!(
+                "The conferencing provider {asked:?} is not offered by this gateway. Offered: none configured."
+            ))
+            .into());
         }
+        [] => {
+            return Err(
+                Rejected::invalid("capabilities[] is required: calendars or conferencing.").into(),
+            )
+        }
+        _ => {
+            return Err(Rejected::invalid(
+                "capabilities[] must be one of calendars or conferencing.",
+            )
+            .into())
+        }
+    };
+    let token = q.get("ou_link_token").cloned().unwrap_or_default();
+    let app2 = app.clone();
+    let linked = state
+        .db
+        .run(move |c| units::check_link_token(c, &app2, &token))
+        .await?;
+    let request = match AuthorizeRequest::parse(&q, &redirect_uri, false) {
+        Ok(r) => r,
+        Err(e) => return Ok(redirect(&error_back(&q, &redirect_uri, &e))),
+    };
+    let unit = consent::UnitFlow {
+        link_token: crate::secrets::digest(
+            q.get("ou_link_token").map(String::as_str).unwrap_or(""),
+        ),
+        linked: linked.id,
+        capability: capability.into(),
+        proven: false,
+        added: None,
     };
     let (flow, csrf) = state
         .db
-        .run(move |c| consent::start(c, &app, request))
+        .run(move |c| consent::start_with(c, &app, request, Some(unit)))
         .await?;
-    let mut target = format!("{CONSENT}?flow={}", flow.id);
-    if let Some(p) = flow
-        .request
-        .provider_name
-        .as_deref()
-        .filter(|p| state.providers.offered().contains(p))
-    {
-        target.push_str(&format!("&provider={p}"));
-    }
-    let cookie = Cookie::build(consent::cookie_name(&flow.id), csrf)
-        .path("/enterprise_connect/oauth")
-        .http_only(true)
-        .secure(secure_cookies(&state))
-        // Lax: it must come back with Microsoft's top-level redirect to us.
-        .same_site(SameSite::Lax)
-        .max_age(actix_web::cookie::time::Duration::seconds(
-            consent::FLOW_LIFETIME.as_secs() as i64,
-        ))
-        .finish();
-    let mut r = redirect(&target);
-    r.add_cookie(&cookie)
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    Ok(r)
+    flow_response(&state, &flow, csrf)
+}
+
+/// An RFC 6749 §4.1.2.1 error at the (registered) redirect URI; a `state` refused as
+/// too long is not echoed either.
+fn error_back(
+    q: &HashMap<String, String>,
+    redirect_uri: &str,
+    e: &crate::oauth::OAuthError,
+) -> String {
+    let state_param = q
+        .get("state")
+        .filter(|s| !s.is_empty() && s.chars().count() <= crate::oauth::request::MAX_STATE_CHARS);
+    crate::oauth::request::with_query(
+        redirect_uri,
+        &[
+            ("error", Some(e.code.as_str())),
+            ("error_description", Some(&e.description)),
+            ("state", state_param.map(String::as_str)),
+        ],
+    )
 }
 
 fn cookie_of(req: &HttpRequest, flow_id: &str) -> Option<String> {
@@ -277,6 +375,36 @@ async fn consent_page(
     let q = query(&req);
     let flow_id = q.get("flow").cloned().unwrap_or_default();
     let (mut flow, csrf) = load_flow(&state, &req, &flow_id).await?;
+    if let Some(unit) = flow.unit.clone() {
+        let linked_id = unit.linked.clone();
+        let linked = state
+            .db
+            .run(move |c| units::service_account(c, &linked_id))
+            .await?;
+        if !unit.proven {
+            // Step 1: the linked account's own provider, for the same domain or tenant.
+            let domain = linked.domain.clone().unwrap_or_default();
+            let page = provider_page(
+                &state,
+                &flow,
+                &csrf,
+                &linked.provider,
+                None,
+                Some((&domain, "")),
+            );
+            return Ok(respond(StatusCode::OK, page));
+        }
+        if let Some(added) = unit.added.clone() {
+            let added = state
+                .db
+                .run(move |c| units::service_account(c, &added))
+                .await?;
+            return Ok(respond(
+                StatusCode::OK,
+                approve_page(&flow, &csrf, &linked, &added),
+            ));
+        }
+    }
     let offered = state.providers.offered();
     let chosen = q
         .get("provider")
@@ -317,6 +445,52 @@ async fn consent_page(
     ))
 }
 
+/// The step of a unit flow the page is for, in words.
+fn unit_step(flow: &Flow) -> Option<&'static str> {
+    let unit = flow.unit.as_ref()?;
+    Some(if !unit.proven {
+        "Step 1 of 3: show that you administer the calendar account this application is already linked to."
+    } else {
+        "Step 2 of 3: connect the calendar account to add to your organizational unit."
+    })
+}
+
+/// Step 3 of a unit flow: join the unit the linked account belongs to (pre-selected),
+/// or a new one.
+fn approve_page(
+    flow: &Flow,
+    csrf: &str,
+    linked: &crate::connect::units::ServiceAccountRow,
+    added: &crate::connect::units::ServiceAccountRow,
+) -> Markup {
+    let describe = |s: &crate::connect::units::ServiceAccountRow| {
+        format!(
+            "{} {}",
+            provider_label(&s.provider),
+            s.domain.as_deref().or(s.tenant_id.as_deref()).unwrap_or("")
+        )
+    };
+    let existing = linked
+        .organizational_unit_id
+        .clone()
+        .unwrap_or_else(|| "a unit made for it now".into());
+    layout(
+        "Approve the organizational unit",
+        html! {
+            p { "Step 3 of 3: " strong { (flow.application.name) } " will provision people through these calendar accounts, in this order." }
+            div.box { ol { li { (describe(linked)) } li { (describe(added)) } } }
+            form method="post" action=(JOIN) {
+                input type="hidden" name="flow" value=(flow.id);
+                input type="hidden" name="csrf" value=(csrf);
+                label { input type="radio" name="unit" value="existing" checked; " Join the unit of " (describe(linked)) " (" (existing) ")" }
+                label { input type="radio" name="unit" value="new"; " Make a new unit for both" }
+                button type="submit" { "Approve" }
+            }
+            (decline_form(flow, csrf))
+        },
+    )
+}
+
 fn provider_page(
     state: &AppState,
     flow: &Flow,
@@ -338,6 +512,7 @@ fn provider_page(
                 "Connect Google Workspace",
                 html! {
                     (summary(flow))
+                    @if let Some(step) = unit_step(flow) { p.step { (step) } }
                     @if let Some(e) = error { p.error.box role="alert" { (e) } }
                     ol {
                         li { "In the Google Admin console, open Security → Access and data control → API controls → Manage domain-wide delegation." }
@@ -373,6 +548,7 @@ fn provider_page(
                 "Connect Microsoft 365",
                 html! {
                     (summary(flow))
+                    @if let Some(step) = unit_step(flow) { p.step { (step) } }
                     @if let Some(e) = error { p.error.box role="alert" { (e) } }
                     p { "A global administrator of your Microsoft 365 tenant grants the access on Microsoft's consent page; you then come back here." }
                     a.button.microsoft href=(consent_url) { "Continue to Microsoft" }
@@ -417,16 +593,7 @@ async fn google_submit(
     let domain = fields.get("domain").cloned().unwrap_or_default();
     let admin = fields.get("admin_email").cloned().unwrap_or_default();
     match state.providers.verify_google(&domain, &admin).await {
-        Ok(consented) => {
-            let f = flow.clone();
-            let (to, ser) = state
-                .db
-                .run(move |c| consent::complete(c, &f, &consented))
-                .await?;
-            // A renewed consent's old provider token goes (its admin may have changed).
-            state.providers.forget(&ser);
-            Ok(redirect(&to))
-        }
+        Ok(consented) => consented_response(&state, &flow, &cookie, consented).await,
         Err(e) => {
             let f = flow.clone();
             state.db.run(move |c| consent::failed_proof(c, &f)).await?;
@@ -472,16 +639,7 @@ async fn microsoft_return(
             .map_err(|e| e.to_string())
     };
     match verified {
-        Ok(consented) => {
-            let f = flow.clone();
-            let (to, ser) = state
-                .db
-                .run(move |c| consent::complete(c, &f, &consented))
-                .await?;
-            // A renewed consent's old provider token goes (its admin may have changed).
-            state.providers.forget(&ser);
-            Ok(redirect(&to))
-        }
+        Ok(consented) => consented_response(&state, &flow, &cookie, consented).await,
         Err(e) => {
             let f = flow.clone();
             state.db.run(move |c| consent::failed_proof(c, &f)).await?;
@@ -496,6 +654,61 @@ async fn microsoft_return(
             Ok(respond(StatusCode::BAD_REQUEST, page))
         }
     }
+}
+
+/// An admin's consent was proven: the end of a service account consent (the redirect
+/// with its code), or the next step of a unit flow.
+async fn consented_response(
+    state: &AppState,
+    flow: &Flow,
+    cookie: &str,
+    consented: crate::connect::service_accounts::Consented,
+) -> Result<HttpResponse, HtmlFailure> {
+    let provider = consented.provider;
+    let mut f = flow.clone();
+    let result = match &flow.unit {
+        None => {
+            let (to, ser) = state
+                .db
+                .run(move |c| consent::complete(c, &f, &consented))
+                .await?;
+            // A renewed consent's old provider token goes (its admin may have changed).
+            state.providers.forget(&ser);
+            return Ok(redirect(&to));
+        }
+        Some(unit) if !unit.proven => {
+            state
+                .db
+                .run(move |c| consent::prove(c, &mut f, &consented))
+                .await
+        }
+        Some(_) => state
+            .db
+            .run(move |c| consent::add_calendar(c, &mut f, &consented))
+            .await
+            .map(|ser| state.providers.forget(&ser)),
+    };
+    match result {
+        Ok(()) => Ok(redirect(&format!("{CONSENT}?flow={}", flow.id))),
+        Err(Error::Rejected(r)) if r.status == 400 => Ok(respond(
+            StatusCode::BAD_REQUEST,
+            provider_page(state, flow, cookie, provider, Some(&r.message), None),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Step 3 of a unit flow: the approval.
+async fn join(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, HtmlFailure> {
+    let fields = form(&req, payload).await?;
+    let (flow, _) = form_flow(&state, &req, &fields).await?;
+    let new = fields.get("unit").is_some_and(|u| u == "new");
+    let to = state.db.run(move |c| consent::join(c, &flow, new)).await?;
+    Ok(redirect(&to))
 }
 
 async fn decline(

@@ -44,6 +44,7 @@ connect_tests!(
     microsoft_consent_and_provider_faults,
     refusals_never_redirect_and_reuse_revokes,
     nothing_is_stored_in_plaintext_and_rekey_covers_it,
+    units_link_accounts_and_authorizations_fall_through_in_link_order,
 );
 
 /// The gateway with Google and Microsoft pointed at a fresh set of stand-ins.
@@ -938,4 +939,296 @@ async fn nothing_is_stored_in_plaintext_and_rekey_covers_it(c: Connect) {
         .unwrap();
     assert_eq!(stored_app[0].1.key_id(), Some(both.current_key_id()));
     assert_eq!(both.open(&stored_app[0].1).unwrap().expose(), secret);
+}
+
+impl Connect {
+    /// From one of our pages with the "Continue to Microsoft" link: Microsoft's consent
+    /// (the stand-in) accepted for `tenant`; returns where Microsoft sends the browser
+    /// back to.
+    pub async fn microsoft_accept(&self, page: &str, tenant: &str) -> String {
+        let link = between(page, "class=\"button microsoft\" href=\"", "\"").replace("&amp;", "&");
+        let ms_page = self
+            .browser
+            .get(&link)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let marker = format!("data-tenant=\"{tenant}\" href=\"");
+        let accept = between(&ms_page, &marker, "\"").replace("&amp;", "&");
+        let origin = self
+            .providers
+            .microsoft_login_url()
+            .split("/microsoft")
+            .next()
+            .unwrap()
+            .to_string();
+        let r = self
+            .browser
+            .get(format!("{origin}{accept}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND, "the stand-in redirects back");
+        r.headers()["location"].to_str().unwrap().to_string()
+    }
+
+    /// A Microsoft 365 service account's tokens for a new application.
+    async fn microsoft_service_account(&self, redirect: &str) -> (String, String, Value) {
+        let (client_id, secret) = self.application(redirect).await;
+        let (page_url, cookie) = self
+            .open_authorize(&client_id, redirect, Some("office365"))
+            .await;
+        let (_, page) = self.page(&page_url, &cookie).await;
+        let back = self.microsoft_accept(&page, TENANT).await;
+        let r = self
+            .browser
+            .get(&back)
+            .header("Cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let code = code_of(r.headers()["location"].to_str().unwrap());
+        let (status, tokens, _) = self.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect})).await;
+        assert_eq!(status, StatusCode::OK, "{tokens}");
+        (client_id, secret, tokens)
+    }
+
+    async fn link_token(&self, bearer: &str, ser: &str) -> (StatusCode, Value) {
+        send(
+            self.app
+                .client
+                .post(self.url("/v1/organizational_unit_authorization_link_tokens"))
+                .bearer_auth(bearer)
+                .json(&json!({"service_account_id": ser})),
+        )
+        .await
+    }
+
+    /// Opens the unit authorization: the first page's URL and the cookie, or the refusal.
+    async fn open_unit(
+        &self,
+        client_id: &str,
+        redirect: &str,
+        link_token: &str,
+        capability: Option<&str>,
+    ) -> reqwest::Response {
+        let mut q = vec![
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", redirect),
+            ("scope", "organizational_unit_use_integrations"),
+            ("state", "s t&ate"),
+            ("ou_link_token", link_token),
+            ("provider_name", "google"),
+        ];
+        if let Some(cap) = capability {
+            q.push(("capabilities[]", cap));
+        }
+        self.browser
+            .get(self.url("/organizational_unit_oauth"))
+            .query(&q)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+const TENANT: &str = "11111111-2222-3333-4444-555555555555";
+
+/// DESIGN.md §6.4: a Microsoft 365 service account → link token → the unit flow (proof of
+/// the same tenant, Google added, join) → unit tokens; then authorizations fall through
+/// the unit's calendar accounts in link order (a mailbox error moves on).
+async fn units_link_accounts_and_authorizations_fall_through_in_link_order(c: Connect) {
+    let st = &c.providers.state;
+    st.add_tenant(TENANT, &["contoso.example", "example.com"]);
+    st.add_microsoft_user("erin@example.com", false).unwrap();
+    st.add_google_user("erin@example.com", false).unwrap();
+    st.add_tenant(
+        "99999999-2222-3333-4444-555555555555",
+        &["fabrikam.example"],
+    );
+    let redirect = "http://127.0.0.1:9/unit";
+    let (client_id, secret, tokens) = c.microsoft_service_account(redirect).await;
+    let ser_ms = tokens["service_account_id"].as_str().unwrap().to_string();
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+
+    // Link tokens: the client secret as Bearer; another application's secret gets 404.
+    let (other_id, other_secret) = c.application(redirect).await;
+    assert_eq!(
+        c.link_token(&other_secret, &ser_ms).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        c.link_token(&access, &ser_ms).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, body) = c.link_token(&secret, &ser_ms).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let link = body["organizational_unit_authorization_link_token"]["ou_link_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Refusals are pages: no capability, a conferencing provider not offered, another
+    // application's client with this link token.
+    for (client, cap) in [
+        (client_id.as_str(), None),
+        (client_id.as_str(), Some("conferencing")),
+        (other_id.as_str(), Some("calendars")),
+    ] {
+        let r = c.open_unit(client, redirect, &link, cap).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert!(r.headers().get("location").is_none());
+    }
+
+    let r = c
+        .open_unit(&client_id, redirect, &link, Some("calendars"))
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page_url = c.url(r.headers()["location"].to_str().unwrap());
+    // Step 1: prove the linked tenant — another tenant is refused.
+    let (_, step1) = c.page(&page_url, &cookie).await;
+    assert!(step1.contains("Step 1 of 3"), "{step1}");
+    let back = c
+        .microsoft_accept(&step1, "99999999-2222-3333-4444-555555555555")
+        .await;
+    let r = c
+        .browser
+        .get(&back)
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("not the Microsoft 365 tenant"));
+    let back = c.microsoft_accept(&step1, TENANT).await;
+    let r = c
+        .browser
+        .get(&back)
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // Step 2: Google Workspace added.
+    let (_, step2) = c.page(&page_url, &cookie).await;
+    assert!(step2.contains("Step 2 of 3"), "{step2}");
+    let r = c
+        .submit_google(&step2, &cookie, "example.com", "admin@example.com", true)
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // Step 3: join the unit (a new one: the Microsoft account had none).
+    let (_, step3) = c.page(&page_url, &cookie).await;
+    assert!(step3.contains("value=\"existing\" checked"), "{step3}");
+    let r = c
+        .browser
+        .post(c.url("/enterprise_connect/oauth/join"))
+        .header("Cookie", &cookie)
+        .form(&[
+            ("flow", hidden(&step3, "flow")),
+            ("csrf", hidden(&step3, "csrf")),
+            ("unit", "existing".into()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let code = code_of(r.headers()["location"].to_str().unwrap());
+    let (status, unit_tokens, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect})).await;
+    assert_eq!(status, StatusCode::OK, "{unit_tokens}");
+    let ou = unit_tokens["organizational_unit_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(ou.starts_with("ou_") && unit_tokens["sub"] == ou.as_str());
+    assert_eq!(unit_tokens["scope"], "organizational_unit_use_integrations");
+    // The link token was single use.
+    assert_eq!(
+        c.open_unit(&client_id, redirect, &link, Some("calendars"))
+            .await
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+
+    let (_, unit) = send(
+        c.app
+            .admin(Method::GET, &format!("/organizational_units/{ou}")),
+    )
+    .await;
+    let order: Vec<&str> = unit["data"]["service_accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["provider_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["office365", "google"], "{unit}");
+    let ser_google = unit["data"]["service_accounts"][1]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Authorizations through the Microsoft account fall through to Google.
+    let rx = Receiver::ok().await;
+    let items: Vec<Value> = [
+        "alice@example.com",
+        "carol@contoso.example",
+        "erin@example.com",
+        "nobody@example.com",
+    ]
+    .iter()
+    .map(|e| json!({"email": e, "callback_url": rx.url, "scope": "read_write", "state": e}))
+    .collect();
+    assert_eq!(
+        c.authorize_emails(&access, json!({"service_account_authorizations": items}))
+            .await,
+        StatusCode::ACCEPTED
+    );
+    let got = callbacks(&rx, 4).await;
+    assert_eq!(by_state(&got, "nobody@example.com")["error"], "not_found");
+    for (email, provider) in [
+        ("alice@example.com", "google"),
+        ("carol@contoso.example", "office365"),
+        ("erin@example.com", "google"),
+    ] {
+        let code = by_state(&got, email)["code"].as_str().unwrap_or_else(|| {
+            panic!(
+                "{email}: {got:?}",
+                got = got.iter().map(|r| &r.json).collect::<Vec<_>>()
+            )
+        });
+        let (_, account, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": rx.url})).await;
+        assert_eq!(
+            account["linking_profile"]["provider_name"], provider,
+            "{email}"
+        );
+    }
+
+    // Unlinking Google: alice is found nowhere now.
+    let (status, _) = send(c.app.admin(
+        Method::DELETE,
+        &format!("/organizational_units/{ou}/service_accounts/{ser_google}"),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let rx2 = Receiver::ok().await;
+    assert_eq!(c.authorize_emails(&access, json!({"email": "alice@example.com", "callback_url": rx2.url, "scope": "read_write", "state": "again"})).await, StatusCode::ACCEPTED);
+    assert_eq!(
+        callbacks(&rx2, 1).await[0].json["authorization"]["error"],
+        "not_found"
+    );
 }
