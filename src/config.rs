@@ -485,6 +485,38 @@ settings! {
         microsoft_login_url: String = "https://login.microsoftonline.com".into(),
         /// Base URL of Microsoft Graph.
         microsoft_graph_url: String = "https://graph.microsoft.com".into(),
+        /// OAuth client id of the operator's Zoom app (admin-managed). Unset: Zoom is not
+        /// offered as an organizational unit's conferencing provider.
+        zoom_client_id: Option<String> = None,
+        /// That Zoom app's client secret.
+        zoom_client_secret: Option<String> = None => {
+            mask: Mask::Secret,
+        },
+        /// Base URL of Zoom's OAuth (authorize and token).
+        zoom_oauth_url: String = "https://zoom.us".into(),
+        /// Base URL of Zoom's API.
+        zoom_api_url: String = "https://api.zoom.us".into(),
+        /// OAuth client id of the operator's Webex integration. Unset: Webex is not offered.
+        webex_client_id: Option<String> = None,
+        /// That Webex integration's client secret.
+        webex_client_secret: Option<String> = None => {
+            mask: Mask::Secret,
+        },
+        /// Base URL of the Webex API (authorize, tokens, people).
+        webex_api_url: String = "https://webexapis.com".into(),
+        /// OAuth client id at Indeed (a generic OAuth 2 provider). Unset: Indeed is not
+        /// offered.
+        indeed_client_id: Option<String> = None,
+        /// That Indeed client's secret.
+        indeed_client_secret: Option<String> = None => {
+            mask: Mask::Secret,
+        },
+        /// Indeed's authorize URL.
+        indeed_authorize_url: Option<String> = None,
+        /// Indeed's token URL.
+        indeed_token_url: Option<String> = None,
+        /// Indeed's lookup URL, with `{email}` where the address goes.
+        indeed_lookup_url: Option<String> = None,
         /// Time allowed for one provider request, in milliseconds.
         provider_timeout_ms: u64 = 15_000,
         /// Delegated authorizations one instance works on at once (provider lookups and
