@@ -8,7 +8,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::state::{Inner, MicrosoftToken};
-use super::{arrive, bearer, escape, form, html, json, random_token, token_lifetime, Shared};
+use super::{
+    arrive, bearer, escape, form, found, html, json, random_token, redirect_to, token_lifetime,
+    Shared,
+};
 
 const GRAPH_DEFAULT_SCOPE: &str = "https://graph.microsoft.com/.default";
 
@@ -68,22 +71,6 @@ fn error_page(code: &str, message: &str) -> HttpResponse {
             escape(message)
         ),
     )
-}
-
-/// `redirect_uri` with `pairs` added to its query.
-fn redirect_to(redirect_uri: &str, pairs: &[(&str, &str)]) -> Option<String> {
-    let mut url = url::Url::parse(redirect_uri).ok()?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return None;
-    }
-    url.query_pairs_mut().extend_pairs(pairs);
-    Some(url.to_string())
-}
-
-fn found(location: &str) -> HttpResponse {
-    HttpResponse::Found()
-        .insert_header(("location", location))
-        .finish()
 }
 
 /// Stands in for Microsoft's sign-in and consent screens: one plain link per tenant

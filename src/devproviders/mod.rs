@@ -1,7 +1,10 @@
-//! Stand-ins for Google and Microsoft that speak their real wire shapes, for tests and
-//! for `scimgate dev-providers`: one actix server, `/google/...` and `/microsoft/...`,
-//! with state that tests change directly ([`FakeState`]) and the command line's
-//! walkthrough changes through `/_control/...`.
+//! Stand-ins for Google, Microsoft, Zoom, Webex and Indeed that speak their real wire
+//! shapes, for tests and for `scimgate dev-providers`: one actix server, `/google/...`,
+//! `/microsoft/...`, `/zoom/...`, `/webex/...`, `/indeed/...`, with state that tests
+//! change directly ([`FakeState`]) and the command line's walkthrough changes through
+//! `/_control/...`. The conferencing fakes' sign-in pages list one
+//! `<a class="authorize" data-account="…">` link per account (signing in as its first
+//! user) and an `<a class="decline">`.
 //!
 //! Written from the providers' documentation, not from our connectors, and never
 //! importing them: a fake that shared their code would check us against ourselves.
@@ -16,12 +19,22 @@
 //! | `POST /_control/microsoft/tenants` | `{"tenant_id", "domains": [...], "consented"?}` |
 //! | `POST /_control/microsoft/users` | `{"email", "mailbox"}` (the tenant with its domain) |
 //! | `POST /_control/microsoft/consents` | `{"tenant_id"}` (as the consent page does) |
-//! | `POST /_control/faults` | `{"prefix", "status", "times"?, "retry_after"?}`: the next `times` (1) requests under `prefix` (`google/token`, `google/admin`, `microsoft/token`, `microsoft/graph`, `microsoft/login`) answer `status` in the provider's error shape |
+//! | `POST /_control/zoom/accounts` | `{"account_id"}` |
+//! | `POST /_control/zoom/users` | `{"account_id", "email", "status"?}` (`active`, `inactive`, `pending`) |
+//! | `POST /_control/webex/orgs` | `{"org_id"}` |
+//! | `POST /_control/webex/users` | `{"org_id", "email"}` |
+//! | `POST /_control/indeed/employers` | `{"employer_id"}` |
+//! | `POST /_control/indeed/users` | `{"employer_id", "email"}` |
+//! | `POST /_control/faults` | `{"prefix", "status", "times"?, "retry_after"?}`: the next `times` (1) requests under `prefix` (`google/token`, `google/admin`, `microsoft/token`, `microsoft/graph`, `microsoft/login`, and `oauth` (the sign-in pages), `token`, `api` under `zoom/`, `webex/`, `indeed/`) answer `status` in the provider's error shape |
 //! | `POST /_control/expire_tokens` | none: every access token issued so far answers 401 |
 
 mod google;
+mod indeed;
 mod microsoft;
+mod oauth;
 mod state;
+mod webex;
+mod zoom;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -37,11 +50,14 @@ use serde::Deserialize;
 use crate::error::Error;
 use crate::secrets::random_token;
 
-pub use state::{FakeState, PREFIXES};
+pub use state::{Conferencing, FakeState, PREFIXES};
 
 /// The Google scope the demo data delegates (the fakes do not import the connector's).
 const DEMO_GOOGLE_SCOPE: &str = "https://www.googleapis.com/auth/admin.directory.user.readonly";
 const DEMO_TENANT: &str = "11111111-2222-3333-4444-555555555555";
+const DEMO_ZOOM_ACCOUNT: &str = "zacc_demo";
+const DEMO_WEBEX_ORG: &str = "org_demo";
+const DEMO_INDEED_EMPLOYER: &str = "emp_demo";
 
 /// The service account the fake Google issued: one RSA key per process. Generating one
 /// takes 0.1–0.3 s here (dependencies at opt-level 1), far more at opt-level 0; tests
@@ -84,6 +100,13 @@ fn generate_key() -> Result<IssuedKey, String> {
     })
 }
 
+/// `bytes` random bytes in hex.
+fn random_hex(bytes: usize) -> Result<String, Error> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+    Ok(hex::encode(buf))
+}
+
 /// The operating system's randomness for rsa's key generation (rsa's own needs a newer
 /// getrandom than the crate's).
 struct OsRandom;
@@ -119,9 +142,21 @@ struct Shared {
     base: String,
     microsoft_client_id: String,
     microsoft_client_secret: String,
+    /// The OAuth clients (id, secret) the conferencing fakes accept.
+    zoom_client: (String, String),
+    webex_client: (String, String),
+    indeed_client: (String, String),
 }
 
 impl Shared {
+    fn client(&self, provider: Conferencing) -> &(String, String) {
+        match provider {
+            Conferencing::Zoom => &self.zoom_client,
+            Conferencing::Webex => &self.webex_client,
+            Conferencing::Indeed => &self.indeed_client,
+        }
+    }
+
     fn google_token_uri(&self) -> String {
         format!("{}/google/token", self.base)
     }
@@ -155,6 +190,17 @@ impl DevProviders {
             base: format!("http://{addr}"),
             microsoft_client_id: uuid::Uuid::new_v4().to_string(),
             microsoft_client_secret: format!("dev~{}", random_token(30)?),
+            // Zoom's client ids are 22 characters, secrets 32; Webex's are `C` and 64 hex
+            // digits, secrets 64 hex digits.
+            zoom_client: (
+                random_token(16)?.replace(['-', '_'], "x"),
+                random_token(24)?,
+            ),
+            webex_client: (format!("C{}", random_hex(32)?), random_hex(32)?),
+            indeed_client: (
+                format!("indeed-dev-{}", random_token(9)?),
+                random_token(30)?,
+            ),
         });
         let data = web::Data::from(shared.clone());
         let server = HttpServer::new(move || {
@@ -162,6 +208,9 @@ impl DevProviders {
                 .app_data(data.clone())
                 .configure(google::routes)
                 .configure(microsoft::routes)
+                .configure(zoom::routes)
+                .configure(webex::routes)
+                .configure(indeed::routes)
                 .configure(control_routes)
         })
         // A test server: one worker, no signal handling of its own, quick to stop.
@@ -236,6 +285,50 @@ impl DevProviders {
         )
     }
 
+    /// `http://addr/zoom`: the authorize page is `{oauth}/oauth/authorize`, tokens
+    /// `{oauth}/oauth/token`.
+    pub fn zoom_oauth_url(&self) -> String {
+        format!("{}/zoom", self.shared.base)
+    }
+
+    /// `http://addr/zoom/api`: users are at `{api}/v2/users/{id|email|me}`.
+    pub fn zoom_api_url(&self) -> String {
+        format!("{}/zoom/api", self.shared.base)
+    }
+
+    /// `http://addr/webex`: `{api}/v1/authorize`, `{api}/v1/access_token`, `{api}/v1/people`.
+    pub fn webex_api_url(&self) -> String {
+        format!("{}/webex", self.shared.base)
+    }
+
+    pub fn indeed_authorize_url(&self) -> String {
+        format!("{}/indeed/oauth/authorize", self.shared.base)
+    }
+
+    pub fn indeed_token_url(&self) -> String {
+        format!("{}/indeed/oauth/token", self.shared.base)
+    }
+
+    /// The lookup URL template, with `{email}`.
+    pub fn indeed_lookup_url(&self) -> String {
+        format!("{}/indeed/api/users/{{email}}", self.shared.base)
+    }
+
+    /// The Zoom OAuth app's client id and secret the fake accepts.
+    pub fn zoom_client(&self) -> (String, String) {
+        self.shared.zoom_client.clone()
+    }
+
+    /// The Webex integration's client id and secret the fake accepts.
+    pub fn webex_client(&self) -> (String, String) {
+        self.shared.webex_client.clone()
+    }
+
+    /// The Indeed client's id and secret the fake accepts.
+    pub fn indeed_client(&self) -> (String, String) {
+        self.shared.indeed_client.clone()
+    }
+
     /// Stops the server and waits for it.
     pub async fn stop(self) {
         self.handle.stop(true).await;
@@ -252,6 +345,15 @@ impl DevProviders {
         s.add_tenant(DEMO_TENANT, &["contoso.example"]);
         s.add_microsoft_user("carol@contoso.example", true)?;
         s.add_microsoft_user("dave@contoso.example", false)?;
+        s.add_zoom_account(DEMO_ZOOM_ACCOUNT)?;
+        s.add_zoom_user(DEMO_ZOOM_ACCOUNT, "alice@example.com", "active")?;
+        s.add_zoom_user(DEMO_ZOOM_ACCOUNT, "carol@contoso.example", "active")?;
+        s.add_zoom_user(DEMO_ZOOM_ACCOUNT, "bob@example.com", "pending")?;
+        s.add_webex_org(DEMO_WEBEX_ORG)?;
+        s.add_webex_user(DEMO_WEBEX_ORG, "alice@example.com")?;
+        s.add_webex_user(DEMO_WEBEX_ORG, "dave@contoso.example")?;
+        s.add_indeed_employer(DEMO_INDEED_EMPLOYER)?;
+        s.add_indeed_user(DEMO_INDEED_EMPLOYER, "carol@contoso.example")?;
         Ok(())
     }
 }
@@ -266,7 +368,7 @@ pub async fn run_cli(listen: &str, key_file: &Path) -> Result<(), Error> {
     let (client_id, secret) = fakes.microsoft_client();
     let key_path = std::fs::canonicalize(key_file).unwrap_or_else(|_| key_file.to_path_buf());
     println!(
-        "# Fake Google and Microsoft on http://{} (development only).",
+        "# Fake Google, Microsoft, Zoom, Webex and Indeed on http://{} (development only).",
         fakes.addr
     );
     println!(
@@ -276,6 +378,15 @@ pub async fn run_cli(listen: &str, key_file: &Path) -> Result<(), Error> {
     println!("#   to client id {}.", fakes.google_client_id());
     println!("# Microsoft: tenant {DEMO_TENANT} (contoso.example, not yet consented),");
     println!("#   carol@contoso.example (mailbox), dave@contoso.example (no mailbox).");
+    println!(
+        "# Zoom: account {DEMO_ZOOM_ACCOUNT}: alice@example.com (signs in), carol@contoso.example,"
+    );
+    println!(
+        "#   bob@example.com (pending). Webex: org {DEMO_WEBEX_ORG}: alice@example.com (signs in),"
+    );
+    println!(
+        "#   dave@contoso.example. Indeed: employer {DEMO_INDEED_EMPLOYER}: carol@contoso.example."
+    );
     println!(
         "# Change them with POST http://{}/_control/... (see src/devproviders/mod.rs).",
         fakes.addr
@@ -292,6 +403,24 @@ pub async fn run_cli(listen: &str, key_file: &Path) -> Result<(), Error> {
         "SCIMGATE_MICROSOFT_GRAPH_URL={}",
         fakes.microsoft_graph_url()
     );
+    let (zoom_id, zoom_secret) = fakes.zoom_client();
+    println!("SCIMGATE_ZOOM_CLIENT_ID={zoom_id}");
+    println!("SCIMGATE_ZOOM_CLIENT_SECRET={zoom_secret}");
+    println!("SCIMGATE_ZOOM_OAUTH_URL={}", fakes.zoom_oauth_url());
+    println!("SCIMGATE_ZOOM_API_URL={}", fakes.zoom_api_url());
+    let (webex_id, webex_secret) = fakes.webex_client();
+    println!("SCIMGATE_WEBEX_CLIENT_ID={webex_id}");
+    println!("SCIMGATE_WEBEX_CLIENT_SECRET={webex_secret}");
+    println!("SCIMGATE_WEBEX_API_URL={}", fakes.webex_api_url());
+    let (indeed_id, indeed_secret) = fakes.indeed_client();
+    println!("SCIMGATE_INDEED_CLIENT_ID={indeed_id}");
+    println!("SCIMGATE_INDEED_CLIENT_SECRET={indeed_secret}");
+    println!(
+        "SCIMGATE_INDEED_AUTHORIZE_URL={}",
+        fakes.indeed_authorize_url()
+    );
+    println!("SCIMGATE_INDEED_TOKEN_URL={}", fakes.indeed_token_url());
+    println!("SCIMGATE_INDEED_LOOKUP_URL={}", fakes.indeed_lookup_url());
     tokio::signal::ctrl_c()
         .await
         .map_err(|e| Error::Internal(format!("waiting for Ctrl-C: {e}")))?;
@@ -359,6 +488,24 @@ fn html(code: u16, body: String) -> HttpResponse {
         .body(body)
 }
 
+/// `redirect_uri` (http or https) with `pairs` added to its query.
+fn redirect_to(redirect_uri: &str, pairs: &[(&str, &str)]) -> Option<String> {
+    let mut url = url::Url::parse(redirect_uri).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    if !pairs.is_empty() {
+        url.query_pairs_mut().extend_pairs(pairs);
+    }
+    Some(url.to_string())
+}
+
+fn found(location: &str) -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header(("location", location))
+        .finish()
+}
+
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -411,6 +558,21 @@ fn control_routes(cfg: &mut web::ServiceConfig) {
     .route(
         "/_control/microsoft/consents",
         web::post().to(control_consent),
+    )
+    .route(
+        "/_control/zoom/accounts",
+        web::post().to(control_zoom_account),
+    )
+    .route("/_control/zoom/users", web::post().to(control_zoom_user))
+    .route("/_control/webex/orgs", web::post().to(control_webex_org))
+    .route("/_control/webex/users", web::post().to(control_webex_user))
+    .route(
+        "/_control/indeed/employers",
+        web::post().to(control_indeed_employer),
+    )
+    .route(
+        "/_control/indeed/users",
+        web::post().to(control_indeed_user),
     )
     .route("/_control/faults", web::post().to(control_fault))
     .route("/_control/expire_tokens", web::post().to(control_expire));
@@ -535,6 +697,115 @@ async fn control_consent(
     } else {
         json(404, serde_json::json!({"error": "no such tenant"}))
     }
+}
+
+#[derive(Deserialize)]
+struct ZoomAccountBody {
+    account_id: String,
+}
+
+async fn control_zoom_account(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    body: web::Json<ZoomAccountBody>,
+) -> HttpResponse {
+    if let Some(refusal) = local(&req) {
+        return refusal;
+    }
+    done(shared.state.add_zoom_account(&body.account_id))
+}
+
+#[derive(Deserialize)]
+struct ZoomUserBody {
+    account_id: String,
+    email: String,
+    #[serde(default = "active")]
+    status: String,
+}
+
+fn active() -> String {
+    "active".into()
+}
+
+async fn control_zoom_user(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    body: web::Json<ZoomUserBody>,
+) -> HttpResponse {
+    if let Some(refusal) = local(&req) {
+        return refusal;
+    }
+    done(
+        shared
+            .state
+            .add_zoom_user(&body.account_id, &body.email, &body.status),
+    )
+}
+
+#[derive(Deserialize)]
+struct WebexOrgBody {
+    org_id: String,
+}
+
+async fn control_webex_org(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    body: web::Json<WebexOrgBody>,
+) -> HttpResponse {
+    if let Some(refusal) = local(&req) {
+        return refusal;
+    }
+    done(shared.state.add_webex_org(&body.org_id))
+}
+
+#[derive(Deserialize)]
+struct WebexUserBody {
+    org_id: String,
+    email: String,
+}
+
+async fn control_webex_user(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    body: web::Json<WebexUserBody>,
+) -> HttpResponse {
+    if let Some(refusal) = local(&req) {
+        return refusal;
+    }
+    done(shared.state.add_webex_user(&body.org_id, &body.email))
+}
+
+#[derive(Deserialize)]
+struct IndeedEmployerBody {
+    employer_id: String,
+}
+
+async fn control_indeed_employer(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    body: web::Json<IndeedEmployerBody>,
+) -> HttpResponse {
+    if let Some(refusal) = local(&req) {
+        return refusal;
+    }
+    done(shared.state.add_indeed_employer(&body.employer_id))
+}
+
+#[derive(Deserialize)]
+struct IndeedUserBody {
+    employer_id: String,
+    email: String,
+}
+
+async fn control_indeed_user(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    body: web::Json<IndeedUserBody>,
+) -> HttpResponse {
+    if let Some(refusal) = local(&req) {
+        return refusal;
+    }
+    done(shared.state.add_indeed_user(&body.employer_id, &body.email))
 }
 
 #[derive(Deserialize)]

@@ -1,5 +1,6 @@
-//! What the fake providers know: users, delegations, tenants, consents, issued tokens,
-//! and the faults and latency a test asked for. One std mutex: every operation is short
+//! What the fake providers know: users, delegations, tenants, consents, the conferencing
+//! providers' accounts and users, issued codes and tokens, and the faults and latency a
+//! test asked for. One std mutex: every operation is short
 //! and none awaits while holding it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -29,6 +30,15 @@ pub(super) struct Inner {
     /// By lower-case user principal name.
     pub microsoft_users: BTreeMap<String, MicrosoftUser>,
     pub microsoft_tokens: HashMap<String, MicrosoftToken>,
+    pub zoom: Realm,
+    pub webex: Realm,
+    pub indeed: Realm,
+    /// Authorization codes of the conferencing fakes, single use.
+    pub codes: HashMap<String, IssuedCode>,
+    /// Their access tokens.
+    pub conferencing_tokens: HashMap<String, ConferencingToken>,
+    /// Their refresh tokens (a rotated one is removed when used).
+    pub refresh_tokens: HashMap<String, ConferencingToken>,
     pub faults: HashMap<String, Fault>,
     pub requests: HashMap<String, usize>,
     pub latency: Duration,
@@ -73,6 +83,69 @@ pub(super) struct MicrosoftToken {
     pub expires: Instant,
 }
 
+/// The conferencing fakes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Conferencing {
+    Zoom,
+    Webex,
+    Indeed,
+}
+
+/// One conferencing provider's accounts (Zoom accounts, Webex organizations, Indeed
+/// employers) and users.
+#[derive(Debug, Default)]
+pub(super) struct Realm {
+    /// Account id → its users' emails in the order they were added; the first is the
+    /// admin who signs in on the authorize page (`/users/me`).
+    pub accounts: BTreeMap<String, Vec<String>>,
+    /// By lower-case email: an email belongs to one account of a provider.
+    pub users: BTreeMap<String, ConferencingUser>,
+}
+
+impl Realm {
+    /// The user behind an account's authorization.
+    pub fn admin(&self, account: &str) -> Option<&ConferencingUser> {
+        self.users.get(self.accounts.get(account)?.first()?)
+    }
+
+    /// A user of `account` by email or id.
+    pub fn find(&self, account: &str, key: &str) -> Option<&ConferencingUser> {
+        let lower = key.to_ascii_lowercase();
+        self.users
+            .get(&lower)
+            .or_else(|| self.users.values().find(|u| u.id == key))
+            .filter(|u| u.account == account)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct ConferencingUser {
+    pub id: String,
+    pub account: String,
+    pub email: String,
+    /// Zoom's `active`, `inactive` or `pending`; `active` elsewhere.
+    pub status: String,
+    pub given_name: String,
+    pub family_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct IssuedCode {
+    pub provider: Conferencing,
+    pub account: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub expires: Instant,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct ConferencingToken {
+    pub provider: Conferencing,
+    pub account: String,
+    pub scope: String,
+    pub expires: Instant,
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct Fault {
     pub status: u16,
@@ -81,13 +154,25 @@ pub(super) struct Fault {
 }
 
 /// The prefixes faults and request counts are kept under.
-pub const PREFIXES: [&str; 5] = [
+pub const PREFIXES: [&str; 14] = [
     "google/token",
     "google/admin",
     "microsoft/token",
     "microsoft/graph",
     "microsoft/login",
+    "zoom/oauth",
+    "zoom/token",
+    "zoom/api",
+    "webex/oauth",
+    "webex/token",
+    "webex/api",
+    "indeed/oauth",
+    "indeed/token",
+    "indeed/api",
 ];
+
+/// Zoom's user statuses.
+pub const ZOOM_STATUSES: [&str; 3] = ["active", "inactive", "pending"];
 
 /// "Alice" from `alice.smith@…`, "Smith" from its second part (or "User").
 fn names(email: &str) -> (String, String) {
@@ -129,6 +214,24 @@ fn microsoft_id(upn: &str) -> String {
     uuid::Builder::from_random_bytes(bytes)
         .into_uuid()
         .to_string()
+}
+
+/// Ids in each provider's style: Zoom's 22 base64url characters, Webex's base64 of a
+/// `ciscospark://` URI, Indeed's hex.
+fn conferencing_id(provider: Conferencing, email: &str) -> String {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    let d = digest(&format!("{provider:?} user"), email);
+    match provider {
+        Conferencing::Zoom => URL_SAFE_NO_PAD.encode(&d[..16]),
+        Conferencing::Webex => {
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(&d[..16]);
+            let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
+            STANDARD_NO_PAD.encode(format!("ciscospark://us/PEOPLE/{uuid}"))
+        }
+        Conferencing::Indeed => hex::encode(&d[..12]),
+    }
 }
 
 impl FakeState {
@@ -257,11 +360,107 @@ impl FakeState {
             .is_some_and(|t| t.consented)
     }
 
+    // --- conferencing ---
+
+    pub(super) fn realm(inner: &mut Inner, provider: Conferencing) -> &mut Realm {
+        match provider {
+            Conferencing::Zoom => &mut inner.zoom,
+            Conferencing::Webex => &mut inner.webex,
+            Conferencing::Indeed => &mut inner.indeed,
+        }
+    }
+
+    fn add_account(&self, provider: Conferencing, account_id: &str) -> Result<(), Error> {
+        let account_id = account_id.trim();
+        if account_id.is_empty() {
+            return Err(Rejected::invalid("an account id is required").into());
+        }
+        let mut inner = self.lock();
+        Self::realm(&mut inner, provider)
+            .accounts
+            .entry(account_id.to_string())
+            .or_default();
+        Ok(())
+    }
+
+    fn add_user(
+        &self,
+        provider: Conferencing,
+        account_id: &str,
+        email: &str,
+        status: &str,
+    ) -> Result<(), Error> {
+        domain_of(email)
+            .ok_or_else(|| Rejected::invalid(format!("{email:?} is not an email address")))?;
+        let key = email.to_ascii_lowercase();
+        let (given_name, family_name) = names(&key);
+        let mut inner = self.lock();
+        let realm = Self::realm(&mut inner, provider);
+        if !realm.accounts.contains_key(account_id) {
+            return Err(Rejected::invalid(format!("no account {account_id:?}")).into());
+        }
+        // An email belongs to one account: moving it takes it out of the other.
+        if let Some(old) = realm.users.get(&key).map(|u| u.account.clone()) {
+            if let Some(emails) = realm.accounts.get_mut(&old) {
+                emails.retain(|e| *e != key);
+            }
+        }
+        if let Some(emails) = realm.accounts.get_mut(account_id) {
+            emails.push(key.clone());
+        }
+        realm.users.insert(
+            key.clone(),
+            ConferencingUser {
+                id: conferencing_id(provider, &key),
+                account: account_id.to_string(),
+                email: key,
+                status: status.to_string(),
+                given_name,
+                family_name,
+            },
+        );
+        Ok(())
+    }
+
+    /// A Zoom account (its first user is the admin who authorizes the app).
+    pub fn add_zoom_account(&self, account_id: &str) -> Result<(), Error> {
+        self.add_account(Conferencing::Zoom, account_id)
+    }
+
+    /// A user of a Zoom account; `status` is `active`, `inactive` or `pending`.
+    pub fn add_zoom_user(&self, account_id: &str, email: &str, status: &str) -> Result<(), Error> {
+        if !ZOOM_STATUSES.contains(&status) {
+            return Err(Rejected::invalid(format!(
+                "status must be one of {}",
+                ZOOM_STATUSES.join(", ")
+            ))
+            .into());
+        }
+        self.add_user(Conferencing::Zoom, account_id, email, status)
+    }
+
+    /// A Webex organization (its first user is the admin who authorizes the integration).
+    pub fn add_webex_org(&self, org_id: &str) -> Result<(), Error> {
+        self.add_account(Conferencing::Webex, org_id)
+    }
+
+    pub fn add_webex_user(&self, org_id: &str, email: &str) -> Result<(), Error> {
+        self.add_user(Conferencing::Webex, org_id, email, "active")
+    }
+
+    /// An Indeed employer account (its first user is the one who authorizes).
+    pub fn add_indeed_employer(&self, employer_id: &str) -> Result<(), Error> {
+        self.add_account(Conferencing::Indeed, employer_id)
+    }
+
+    pub fn add_indeed_user(&self, employer_id: &str, email: &str) -> Result<(), Error> {
+        self.add_user(Conferencing::Indeed, employer_id, email, "active")
+    }
+
     // --- faults ---
 
-    /// The next `times` requests under `prefix` ("google/token", "google/admin",
-    /// "microsoft/token", "microsoft/graph", "microsoft/login") answer `status` in the
-    /// provider's error shape, with `Retry-After` when given.
+    /// The next `times` requests under `prefix` (one of [`PREFIXES`]) answer `status` in
+    /// the provider's error shape, with `Retry-After` when given.
     pub fn fail_next(&self, prefix: &str, status: u16, times: u32, retry_after: Option<u64>) {
         self.lock().faults.insert(
             prefix.trim_matches('/').to_string(),
@@ -278,6 +477,8 @@ impl FakeState {
         let mut inner = self.lock();
         inner.google_tokens.clear();
         inner.microsoft_tokens.clear();
+        // Refresh tokens stay good: a 401, a refresh, a retry.
+        inner.conferencing_tokens.clear();
     }
 
     /// Every answer waits this long first.
@@ -337,5 +538,28 @@ mod tests {
         assert!(s.arrive("google/token").1.is_some());
         assert!(s.arrive("google/token").1.is_none());
         assert_eq!(s.requests("google/token"), 3);
+    }
+
+    #[test]
+    fn conferencing_users_belong_to_one_account() {
+        let s = FakeState::default();
+        assert!(s.add_zoom_user("acc1", "a@x.example", "active").is_err());
+        s.add_zoom_account("acc1").unwrap();
+        s.add_zoom_account("acc2").unwrap();
+        assert!(s.add_zoom_user("acc1", "a@x.example", "gone").is_err());
+        s.add_zoom_user("acc1", "A@x.example", "active").unwrap();
+        s.add_zoom_user("acc1", "b@x.example", "pending").unwrap();
+        let mut inner = s.lock();
+        assert_eq!(inner.zoom.admin("acc1").unwrap().email, "a@x.example");
+        let id = inner.zoom.users["b@x.example"].id.clone();
+        assert_eq!(id.len(), 22);
+        assert_eq!(inner.zoom.find("acc1", &id).unwrap().email, "b@x.example");
+        assert!(inner.zoom.find("acc2", "a@x.example").is_none());
+        drop(inner);
+        s.add_zoom_user("acc2", "a@x.example", "active").unwrap();
+        inner = s.lock();
+        assert_eq!(inner.zoom.admin("acc1").unwrap().email, "b@x.example");
+        assert!(inner.zoom.find("acc2", "a@x.example").is_some());
+        assert!(inner.webex.users.is_empty());
     }
 }
