@@ -1,14 +1,26 @@
 //! Connectors to the providers whose admins consent to the gateway (DESIGN.md §6.2):
-//! Google Workspace by domain-wide delegation, Microsoft 365 through Graph. Each call is
-//! one HTTP exchange through [`crate::outbound`]; the caller decides about caching tokens
-//! and retrying, with [`ProviderError`]'s kind and [`backoff`].
+//! Google Workspace by domain-wide delegation, Microsoft 365 through Graph, and the
+//! conferencing providers (Zoom, Webex, a generic OAuth 2 one for Indeed) by the
+//! authorization-code grant of [`oauth_client`]. Each call is one HTTP exchange through
+//! [`crate::outbound`]; the caller decides about caching tokens and retrying, with
+//! [`ProviderError`]'s kind and [`backoff`].
 //!
 //! Error messages carry the provider's own code and description (an admin page shows
 //! them), never a token, a secret or a URL with its query.
 
+pub mod conferencing;
 pub mod google;
+pub mod indeed;
 pub mod microsoft;
+pub mod oauth_client;
+pub mod webex;
+pub mod zoom;
 
+pub use conferencing::{Conferencing, ConferencingAccount, ConferencingUser};
+pub use oauth_client::OAuthTokens;
+
+#[cfg(test)]
+mod conferencing_tests;
 #[cfg(test)]
 mod tests;
 
