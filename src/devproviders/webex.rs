@@ -155,15 +155,15 @@ fn person(u: &ConferencingUser) -> Value {
 
 /// The caller's organization, or the answer to give instead (401, 403 without
 /// `spark:people_read`).
-fn org(req: &HttpRequest, shared: &Shared) -> Result<String, HttpResponse> {
+fn org(req: &HttpRequest, shared: &Shared) -> Result<String, Box<HttpResponse>> {
     let Some((org, scope)) = oauth::caller(req, shared, Conferencing::Webex) else {
-        return Err(unauthenticated());
+        return Err(Box::new(unauthenticated()));
     };
     if !scope.split_whitespace().any(|s| s == PEOPLE_READ) {
-        return Err(error(
+        return Err(Box::new(error(
             403,
             "The server understood the request, but refused to fulfill it because the access token is missing required scopes or the user is missing required roles or licenses.",
-        ));
+        )));
     }
     Ok(org)
 }
@@ -174,7 +174,7 @@ async fn people(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     }
     let org = match org(&req, &shared) {
         Ok(org) => org,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let query = form(req.query_string().as_bytes());
     let Some(email) = query.get("email").filter(|e| !e.is_empty()) else {
@@ -199,7 +199,7 @@ async fn me(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     }
     let org = match org(&req, &shared) {
         Ok(org) => org,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let mut inner = shared.state.lock();
     match FakeState::realm(&mut inner, Conferencing::Webex).admin(&org) {
