@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use crate::error::Error;
 use crate::store::accounts::{self as store, AccountRow, ACTIVE};
+use crate::store::organizational_units::ProfileRow;
 use crate::store::service_accounts::ServiceAccountRow;
 use crate::store::AnyConnection;
 
@@ -36,8 +37,29 @@ fn provider_service(provider: &str) -> &'static str {
     }
 }
 
+/// One `conferencing_profiles[]` item.
+fn conferencing_profile(a: &AccountRow, p: &ProfileRow) -> Value {
+    json!({
+        "provider_name": p.provider,
+        "profile_id": p.id,
+        "profile_name": p.profile_name,
+        "profile_connected": p.state == ACTIVE && a.state == ACTIVE,
+    })
+}
+
+/// The account's conferencing profiles (revoked ones left out).
+fn conferencing_profiles(conn: &mut AnyConnection, a: &AccountRow) -> Result<Vec<Value>, Error> {
+    Ok(
+        crate::store::organizational_units::profiles_of(conn, &a.id)?
+            .iter()
+            .filter(|p| p.state == ACTIVE)
+            .map(|p| conferencing_profile(a, p))
+            .collect(),
+    )
+}
+
 /// `GET /v1/userinfo` for an account's token.
-pub fn userinfo(a: &AccountRow) -> Value {
+pub fn userinfo(a: &AccountRow, conferencing: Vec<Value>) -> Value {
     json!({
         "sub": a.id,
         "email": a.email,
@@ -45,7 +67,7 @@ pub fn userinfo(a: &AccountRow) -> Value {
         "cronofy.data": {
             "authorization": {"scope": a.scope, "status": if a.state == ACTIVE { "active" } else { a.state.as_str() }},
             "profiles": [profile(a)],
-            "conferencing_profiles": [],
+            "conferencing_profiles": conferencing,
         },
     })
 }
@@ -72,15 +94,15 @@ pub fn service_account_userinfo(s: &ServiceAccountRow) -> Value {
 }
 
 /// The admin API's item shape (UserInfo's, DESIGN.md §6.6).
-pub fn to_json(a: &AccountRow) -> Value {
-    json!({
+pub fn to_json(conn: &mut AnyConnection, a: &AccountRow) -> Result<Value, Error> {
+    Ok(json!({
         "account_id": a.id,
         "email": a.email,
         "service_account_id": a.service_account_id,
         "state": a.state,
         "profiles": [profile(a)],
-        "conferencing_profiles": [],
-    })
+        "conferencing_profiles": conferencing_profiles(conn, a)?,
+    }))
 }
 
 pub fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<AccountRow>, Error> {
@@ -92,7 +114,8 @@ pub fn userinfo_of(conn: &mut AnyConnection, subject: &str) -> Result<Value, Err
     let gone = || crate::error::Rejected::unauthorized("a valid access token is required");
     if crate::ids::AccountId::parse(subject).is_some() {
         let a = store::get(conn, subject)?.ok_or_else(gone)?;
-        return Ok(userinfo(&a));
+        let conferencing = conferencing_profiles(conn, &a)?;
+        return Ok(userinfo(&a, conferencing));
     }
     let s = crate::store::service_accounts::get(conn, subject)?.ok_or_else(gone)?;
     Ok(service_account_userinfo(&s))

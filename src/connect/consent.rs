@@ -54,6 +54,9 @@ pub struct UnitFlow {
     /// Step 2 done: the service account added.
     #[serde(default)]
     pub added: Option<String>,
+    /// With `conferencing`: the provider asked for (`zoom_enterprise`, …).
+    #[serde(default)]
+    pub conferencing_provider: Option<String>,
 }
 
 /// The stored parameters of a flow.
@@ -220,6 +223,45 @@ pub fn add_calendar(
     }
     save(conn, flow)?;
     Ok(ser.id)
+}
+
+/// Step 2 of a unit flow with conferencing: the provider's account the admin authorized,
+/// with its tokens (sealed). It joins the unit at step 3.
+pub fn add_conferencing(
+    conn: &mut AnyConnection,
+    flow: &mut Flow,
+    provider: &str,
+    account: &str,
+    admin_email: Option<&str>,
+    tokens: &crate::providers::OAuthTokens,
+    sealer: &crate::secrets::Sealer,
+) -> Result<String, Error> {
+    let access = sealer.seal(tokens.access_token.expose())?;
+    let refresh = match &tokens.refresh_token {
+        Some(r) => Some(sealer.seal(r.expose())?),
+        None => None,
+    };
+    let app = flow.application.id.clone();
+    let expires = tokens.expires_at.naive_utc();
+    let new_id = crate::ids::ServiceAccountId::generate().into_string();
+    let ser = write_tx(conn, |c| {
+        crate::store::service_accounts::conferencing_consented(
+            c,
+            &new_id,
+            &app,
+            provider,
+            account,
+            admin_email,
+            &access,
+            expires,
+            refresh.as_ref(),
+        )
+    })?;
+    if let Some(unit) = flow.unit.as_mut() {
+        unit.added = Some(ser.clone());
+    }
+    save(conn, flow)?;
+    Ok(ser)
 }
 
 /// Step 3: joins the unit (`new`: a new one) and returns the redirect with the unit's code.

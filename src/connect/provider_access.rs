@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use crate::error::Error;
 use crate::providers::google::{Google, USER_READONLY_SCOPE};
 use crate::providers::microsoft::Microsoft;
-use crate::providers::{AccessToken, ProviderError};
+use crate::providers::{AccessToken, Conferencing, ConferencingUser, ProviderError};
 use crate::secrets::{Sealer, Secret};
 use crate::store::service_accounts::ServiceAccountRow;
 use crate::store::{self as db, Db};
@@ -35,10 +35,12 @@ struct Cached {
     expires_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// The calendar providers whose operator credentials are configured.
+/// The calendar and conferencing providers whose operator credentials are configured.
 pub struct Providers {
     pub google: Option<Google>,
     pub microsoft: Option<Microsoft>,
+    /// Zoom, Webex, Indeed: those configured, in that order.
+    pub conferencing: Vec<Conferencing>,
     db: Db,
     sealer: Sealer,
     tokens: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Cached>>>>>,
@@ -54,6 +56,7 @@ impl Providers {
         Self {
             google,
             microsoft,
+            conferencing: Vec::new(),
             db,
             sealer,
             tokens: Mutex::new(HashMap::new()),
@@ -98,7 +101,19 @@ impl Providers {
                         .into(),
                 )),
             };
-        Ok(Self::new(google, microsoft, db, sealer))
+        let mut providers = Self::new(google, microsoft, db, sealer);
+        providers.conferencing = conferencing_from(config, &settings)?;
+        Ok(providers)
+    }
+
+    /// The conferencing provider called `name` (`zoom_enterprise`, …), if configured.
+    pub fn conferencing(&self, name: &str) -> Option<&Conferencing> {
+        self.conferencing.iter().find(|c| c.name() == name)
+    }
+
+    /// The conferencing providers offered, by name.
+    pub fn offered_conferencing(&self) -> Vec<&'static str> {
+        self.conferencing.iter().map(Conferencing::name).collect()
     }
 
     /// The provider names offered on consent pages, in display order.
@@ -316,6 +331,144 @@ impl Providers {
         }
     }
 
+    /// Looks `email` up at a conferencing account: `Ok(None)` when it does not know it. A
+    /// 401 costs one refresh and one retry.
+    pub async fn conferencing_lookup(
+        &self,
+        ser: &ServiceAccountRow,
+        email: &str,
+    ) -> Result<Option<ConferencingUser>, ProviderError> {
+        let provider = self
+            .conferencing(&ser.provider)
+            .ok_or_else(|| ProviderError::Refused(format!("{} is not configured", ser.provider)))?;
+        let token = self.conferencing_token(ser, None).await?;
+        match provider.user(token.expose(), email).await {
+            Err(ProviderError::Unauthorized(_)) => {
+                let fresh = self.conferencing_token(ser, Some(&token)).await?;
+                provider.user(fresh.expose(), email).await
+            }
+            other => other,
+        }
+    }
+
+    /// A usable access token of a conferencing account: cached, else refreshed with its
+    /// stored refresh token. One refresh per account at a time in this instance; across
+    /// instances the new tokens are stored only if the refresh token is still the one
+    /// used (compare and set), and an instance that lost the race (Zoom refuses a used
+    /// refresh token) takes the winner's.
+    async fn conferencing_token(
+        &self,
+        ser: &ServiceAccountRow,
+        stale: Option<&Secret>,
+    ) -> Result<Secret, ProviderError> {
+        let slot = {
+            let mut all = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+            all.entry(ser.id.clone()).or_default().clone()
+        };
+        let mut cached = slot.lock().await;
+        let now = chrono::Utc::now();
+        let usable = |c: &Cached| c.expires_at - EARLY > now && stale.is_none_or(|s| s != &c.token);
+        if let Some(c) = cached.as_ref().filter(|c| usable(c)) {
+            return Ok(c.token.clone());
+        }
+        let (stored, refresh) = self.stored_conferencing(ser).await?;
+        if let Some(c) = stored.filter(|c| usable(c)) {
+            *cached = Some(c.clone());
+            return Ok(c.token);
+        }
+        let provider = self
+            .conferencing(&ser.provider)
+            .ok_or_else(|| ProviderError::Refused(format!("{} is not configured", ser.provider)))?;
+        let (old_sealed, old) =
+            refresh.ok_or_else(|| ProviderError::Refused("no refresh token is stored".into()))?;
+        match provider.refresh(old.expose()).await {
+            Ok(tokens) => {
+                let c = Cached {
+                    token: tokens.access_token.clone(),
+                    expires_at: tokens.expires_at,
+                };
+                let next = tokens.refresh_token.unwrap_or(old);
+                self.keep_conferencing(ser, &old_sealed, &c, &next).await?;
+                *cached = Some(c.clone());
+                Ok(c.token)
+            }
+            Err(ProviderError::Refused(why)) => {
+                // Another instance may have rotated it a moment ago: its tokens are stored.
+                match self.stored_conferencing(ser).await? {
+                    (Some(c), Some((now_sealed, _))) if now_sealed != old_sealed && usable(&c) => {
+                        *cached = Some(c.clone());
+                        Ok(c.token)
+                    }
+                    _ => Err(ProviderError::Refused(why)),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A conferencing account's stored access token and sealed refresh token.
+    async fn stored_conferencing(
+        &self,
+        ser: &ServiceAccountRow,
+    ) -> Result<(Option<Cached>, Option<(crate::secrets::Sealed, Secret)>), ProviderError> {
+        let id = ser.id.clone();
+        let row = self
+            .db
+            .run(move |c| crate::store::service_accounts::get(c, &id))
+            .await
+            .map_err(|e| ProviderError::Unavailable {
+                message: e.to_string(),
+                retry_after: None,
+            })?
+            .ok_or_else(|| ProviderError::Refused("the conferencing account was removed".into()))?;
+        let access = match (&row.provider_token, row.provider_token_expires_at) {
+            (Some(t), Some(at)) => self.sealer.open(t).ok().map(|token| Cached {
+                token,
+                expires_at: at.and_utc(),
+            }),
+            _ => None,
+        };
+        let refresh = row
+            .provider_refresh_token
+            .and_then(|s| self.sealer.open(&s).ok().map(|plain| (s, plain)));
+        Ok((access, refresh))
+    }
+
+    async fn keep_conferencing(
+        &self,
+        ser: &ServiceAccountRow,
+        old_refresh: &crate::secrets::Sealed,
+        c: &Cached,
+        refresh: &Secret,
+    ) -> Result<(), ProviderError> {
+        let seal = |v: &str| {
+            self.sealer.seal(v).map_err(|e| ProviderError::Unavailable {
+                message: e.to_string(),
+                retry_after: None,
+            })
+        };
+        let (access, next) = (seal(c.token.expose())?, seal(refresh.expose())?);
+        let (id, old, expires) = (
+            ser.id.clone(),
+            old_refresh.clone(),
+            c.expires_at.naive_utc(),
+        );
+        self.db
+            .run(move |conn| {
+                db::write_tx(conn, |conn| {
+                    crate::store::service_accounts::rotate_tokens(
+                        conn, &id, &old, &access, expires, &next,
+                    )
+                })
+            })
+            .await
+            .map(drop)
+            .map_err(|e| ProviderError::Unavailable {
+                message: e.to_string(),
+                retry_after: None,
+            })
+    }
+
     /// Forgets a revoked service account's token.
     pub fn forget(&self, ser: &str) {
         self.tokens
@@ -323,6 +476,72 @@ impl Providers {
             .unwrap_or_else(|p| p.into_inner())
             .remove(ser);
     }
+}
+
+/// The conferencing providers `config` has credentials for.
+fn conferencing_from(
+    config: &crate::config::Config,
+    settings: &crate::outbound::Settings,
+) -> Result<Vec<Conferencing>, Error> {
+    use crate::providers::{indeed::Indeed, webex::Webex, zoom::Zoom};
+    let pair = |id: &Option<String>, secret: &Option<String>, name: &str| match (id, secret) {
+        (Some(id), Some(secret)) => Ok(Some((id.clone(), Secret::new(secret.clone())))),
+        (None, None) => Ok(None),
+        _ => Err(Error::Config(format!(
+            "SCIMGATE_{name}_CLIENT_ID and SCIMGATE_{name}_CLIENT_SECRET go together"
+        ))),
+    };
+    let mut out = Vec::new();
+    if let Some((id, secret)) = pair(&config.zoom_client_id, &config.zoom_client_secret, "ZOOM")? {
+        out.push(Conferencing::Zoom(Zoom::new(
+            crate::outbound::client(settings)?,
+            &id,
+            secret,
+            &config.zoom_oauth_url,
+            &config.zoom_api_url,
+        )));
+    }
+    if let Some((id, secret)) = pair(
+        &config.webex_client_id,
+        &config.webex_client_secret,
+        "WEBEX",
+    )? {
+        out.push(Conferencing::Webex(Webex::new(
+            crate::outbound::client(settings)?,
+            &id,
+            secret,
+            &config.webex_api_url,
+        )));
+    }
+    if let Some((id, secret)) = pair(
+        &config.indeed_client_id,
+        &config.indeed_client_secret,
+        "INDEED",
+    )? {
+        let (Some(authorize), Some(token), Some(lookup)) = (
+            &config.indeed_authorize_url,
+            &config.indeed_token_url,
+            &config.indeed_lookup_url,
+        ) else {
+            return Err(Error::Config(
+                "Indeed needs SCIMGATE_INDEED_AUTHORIZE_URL, _TOKEN_URL and _LOOKUP_URL".into(),
+            ));
+        };
+        if !lookup.contains(crate::providers::indeed::EMAIL_PLACEHOLDER) {
+            return Err(Error::Config(
+                "SCIMGATE_INDEED_LOOKUP_URL must contain {email}".into(),
+            ));
+        }
+        out.push(Conferencing::Indeed(Indeed::new(
+            crate::outbound::client(settings)?,
+            &id,
+            secret,
+            authorize,
+            token,
+            lookup,
+        )));
+    }
+    Ok(out)
 }
 
 /// A provider's failure as a page or callback can say it.

@@ -1,5 +1,5 @@
 //! Enterprise Connect's sealed columns in the start-up sealing pass and `scimgate rekey`:
-//! application client secrets, cached provider tokens, and callbacks waiting to be sent
+//! application client secrets, cached provider tokens, conferencing refresh tokens, and callbacks waiting to be sent
 //! (their `state` is the integrator's; the code is added at each send, never stored). Compare-and-set, as the webhook secrets' pass.
 
 use crate::error::Error;
@@ -24,6 +24,13 @@ pub fn seal_stored_secrets(
         let place = format!("service account {id} (provider token)");
         if let Some(new) = resealed(sealer, &stored, rekey, &place, report)? {
             let replaced = service_accounts::replace_token(conn, &id, &stored, Some(&new))?;
+            count(report, &stored, replaced);
+        }
+    }
+    for (id, stored) in service_accounts::stored_refresh_tokens(conn)? {
+        let place = format!("service account {id} (provider refresh token)");
+        if let Some(new) = resealed(sealer, &stored, rekey, &place, report)? {
+            let replaced = service_accounts::replace_refresh_token(conn, &id, &stored, &new)?;
             count(report, &stored, replaced);
         }
     }

@@ -178,7 +178,11 @@ pub fn detail_json(conn: &mut AnyConnection, id: &str) -> Result<Value, Error> {
         Some(list.len() as i64),
         Some(pending),
     );
-    v["account_list"] = Value::Array(list.iter().map(super::accounts::to_json).collect());
+    v["account_list"] = Value::Array(
+        list.iter()
+            .map(|a| super::accounts::to_json(conn, a))
+            .collect::<Result<_, _>>()?,
+    );
     Ok(v)
 }
 

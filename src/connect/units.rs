@@ -193,3 +193,23 @@ pub fn unlink(
         Ok(true)
     })
 }
+
+/// `GET /api/v1/organizational_units/{id}/accounts[?email=]`: the accounts its calendar
+/// accounts serve, in UserInfo's item shape.
+pub fn accounts_json(
+    conn: &mut AnyConnection,
+    id: &str,
+    email: Option<&str>,
+) -> Result<Vec<Value>, Error> {
+    store::get(conn, id)?.ok_or_else(|| Rejected::not_found("organizational unit not found"))?;
+    let members: Vec<String> = store::members(conn, id)?
+        .into_iter()
+        .filter(|s| s.capability == CALENDARS)
+        .map(|s| s.id)
+        .collect();
+    let accounts = crate::store::accounts::list_of_service_accounts(conn, &members, email)?;
+    accounts
+        .iter()
+        .map(|a| super::accounts::to_json(conn, a))
+        .collect()
+}

@@ -23,7 +23,7 @@ use super::provider_access::{Person, Providers};
 use crate::error::Error;
 use crate::ids::{AccountId, ProfileId};
 use crate::outbound;
-use crate::providers::{backoff, ProviderError};
+use crate::providers::{backoff, ConferencingUser, ProviderError};
 use crate::secrets::Sealer;
 use crate::store::accounts::{self as account_store, AccountRow};
 use crate::store::authorization_jobs::{self as store, JobRow, JobUpdate, CALLBACK, DONE, LOOKUP};
@@ -337,6 +337,13 @@ impl Worker {
         let attempts = job.attempts + 1;
         let body = match outcome {
             Ok(Found::At(found, person)) => {
+                // Conferencing profiles: every conferencing account of the unit that
+                // knows the email. One that is down postpones the whole job (no callback
+                // with profiles missing).
+                let profiles = match self.conferencing_profiles(&job, &found).await? {
+                    Ok(p) => p,
+                    Err(e) => return self.postpone(&job, attempts, e).await,
+                };
                 let (job2, owner) = (job.clone(), self.owner.clone());
                 let ok = self.sealer.seal(&success(&job).to_string())?;
                 let revoked = self.sealer.seal(
@@ -354,6 +361,9 @@ impl Worker {
                     .run(move |c| {
                         write_tx(c, |c| {
                             let account = provision(c, &job2, &found, &person)?;
+                            if let Some(a) = &account {
+                                keep_profiles(c, a, &profiles)?;
+                            }
                             let body = if account.is_some() { ok } else { revoked };
                             let held = store::record(
                                 c,
@@ -394,23 +404,7 @@ impl Worker {
                 ),
             ),
             Err(e) if e.is_retryable() && attempts < i64::from(self.settings.lookup_attempts) => {
-                let retry_after = match &e {
-                    ProviderError::Unavailable { retry_after, .. } => *retry_after,
-                    _ => None,
-                };
-                let at = db::later(db::now(), backoff((attempts - 1) as u32, retry_after));
-                self.note_due(at);
-                self.record(
-                    &job.id,
-                    JobUpdate {
-                        attempts: Some(attempts),
-                        next_attempt_at: Some(at),
-                        last_error: Some(Some(e.to_string())),
-                        ..Default::default()
-                    },
-                )
-                .await?;
-                return Ok(None);
+                return self.postpone(&job, attempts, e).await;
             }
             Err(e) => error_body(&job, "provider_error", &e.to_string()),
         };
@@ -442,6 +436,65 @@ impl Worker {
             return Err(lease_lost());
         }
         self.reloaded(&job.id).await
+    }
+
+    /// Tries the lookup again later (backoff, `Retry-After`).
+    async fn postpone(
+        &self,
+        job: &JobRow,
+        attempts: i64,
+        e: ProviderError,
+    ) -> Result<Option<JobRow>, Error> {
+        let retry_after = match &e {
+            ProviderError::Unavailable { retry_after, .. } => *retry_after,
+            _ => None,
+        };
+        let at = db::later(db::now(), backoff((attempts - 1) as u32, retry_after));
+        self.note_due(at);
+        self.record(
+            &job.id,
+            JobUpdate {
+                attempts: Some(attempts),
+                next_attempt_at: Some(at),
+                last_error: Some(Some(e.to_string())),
+                ..Default::default()
+            },
+        )
+        .await?;
+        Ok(None)
+    }
+
+    /// The email at each conferencing account of `found`'s unit: the profiles to keep.
+    /// A provider that is down (retryable) is the error; one that refuses is skipped.
+    async fn conferencing_profiles(
+        &self,
+        job: &JobRow,
+        found: &ServiceAccountRow,
+    ) -> Result<Result<Vec<(ServiceAccountRow, ConferencingUser)>, ProviderError>, Error> {
+        let Some(unit) = found.organizational_unit_id.clone() else {
+            return Ok(Ok(Vec::new()));
+        };
+        let members = self
+            .db
+            .run(move |c| crate::store::organizational_units::conferencing_members(c, &unit))
+            .await?;
+        let mut out = Vec::new();
+        for member in members {
+            self.renew(&job.id).await?;
+            match self
+                .providers
+                .conferencing_lookup(&member, &job.email)
+                .await
+            {
+                Ok(Some(user)) => out.push((member, user)),
+                Ok(None) => {}
+                Err(e) if e.is_retryable() => return Ok(Err(e)),
+                Err(e) => {
+                    tracing::warn!(service_account = %member.id, error = %e, "conferencing lookup refused");
+                }
+            }
+        }
+        Ok(Ok(out))
     }
 
     /// The job as stored after its lookup was recorded (taken again by this worker).
@@ -580,6 +633,34 @@ impl Worker {
             Err(e) => Err((outbound::describe(e), None)),
         }
     }
+}
+
+/// An account's conferencing profiles are those found now; the others are revoked.
+fn keep_profiles(
+    conn: &mut AnyConnection,
+    account: &str,
+    found: &[(ServiceAccountRow, ConferencingUser)],
+) -> Result<(), Error> {
+    use crate::store::organizational_units::{self as units, ProfileRow};
+    let now = db::now();
+    for (ser, user) in found {
+        units::upsert_profile(
+            conn,
+            &ProfileRow {
+                id: crate::ids::ConferencingProfileId::generate().into_string(),
+                account_id: account.into(),
+                service_account_id: ser.id.clone(),
+                provider: ser.provider.clone(),
+                profile_name: user.email.to_lowercase(),
+                provider_user_id: Some(user.id.clone()),
+                state: "active".into(),
+                created_at: now,
+                updated_at: now,
+            },
+        )?;
+    }
+    let keep: Vec<String> = found.iter().map(|(s, _)| s.id.clone()).collect();
+    units::revoke_profiles(conn, account, &keep, now)
 }
 
 /// A success callback before its code is added (at send time).

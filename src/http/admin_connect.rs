@@ -32,6 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .wrap(DefaultHeaders::new().add((CACHE_CONTROL, HeaderValue::from_static("no-store"))))
             .route("", web::get().to(list_units))
             .route("/{id}", web::get().to(get_unit))
+            .route("/{id}/accounts", web::get().to(unit_accounts))
             .route("/{id}/service_accounts/{ser}", web::delete().to(unlink)),
     )
     .service(
@@ -178,4 +179,20 @@ async fn unlink(
     }
     state.providers.forget(&key);
     Ok(ok(json!({})))
+}
+
+/// The accounts a unit serves (`?email=` narrows to one).
+async fn unit_accounts(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: web::Query<HashMap<String, String>>,
+) -> Reply {
+    let id = unit_id(&path)?;
+    let email = q.get("email").cloned();
+    let data = state
+        .db
+        .run(move |c| crate::connect::units::accounts_json(c, id.as_str(), email.as_deref()))
+        .await?;
+    Ok(ok(Value::Array(data)))
 }

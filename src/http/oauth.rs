@@ -18,7 +18,7 @@ use super::AppState;
 use crate::connect::applications::ApplicationRow;
 use crate::connect::consent::{self, Flow};
 use crate::connect::provider_access::{GOOGLE, OFFICE365};
-use crate::connect::units::CALENDARS;
+use crate::connect::units::{CALENDARS, CONFERENCING};
 use crate::connect::{applications, grants, units};
 use crate::error::{Error, Rejected};
 use crate::oauth::{AuthorizeRequest, OAuthError, TokenRequest};
@@ -30,6 +30,7 @@ const GOOGLE_FORM: &str = "/enterprise_connect/oauth/google";
 const MICROSOFT_RETURN: &str = "/enterprise_connect/oauth/microsoft";
 const DECLINE: &str = "/enterprise_connect/oauth/decline";
 const JOIN: &str = "/enterprise_connect/oauth/join";
+const CONFERENCING_RETURN: &str = "/enterprise_connect/oauth/conferencing";
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/oauth/token", web::post().to(token))
@@ -40,6 +41,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(MICROSOFT_RETURN, web::get().to(microsoft_return))
         .route(DECLINE, web::post().to(decline))
         .route(JOIN, web::post().to(join))
+        .route(CONFERENCING_RETURN, web::get().to(conferencing_return))
         .route("/organizational_unit_oauth", web::get().to(unit_authorize))
         .route("/oauth/authorize", web::get().to(unit_authorize));
 }
@@ -248,6 +250,7 @@ async fn unit_authorize(
         .filter(|(k, _)| k == "capabilities[]" || k == "capabilities")
         .map(|(_, v)| v.into_owned())
         .collect();
+    let mut conferencing_provider = None;
     let capability = match capabilities.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["calendars"] => CALENDARS,
         ["conferencing"] => {
@@ -255,10 +258,22 @@ async fn unit_authorize(
                 .get("conferencing_provider_name")
                 .cloned()
                 .unwrap_or_default();
-            return Err(Rejected::invalid(format!(
-                "The conferencing provider {asked:?} is not offered by this gateway. Offered: none configured."
-            ))
-            .into());
+            let offered = state.providers.offered_conferencing();
+            if !offered.contains(&asked.as_str()) {
+                return Ok(respond(
+                    StatusCode::BAD_REQUEST,
+                    layout(
+                        "Choose a conferencing provider",
+                        html! {
+                            p { "The conferencing provider " code { (asked) } " is not offered here. The application may ask for one of these (" code { "conferencing_provider_name" } "):" }
+                            @if offered.is_empty() { p.error { "No conferencing provider is configured on this gateway." } }
+                            ul.providers { @for p in &offered { li data-provider=(p) { code { (p) } } } }
+                        },
+                    ),
+                ));
+            }
+            conferencing_provider = Some(asked);
+            CONFERENCING
         }
         [] => {
             return Err(
@@ -290,6 +305,7 @@ async fn unit_authorize(
         capability: capability.into(),
         proven: false,
         added: None,
+        conferencing_provider,
     };
     let (flow, csrf) = state
         .db
@@ -391,6 +407,30 @@ async fn consent_page(
                 &linked.provider,
                 None,
                 Some((&domain, "")),
+            );
+            return Ok(respond(StatusCode::OK, page));
+        }
+        if unit.added.is_none() && unit.capability == CONFERENCING {
+            let name = unit.conferencing_provider.clone().unwrap_or_default();
+            let link = state
+                .providers
+                .conferencing(&name)
+                .map(|p| {
+                    p.authorize_url(
+                        &format!("{}{CONFERENCING_RETURN}", state.external_url),
+                        &flow.id,
+                    )
+                })
+                .unwrap_or_default();
+            let page = layout(
+                "Connect your conferencing account",
+                html! {
+                    (summary(&flow))
+                    p.step { "Step 2 of 3: authorize the conferencing account to add to your organizational unit." }
+                    p { "An administrator of the " code { (name) } " account signs in on its page and allows access; you then come back here." }
+                    a.button.conferencing href=(link) data-provider=(name) { "Continue to " (name) }
+                    (decline_form(&flow, &csrf))
+                },
             );
             return Ok(respond(StatusCode::OK, page));
         }
@@ -696,6 +736,67 @@ async fn consented_response(
         )),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The conferencing provider's authorization returns here (`?code&state` or
+/// `?error&state`); `state` is the flow.
+async fn conferencing_return(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, HtmlFailure> {
+    let q = query(&req);
+    let flow_id = q.get("state").cloned().unwrap_or_default();
+    let (mut flow, _) = load_flow(&state, &req, &flow_id).await?;
+    let name = flow
+        .unit
+        .as_ref()
+        .filter(|u| u.proven && u.added.is_none() && u.capability == CONFERENCING)
+        .and_then(|u| u.conferencing_provider.clone())
+        .ok_or_else(|| Rejected::invalid("This step is not reached yet."))?;
+    if q.contains_key("error") {
+        let to = state.db.run(move |c| consent::decline(c, &flow)).await?;
+        return Ok(redirect(&to));
+    }
+    let provider = state
+        .providers
+        .conferencing(&name)
+        .ok_or_else(|| Rejected::invalid(format!("{name} is no longer offered here.")))?;
+    let code = q.get("code").cloned().unwrap_or_default();
+    let back = format!("{}{CONFERENCING_RETURN}", state.external_url);
+    let refused = |e: crate::providers::ProviderError| -> HtmlFailure {
+        Error::from(Rejected::invalid(format!("{name} refused: {e}"))).into()
+    };
+    let tokens = provider
+        .exchange_code(&code, &back)
+        .await
+        .map_err(refused)?;
+    let me = provider
+        .me(tokens.access_token.expose())
+        .await
+        .map_err(refused)?;
+    // Indeed has no "me": the account is the client's own.
+    let (account, admin) = match me {
+        Some(m) => (m.account_id, Some(m.admin.email)),
+        None => (format!("{name}:{}", provider.client_id()), None),
+    };
+    let sealer = state.sealer.clone();
+    let ser = state
+        .db
+        .run(move |c| {
+            consent::add_conferencing(
+                c,
+                &mut flow,
+                &name,
+                &account,
+                admin.as_deref(),
+                &tokens,
+                &sealer,
+            )
+            .map(|ser| (ser, flow.id.clone()))
+        })
+        .await?;
+    state.providers.forget(&ser.0);
+    Ok(redirect(&format!("{CONSENT}?flow={}", ser.1)))
 }
 
 /// Step 3 of a unit flow: the approval.

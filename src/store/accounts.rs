@@ -128,3 +128,20 @@ pub fn set_state(
     }
     Ok(n)
 }
+
+/// Accounts served by any of `service_accounts`, optionally one email, oldest first.
+pub fn list_of_service_accounts(
+    conn: &mut AnyConnection,
+    service_accounts: &[String],
+    email: Option<&str>,
+) -> Result<Vec<AccountRow>, Error> {
+    let mut q = accounts::table
+        .filter(a::service_account_id.eq_any(service_accounts))
+        .into_boxed();
+    if let Some(e) = email {
+        q = q.filter(a::email.eq(e.to_lowercase()));
+    }
+    Ok(q.order((a::created_at.asc(), a::id.asc()))
+        .select(AccountRow::as_select())
+        .load(conn)?)
+}

@@ -48,20 +48,17 @@ pub fn members(conn: &mut AnyConnection, unit_id: &str) -> Result<Vec<ServiceAcc
         .filter(s::state.eq(ACTIVE))
         .select(ServiceAccountRow::as_select())
         .load(conn)?;
-    rows.sort_by(|a, b| {
+    // Calendars by link position (fall-through order), conferencing by provider.
+    let key = |r: &ServiceAccountRow| {
+        let calendars = r.capability == CALENDARS;
         (
-            a.capability != CALENDARS,
-            a.link_position,
-            &a.provider,
-            &a.id,
+            !calendars,
+            if calendars { r.link_position } else { None },
+            r.provider.clone(),
+            r.id.clone(),
         )
-            .cmp(&(
-                b.capability != CALENDARS,
-                b.link_position,
-                &b.provider,
-                &b.id,
-            ))
-    });
+    };
+    rows.sort_by_key(key);
     Ok(rows)
 }
 

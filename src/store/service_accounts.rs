@@ -170,6 +170,60 @@ pub fn revoke_for_application(
     Ok(ids)
 }
 
+/// A conferencing account authorized by a unit's admin, with its tokens sealed: the
+/// application's active one for the same provider account renewed, or a new one.
+#[allow(clippy::too_many_arguments)]
+pub fn conferencing_consented(
+    conn: &mut AnyConnection,
+    new_id: &str,
+    application_id: &str,
+    provider: &str,
+    external_account: &str,
+    admin_email: Option<&str>,
+    access: &Sealed,
+    expires_at: NaiveDateTime,
+    refresh: Option<&Sealed>,
+) -> Result<String, Error> {
+    let existing: Option<String> = service_accounts::table
+        .filter(s::application_id.eq(application_id))
+        .filter(s::provider.eq(provider))
+        .filter(s::external_account.eq(external_account))
+        .filter(s::state.eq(ACTIVE))
+        .select(s::id)
+        .first(conn)
+        .optional()?;
+    let tokens = (
+        s::provider_token.eq(Some(access)),
+        s::provider_token_expires_at.eq(Some(expires_at)),
+        s::provider_refresh_token.eq(refresh),
+        s::admin_email.eq(admin_email),
+    );
+    if let Some(id) = existing {
+        diesel::update(service_accounts::table.find(&id))
+            .set(tokens)
+            .execute(conn)?;
+        return Ok(id);
+    }
+    let id = new_id.to_string();
+    diesel::insert_into(service_accounts::table)
+        .values((
+            s::id.eq(&id),
+            s::application_id.eq(application_id),
+            s::provider.eq(provider),
+            s::scope.eq(""),
+            s::delegated_scope.eq(""),
+            s::state.eq(ACTIVE),
+            s::created_at.eq(super::now()),
+            s::capability.eq(CONFERENCING),
+            s::external_account.eq(Some(external_account)),
+        ))
+        .execute(conn)?;
+    diesel::update(service_accounts::table.find(&id))
+        .set(tokens)
+        .execute(conn)?;
+    Ok(id)
+}
+
 /// Keeps the provider's new access token (sealed) for the other workers and instances.
 pub fn store_provider_token(
     conn: &mut AnyConnection,
@@ -184,6 +238,60 @@ pub fn store_provider_token(
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// Stores a conferencing account's rotated tokens if its refresh token is still `old`
+/// (compare and set: of two instances refreshing at once, one keeps its tokens).
+pub fn rotate_tokens(
+    conn: &mut AnyConnection,
+    id: &str,
+    old: &Sealed,
+    access: &Sealed,
+    expires_at: NaiveDateTime,
+    refresh: &Sealed,
+) -> Result<bool, Error> {
+    let n = diesel::update(
+        service_accounts::table
+            .find(id)
+            .filter(s::provider_refresh_token.eq(old)),
+    )
+    .set((
+        s::provider_token.eq(Some(access)),
+        s::provider_token_expires_at.eq(Some(expires_at)),
+        s::provider_refresh_token.eq(Some(refresh)),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Every stored refresh token (conferencing accounts), for sealing passes and `rekey`.
+pub fn stored_refresh_tokens(conn: &mut AnyConnection) -> Result<Vec<(String, Sealed)>, Error> {
+    let rows: Vec<(String, Option<Sealed>)> = service_accounts::table
+        .filter(s::provider_refresh_token.is_not_null())
+        .order(s::id.asc())
+        .select((s::id, s::provider_refresh_token))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, t)| t.map(|t| (id, t)))
+        .collect())
+}
+
+/// Compare and set of a refresh token (`rekey`).
+pub fn replace_refresh_token(
+    conn: &mut AnyConnection,
+    id: &str,
+    old: &Sealed,
+    new: &Sealed,
+) -> Result<bool, Error> {
+    let n = diesel::update(
+        service_accounts::table
+            .find(id)
+            .filter(s::provider_refresh_token.eq(old)),
+    )
+    .set(s::provider_refresh_token.eq(Some(new)))
+    .execute(conn)?;
+    Ok(n == 1)
 }
 
 /// Every stored provider token, for sealing passes and `rekey`.

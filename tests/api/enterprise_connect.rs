@@ -45,6 +45,7 @@ connect_tests!(
     refusals_never_redirect_and_reuse_revokes,
     nothing_is_stored_in_plaintext_and_rekey_covers_it,
     units_link_accounts_and_authorizations_fall_through_in_link_order,
+    units_add_conferencing_accounts_and_profiles_by_email,
 );
 
 /// The gateway with Google and Microsoft pointed at a fresh set of stand-ins.
@@ -81,6 +82,13 @@ impl Connect {
             providers.microsoft_login_url(),
             providers.microsoft_graph_url(),
         );
+        let (zoom_id, zoom_secret) = providers.zoom_client();
+        let (webex_id, webex_secret) = providers.webex_client();
+        let (zoom_oauth, zoom_api, webex_api) = (
+            providers.zoom_oauth_url(),
+            providers.zoom_api_url(),
+            providers.webex_api_url(),
+        );
         let app = TestApp::start_with(backend, move |c| {
             c.google_service_account_key = Some(key_path);
             c.google_admin_url = admin;
@@ -90,6 +98,13 @@ impl Connect {
             c.microsoft_graph_url = graph;
             // Three provider attempts: a provider that stays down ends quickly in tests.
             c.authorization_attempts = 3;
+            c.zoom_client_id = Some(zoom_id);
+            c.zoom_client_secret = Some(zoom_secret);
+            c.zoom_oauth_url = zoom_oauth;
+            c.zoom_api_url = zoom_api;
+            c.webex_client_id = Some(webex_id);
+            c.webex_client_secret = Some(webex_secret);
+            c.webex_api_url = webex_api;
         })
         .await?;
         scimgate::outbound::install_tls_provider();
@@ -1009,6 +1024,114 @@ impl Connect {
     }
 
     /// Opens the unit authorization: the first page's URL and the cookie, or the refusal.
+    /// A unit flow from a Google service account adding the conferencing `provider`:
+    /// proof, the provider's sign-in page (the stand-in), back, join. The unit's id.
+    async fn add_conferencing(
+        &self,
+        client_id: &str,
+        secret: &str,
+        redirect: &str,
+        ser: &str,
+        provider: &str,
+    ) -> String {
+        let (_, body) = self.link_token(secret, ser).await;
+        let link = body["organizational_unit_authorization_link_token"]["ou_link_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let q = [
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", redirect),
+            ("scope", "organizational_unit_use_integrations"),
+            ("state", "s t&ate"),
+            ("ou_link_token", &link),
+            ("capabilities[]", "conferencing"),
+            ("conferencing_provider_name", provider),
+        ];
+        let r = self
+            .browser
+            .get(self.url("/organizational_unit_oauth"))
+            .query(&q)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{provider}");
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let page_url = self.url(r.headers()["location"].to_str().unwrap());
+        let (_, step1) = self.page(&page_url, &cookie).await;
+        let r = self
+            .submit_google(&step1, &cookie, "example.com", "admin@example.com", true)
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let (_, step2) = self.page(&page_url, &cookie).await;
+        assert!(step2.contains("Step 2 of 3"), "{step2}");
+        let signin =
+            between(&step2, "class=\"button conferencing\" href=\"", "\"").replace("&amp;", "&");
+        let page = self
+            .browser
+            .get(&signin)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let allow = between(between(&page, "class=\"authorize\"", ">"), "href=\"", "\"")
+            .replace("&amp;", "&");
+        let origin = self
+            .providers
+            .microsoft_login_url()
+            .split("/microsoft")
+            .next()
+            .unwrap()
+            .to_string();
+        let r = self
+            .browser
+            .get(format!("{origin}{allow}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND, "{provider} redirects back");
+        let back = r.headers()["location"].to_str().unwrap().to_string();
+        let r = self
+            .browser
+            .get(&back)
+            .header("Cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::SEE_OTHER,
+            "{}",
+            r.text().await.unwrap()
+        );
+        let (_, step3) = self.page(&page_url, &cookie).await;
+        let r = self
+            .browser
+            .post(self.url("/enterprise_connect/oauth/join"))
+            .header("Cookie", &cookie)
+            .form(&[
+                ("flow", hidden(&step3, "flow")),
+                ("csrf", hidden(&step3, "csrf")),
+                ("unit", "existing".into()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let code = code_of(r.headers()["location"].to_str().unwrap());
+        let (status, unit, _) = self.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect})).await;
+        assert_eq!(status, StatusCode::OK, "{unit}");
+        unit["organizational_unit_id"].as_str().unwrap().to_string()
+    }
+
     async fn open_unit(
         &self,
         client_id: &str,
@@ -1231,4 +1354,160 @@ async fn units_link_accounts_and_authorizations_fall_through_in_link_order(c: Co
         callbacks(&rx2, 1).await[0].json["authorization"]["error"],
         "not_found"
     );
+}
+
+/// DESIGN.md §6.4–6.6: Zoom and Webex join a Google service account's unit; every
+/// conferencing account that knows an email adds a conferencing profile, in UserInfo and
+/// the admin view.
+async fn units_add_conferencing_accounts_and_profiles_by_email(c: Connect) {
+    let redirect = "http://127.0.0.1:9/conf";
+    let (client_id, secret) = c.application(redirect).await;
+    let code = c
+        .google_consent(&client_id, redirect, "admin@example.com")
+        .await;
+    let (_, tokens, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect})).await;
+    let ser = tokens["service_account_id"].as_str().unwrap().to_string();
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+
+    // An unknown conferencing provider: the list of those offered.
+    let (_, body) = c.link_token(&secret, &ser).await;
+    let link = body["organizational_unit_authorization_link_token"]["ou_link_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = c
+        .browser
+        .get(c.url("/organizational_unit_oauth"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", client_id.as_str()),
+            ("redirect_uri", redirect),
+            ("scope", "organizational_unit_use_integrations"),
+            ("ou_link_token", &link),
+            ("capabilities[]", "conferencing"),
+            ("conferencing_provider_name", "skype"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("data-provider=\"zoom_enterprise\"")
+            && page.contains("data-provider=\"webex_enterprise\""),
+        "{page}"
+    );
+
+    let unit = c
+        .add_conferencing(&client_id, &secret, redirect, &ser, "zoom_enterprise")
+        .await;
+    let again = c
+        .add_conferencing(&client_id, &secret, redirect, &ser, "webex_enterprise")
+        .await;
+    assert_eq!(unit, again, "the second joins the same unit");
+    let (_, view) = send(
+        c.app
+            .admin(Method::GET, &format!("/organizational_units/{unit}")),
+    )
+    .await;
+    let members: Vec<(&str, &str)> = view["data"]["service_accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["capability"].as_str().unwrap(),
+                s["provider_name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        members,
+        [
+            ("calendars", "google"),
+            ("conferencing", "webex_enterprise"),
+            ("conferencing", "zoom_enterprise")
+        ],
+        "{view}"
+    );
+
+    // alice is in Zoom and Webex; bob is pending in Zoom (not usable) and not in Webex.
+    let rx = Receiver::ok().await;
+    let items: Vec<Value> = ["alice@example.com", "bob@example.com"]
+        .iter()
+        .map(|e| json!({"email": e, "callback_url": rx.url, "scope": "read_write", "state": e}))
+        .collect();
+    assert_eq!(
+        c.authorize_emails(&access, json!({"service_account_authorizations": items}))
+            .await,
+        StatusCode::ACCEPTED
+    );
+    let got = callbacks(&rx, 2).await;
+    let alice = userinfo_of(&c, &client_id, &secret, &rx.url, &got, "alice@example.com").await;
+    let mut names: Vec<&str> = alice["cronofy.data"]["conferencing_profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["provider_name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["webex_enterprise", "zoom_enterprise"], "{alice}");
+    for p in alice["cronofy.data"]["conferencing_profiles"]
+        .as_array()
+        .unwrap()
+    {
+        assert!(p["profile_id"].as_str().unwrap().starts_with("cnf_"));
+        assert_eq!(
+            (p["profile_name"].as_str(), p["profile_connected"].as_bool()),
+            (Some("alice@example.com"), Some(true))
+        );
+    }
+    let bob = userinfo_of(&c, &client_id, &secret, &rx.url, &got, "bob@example.com").await;
+    assert_eq!(
+        bob["cronofy.data"]["conferencing_profiles"],
+        json!([]),
+        "{bob}"
+    );
+
+    // The admin view lists the accounts with their profiles; ?email= narrows it.
+    let (_, accounts) = send(c.app.admin(
+        Method::GET,
+        &format!("/organizational_units/{unit}/accounts?email=ALICE@example.com"),
+    ))
+    .await;
+    let list = accounts["data"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{accounts}");
+    assert_eq!(
+        list[0]["conferencing_profiles"].as_array().unwrap().len(),
+        2
+    );
+
+    // Zoom's access token expires: a single-use refresh token is rotated, once.
+    c.providers.state.expire_tokens();
+    let before = c.providers.state.requests("zoom/token");
+    let rx2 = Receiver::ok().await;
+    assert_eq!(c.authorize_emails(&access, json!({"email": "alice@example.com", "callback_url": rx2.url, "scope": "read_write", "state": "again"})).await, StatusCode::ACCEPTED);
+    let again = callbacks(&rx2, 1).await;
+    assert!(
+        again[0].json["authorization"]["code"].is_string(),
+        "{}",
+        again[0].json
+    );
+    assert_eq!(c.providers.state.requests("zoom/token"), before + 1);
+}
+
+/// UserInfo of the account whose callback (by state) is among `got`.
+async fn userinfo_of(
+    c: &Connect,
+    client_id: &str,
+    secret: &str,
+    callback: &str,
+    got: &[Received],
+    state: &str,
+) -> Value {
+    let code = by_state(got, state)["code"].as_str().unwrap().to_string();
+    let (_, account, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": callback})).await;
+    c.userinfo(account["access_token"].as_str().unwrap())
+        .await
+        .1
 }
