@@ -165,8 +165,33 @@ def base_env():
     return env
 
 
+# Every SCIMGATE_* line `scimgate dev-providers` prints (src/devproviders/mod.rs, run_cli):
+# the gateway starts only once all of them are read, and gets every one it printed.
+DEV_PROVIDER_SETTINGS = {
+    "SCIMGATE_GOOGLE_SERVICE_ACCOUNT_KEY",
+    "SCIMGATE_GOOGLE_ADMIN_URL",
+    "SCIMGATE_MICROSOFT_CLIENT_ID",
+    "SCIMGATE_MICROSOFT_CLIENT_SECRET",
+    "SCIMGATE_MICROSOFT_LOGIN_URL",
+    "SCIMGATE_MICROSOFT_GRAPH_URL",
+    "SCIMGATE_ZOOM_CLIENT_ID",
+    "SCIMGATE_ZOOM_CLIENT_SECRET",
+    "SCIMGATE_ZOOM_OAUTH_URL",
+    "SCIMGATE_ZOOM_API_URL",
+    "SCIMGATE_WEBEX_CLIENT_ID",
+    "SCIMGATE_WEBEX_CLIENT_SECRET",
+    "SCIMGATE_WEBEX_API_URL",
+    "SCIMGATE_INDEED_CLIENT_ID",
+    "SCIMGATE_INDEED_CLIENT_SECRET",
+    "SCIMGATE_INDEED_AUTHORIZE_URL",
+    "SCIMGATE_INDEED_TOKEN_URL",
+    "SCIMGATE_INDEED_LOOKUP_URL",
+}
+
+
 def start_dev_providers(procs, binary, workdir):
-    """Starts the fakes on a free port; returns the SCIMGATE_* settings they print."""
+    """Starts the fakes on a free port; returns the SCIMGATE_* settings they print (a dict
+    the reader thread keeps adding to, so lines printed later show up in it)."""
     key_file = os.path.join(workdir, "google-key.json")
     p = procs.start(
         "dev-providers",
@@ -175,14 +200,7 @@ def start_dev_providers(procs, binary, workdir):
         stdout=subprocess.PIPE,
     )
     settings = {}
-    wanted = {
-        "SCIMGATE_GOOGLE_SERVICE_ACCOUNT_KEY",
-        "SCIMGATE_GOOGLE_ADMIN_URL",
-        "SCIMGATE_MICROSOFT_CLIENT_ID",
-        "SCIMGATE_MICROSOFT_CLIENT_SECRET",
-        "SCIMGATE_MICROSOFT_LOGIN_URL",
-        "SCIMGATE_MICROSOFT_GRAPH_URL",
-    }
+    wanted = DEV_PROVIDER_SETTINGS
     log = open(os.path.join(workdir, "dev-providers.out"), "wb")
     done = threading.Event()
 
@@ -200,13 +218,14 @@ def start_dev_providers(procs, binary, workdir):
 
     threading.Thread(target=pump, daemon=True).start()
     if not done.wait(120) or not wanted <= settings.keys():
-        raise RuntimeError(f"dev-providers printed no settings (exit status {p.poll()})")
+        missing = sorted(wanted - settings.keys())
+        raise RuntimeError(f"dev-providers did not print {missing} (exit status {p.poll()})")
     return settings
 
 
 def start_gateway(procs, binary, workdir, database_url, provider_settings, api_key):
     env = base_env()
-    env.update(provider_settings)
+    env.update(dict(provider_settings))
     env.update(
         {
             "SCIMGATE_LISTEN": "127.0.0.1:0",
@@ -338,9 +357,13 @@ class Callbacks:
 
 
 class FormParser(html.parser.HTMLParser):
+    """The forms of a page (radio buttons: only the checked one's value counts, as a
+    browser submits it) and its links."""
+
     def __init__(self):
         super().__init__()
         self.forms = []  # (action, {name: value})
+        self.links = []  # {attribute: value} of each <a>
         self._current = None
 
     def handle_starttag(self, tag, attrs):
@@ -348,12 +371,49 @@ class FormParser(html.parser.HTMLParser):
         if tag == "form":
             self._current = (a.get("action", ""), {})
             self.forms.append(self._current)
+        elif tag == "a":
+            self.links.append(a)
         elif tag == "input" and self._current is not None and a.get("name"):
+            if (a.get("type") or "").lower() in ("radio", "checkbox") and "checked" not in a:
+                return
             self._current[1][a["name"]] = a.get("value") or ""
+
+    def link(self, css_class, **attrs):
+        """The first link with `css_class` among its classes (and these attributes)."""
+        for a in self.links:
+            if css_class in (a.get("class") or "").split() and all(a.get(k) == v for k, v in attrs.items()):
+                return a
+        return None
 
     def handle_endtag(self, tag):
         if tag == "form":
             self._current = None
+
+
+def parse_page(html_text):
+    parser = FormParser()
+    parser.feed(html_text)
+    return parser
+
+
+def submit_google_form(s, page_url, html_text):
+    """Submits a consent page's Google form (domain example.com, admin@example.com) as the
+    browser would; returns the response (not followed)."""
+    parser = parse_page(html_text)
+    form = next((f for f in parser.forms if f[0].endswith("/enterprise_connect/oauth/google")), None)
+    expect(form is not None, f"no Google form on the consent page (forms: {[f[0] for f in parser.forms]})")
+    action, fields = form
+    expect("flow" in fields and "csrf" in fields, f"the Google form lacks flow/csrf: {sorted(fields)}")
+    fields.update({"domain": "example.com", "admin_email": "admin@example.com"})
+    return s.post(urllib.parse.urljoin(page_url, action), data=fields, allow_redirects=False, timeout=HTTP_TIMEOUT)
+
+
+def code_from_redirect(location, redirect_uri, state):
+    expect(location.startswith(redirect_uri + "?"), f"redirected to {location!r}, not to {redirect_uri}")
+    params = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)
+    expect(params.get("state") == [state], f"state came back as {params.get('state')}")
+    expect("code" in params, f"no code in {location}")
+    return params["code"][0]
 
 
 def google_consent(base, client_id, redirect_uri, state):
@@ -376,28 +436,85 @@ def google_consent(base, client_id, redirect_uri, state):
     expect("/enterprise_connect/oauth/consent" in consent_url, f"authorize redirected to {consent_url}")
     r = s.get(consent_url, allow_redirects=False, timeout=HTTP_TIMEOUT)
     expect(r.status_code == 200, f"consent page answered {r.status_code}: {r.text[:200]}")
-    parser = FormParser()
-    parser.feed(r.text)
-    form = next((f for f in parser.forms if f[0].endswith("/enterprise_connect/oauth/google")), None)
-    expect(form is not None, f"no Google form on the consent page (forms: {[f[0] for f in parser.forms]})")
-    action, fields = form
-    expect("flow" in fields and "csrf" in fields, f"the Google form lacks flow/csrf: {sorted(fields)}")
-    fields.update({"domain": "example.com", "admin_email": "admin@example.com"})
-    r = s.post(urllib.parse.urljoin(consent_url, action), data=fields, allow_redirects=False, timeout=HTTP_TIMEOUT)
+    r = submit_google_form(s, consent_url, r.text)
     expect(r.status_code in (302, 303), f"the Google form answered {r.status_code}: {r.text[:300]}")
-    location = r.headers.get("Location", "")
-    expect(location.startswith(redirect_uri + "?"), f"consent redirected to {location!r}, not to {redirect_uri}")
-    params = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)
-    expect(params.get("state") == [state], f"state came back as {params.get('state')}")
-    expect("code" in params, f"no code in {location}")
-    return params["code"][0]
+    return code_from_redirect(r.headers.get("Location", ""), redirect_uri, state)
+
+
+def unit_conferencing_consent(base, client_id, redirect_uri, state, link_token, provider, signin_prefix):
+    """The organizational unit flow (DESIGN.md §6.4) as the admin's browser runs it, adding
+    the conferencing `provider` to the unit of the link token's (Google) service account:
+    (1) the Google proof, (2) the provider's sign-in (the dev-providers stand-in, which lets
+    account zacc_demo in), (3) join the existing unit. Returns (code, a note for the table)."""
+    s = requests.Session()
+    q = urllib.parse.urlencode(
+        [
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", redirect_uri),
+            ("state", state),
+            ("scope", "organizational_unit_use_integrations"),
+            ("capabilities[]", "conferencing"),
+            ("conferencing_provider_name", provider),
+            ("ou_link_token", link_token),
+        ]
+    )
+    start = f"{base}/organizational_unit_oauth?{q}"
+    r = s.get(start, allow_redirects=False, timeout=HTTP_TIMEOUT)
+    expect(r.status_code == 303, f"GET /organizational_unit_oauth answered {r.status_code}, expected 303: {r.text[:300]}")
+    cookie = r.headers.get("Set-Cookie", "")
+    expect(cookie, "no flow cookie on the 303")
+    expect("samesite=strict" not in cookie.lower(), f"a SameSite=Strict flow cookie cannot survive the provider's redirect: {cookie}")
+    page_url = urllib.parse.urljoin(start, r.headers["Location"])
+
+    def page(step):
+        r = s.get(page_url, allow_redirects=False, timeout=HTTP_TIMEOUT)
+        expect(r.status_code == 200, f"step {step}: the consent page {page_url} answered {r.status_code}: {r.text[:300]}")
+        return r.text
+
+    # Step 1: prove admin access to the linked Google service account.
+    r = submit_google_form(s, page_url, page(1))
+    expect(r.status_code == 303, f"step 1: the Google form answered {r.status_code}: {r.text[:300]}")
+    back = urllib.parse.urljoin(page_url, r.headers.get("Location", ""))
+    expect(back.split("?")[0] == page_url.split("?")[0], f"step 1: redirected to {back}, not back to {page_url}")
+
+    # Step 2: sign in to the conferencing provider (its page lives on the dev-providers origin).
+    parsed = parse_page(page(2))
+    a = parsed.link("conferencing")
+    expect(a is not None and a.get("href"), f"step 2: no <a class=\"button conferencing\"> (links: {[l.get('class') for l in parsed.links]}, forms: {[f[0] for f in parsed.forms]})")
+    signin = urllib.parse.urljoin(page_url, a["href"])
+    expect(signin.startswith(signin_prefix), f"step 2: the sign-in link {signin} is not at the configured {signin_prefix}")
+    r = s.get(signin, allow_redirects=False, timeout=HTTP_TIMEOUT)
+    expect(r.status_code == 200, f"step 2: the {provider} sign-in page {signin} answered {r.status_code}: {r.text[:300]}")
+    allow = parse_page(r.text).link("authorize", **{"data-account": "zacc_demo"})
+    expect(allow is not None and allow.get("href"), f"step 2: no <a class=\"authorize\" data-account=\"zacc_demo\"> on {signin}")
+    r = s.get(urllib.parse.urljoin(signin, allow["href"]), allow_redirects=False, timeout=HTTP_TIMEOUT)
+    expect(r.status_code == 302, f"step 2: {provider}'s authorize answered {r.status_code}: {r.text[:300]}")
+    provider_back = urllib.parse.urljoin(signin, r.headers.get("Location", ""))
+    expect(provider_back.startswith(f"{base}/enterprise_connect/oauth/conferencing?"), f"step 2: {provider} sent the browser to {provider_back}")
+    r = s.get(provider_back, allow_redirects=False, timeout=HTTP_TIMEOUT)
+    expect(r.status_code == 303, f"step 2: GET {urllib.parse.urlsplit(provider_back).path} answered {r.status_code}: {r.text[:300]}")
+    back = urllib.parse.urljoin(provider_back, r.headers.get("Location", ""))
+    expect(back.split("?")[0] == page_url.split("?")[0], f"step 2: redirected to {back}, not back to {page_url}")
+
+    # Step 3: join the unit the service account already belongs to (pre-selected).
+    parsed = parse_page(page(3))
+    form = next((f for f in parsed.forms if f[0].endswith("/enterprise_connect/oauth/join")), None)
+    expect(form is not None, f"step 3: no join form (forms: {[f[0] for f in parsed.forms]})")
+    action, fields = form
+    expect("flow" in fields and "csrf" in fields, f"step 3: the join form lacks flow/csrf: {sorted(fields)}")
+    expect(fields.get("unit") == "existing", f"step 3: the checked unit is {fields.get('unit')!r}, expected 'existing'")
+    r = s.post(urllib.parse.urljoin(page_url, action), data=fields, allow_redirects=False, timeout=HTTP_TIMEOUT)
+    expect(r.status_code == 303, f"step 3: the join form answered {r.status_code}: {r.text[:300]}")
+    code = code_from_redirect(r.headers.get("Location", ""), redirect_uri, state)
+    return code, f"303 -> Google proof -> {provider} sign-in (zacc_demo) -> join existing -> 303 redirect_uri?code&state"
 
 
 # ---------------------------------------------------------------------------------------
 # The scenario
 
 
-def run_scenario(checks, base, api_key, callbacks):
+def run_scenario(checks, base, api_key, callbacks, provider_settings):
     cronofy_settings.API_BASE_URL = base
     cronofy_settings.APP_BASE_URL = base
     cronofy_settings.REQUEST_HOOK = {"response": _hook}
@@ -607,7 +724,9 @@ def run_scenario(checks, base, api_key, callbacks):
         p = profiles[0]
         expect(p.get("provider_name") == "google", f"profiles[0].provider_name {p.get('provider_name')!r}")
         expect(p.get("profile_connected") is True, f"profiles[0].profile_connected {p.get('profile_connected')!r}")
-        return f"sub {info['sub']}, email alice@example.com, profiles[0] google connected"
+        conf = (info.get("cronofy.data") or {}).get("conferencing_profiles")
+        expect(conf == [], f"conferencing_profiles {conf!r}, expected [] (no unit has conferencing yet)")
+        return f"sub {info['sub']}, email alice@example.com, profiles[0] google connected, conferencing_profiles []"
 
     alice2 = pycronofy.Client(client_id=client_id, client_secret=client_secret)
 
@@ -664,17 +783,151 @@ def run_scenario(checks, base, api_key, callbacks):
         expect(info.get("email") == "bob@example.com", f"email {info.get('email')!r}")
         return f"tokens; userinfo {info.get('sub')} bob@example.com"
 
-    # 7. Refresh-token reuse revokes the family.
-    @step("7a", "refresh_authorization() with the pre-rotation refresh token")
+    # 7. An organizational unit: the service account's unit gets Zoom (DESIGN.md §6.4).
+    @step("7a", "POST /v1/organizational_unit_authorization_link_tokens")
+    def _():
+        # pycronofy has no method for it: plain HTTP, the client secret as Bearer.
+        r = requests.post(
+            f"{base}/v1/organizational_unit_authorization_link_tokens",
+            headers={"Authorization": f"Bearer {client_secret}"},
+            json={"service_account_id": ctx["ser"]},
+            timeout=HTTP_TIMEOUT,
+        )
+        expect(r.status_code == 200, f"answered {r.status_code}: {r.text[:200]}")
+        token = ((r.json().get("organizational_unit_authorization_link_token") or {}).get("ou_link_token"))
+        expect(isinstance(token, str) and token, f"no organizational_unit_authorization_link_token.ou_link_token in {r.text[:200]}")
+        ctx["ou_link_token"] = token
+        return f"200, ou_link_token for {ctx['ser']}"
+
+    @step("7b", "browser: unit consent (conferencing zoom_enterprise)")
+    def _():
+        ctx["unit_code"], note = unit_conferencing_consent(
+            base, client_id, oauth_return, "S-unit", ctx["ou_link_token"], "zoom_enterprise",
+            provider_settings.get("SCIMGATE_ZOOM_OAUTH_URL", ""),
+        )
+        return note
+
+    @step("7c", "browser: GET /organizational_unit_oauth with the used ou_link_token")
+    def _():
+        expect("unit_code" in ctx, "no unit consent (7b)")
+        q = urllib.parse.urlencode(
+            [
+                ("response_type", "code"), ("client_id", client_id), ("redirect_uri", oauth_return),
+                ("state", "S-unit-again"), ("scope", "organizational_unit_use_integrations"),
+                ("capabilities[]", "conferencing"), ("conferencing_provider_name", "zoom_enterprise"),
+                ("ou_link_token", ctx["ou_link_token"]),
+            ]
+        )
+        r = requests.get(f"{base}/organizational_unit_oauth?{q}", allow_redirects=False, timeout=HTTP_TIMEOUT)
+        expect(400 <= r.status_code < 500 and "Location" not in r.headers, f"answered {r.status_code}, Location {r.headers.get('Location')!r}")
+        expect("html" in r.headers.get("Content-Type", ""), f"Content-Type {r.headers.get('Content-Type')!r}")
+        return f"{r.status_code} HTML page, no Location (link tokens are single use)"
+
+    unit = pycronofy.Client(client_id=client_id, client_secret=client_secret)
+
+    @step("7d", "get_authorization_from_code(unit code, redirect_uri)")
+    def _():
+        tokens = unit.get_authorization_from_code(ctx["unit_code"], redirect_uri=oauth_return)
+        for k in ("access_token", "refresh_token", "token_expiration"):
+            expect(tokens.get(k), f"no {k} in {tokens}")
+        raw = last_response()
+        body = raw.json()
+        ou = body.get("organizational_unit_id")
+        expect(isinstance(ou, str) and ou.startswith("ou_"), f"organizational_unit_id {ou!r}")
+        expect(body.get("sub") == ou, f"sub {body.get('sub')!r}, expected the organizational_unit_id {ou}")
+        expect(body.get("scope") == "organizational_unit_use_integrations", f"scope {body.get('scope')!r}")
+        expect(body.get("token_type") == "bearer", f"token_type {body.get('token_type')!r}")
+        expect(isinstance(body.get("expires_in"), int), f"expires_in {body.get('expires_in')!r}")
+        expect("no-store" in raw.headers.get("Cache-Control", ""), f"Cache-Control {raw.headers.get('Cache-Control')!r}")
+        ctx["ou"] = ou
+        ctx["unit_tokens"] = tokens
+        return f"sub = organizational_unit_id = {ou}, scope organizational_unit_use_integrations, expires_in {body['expires_in']}"
+
+    @step("7e", "refresh_authorization() as the unit")
+    def _():
+        expect("unit_tokens" in ctx, "no unit tokens (7d)")
+        old = ctx["unit_tokens"]
+        tokens = unit.refresh_authorization()
+        expect(tokens["access_token"] and tokens["access_token"] != old["access_token"], "the access token did not change")
+        expect(tokens["refresh_token"] and tokens["refresh_token"] != old["refresh_token"], "the refresh token did not rotate")
+        body = last_response().json()
+        expect(body.get("token_type") == "bearer" and isinstance(body.get("expires_in"), int), f"response {sorted(body)}")
+        for k in ("sub", "organizational_unit_id"):
+            expect(body.get(k, ctx["ou"]) == ctx["ou"], f"{k} {body.get(k)!r}, expected {ctx['ou']}")
+        expect(body.get("scope", "organizational_unit_use_integrations") == "organizational_unit_use_integrations", f"scope {body.get('scope')!r}")
+        ctx["unit_refreshed"] = tokens
+        return f"new access and refresh tokens, expires_in {body['expires_in']}"
+
+    # 8. alice again through the service account: now with the unit's Zoom profile (§6.5).
+    cb_unit = f"{callbacks.base}/cb/alice-unit"
+
+    @step("8a", "authorize_with_service_account(alice@example.com) after the unit joined Zoom")
+    def _():
+        sa.authorize_with_service_account("alice@example.com", scope, cb_unit, state="S-alice-unit")
+        status = last_response().status_code
+        expect(status == 202, f"answered {status}")
+        path = urllib.parse.urlsplit(cb_unit).path
+        got = callbacks.wait_for([path], CALLBACK_WAIT)
+        expect(path in got, f"202, but no callback at {path} within {CALLBACK_WAIT:.0f} s")
+        headers, body = got[path]
+        h = {k.lower(): v for k, v in headers.items()}
+        expect(sa.hmac_valid(h.get("cronofy-hmac-sha256"), body.decode("utf-8")), "hmac_valid is False")
+        a = json.loads(body)["authorization"]
+        expect(a.get("code") and a.get("state") == "S-alice-unit", f"callback {a}")
+        ctx["alice_unit_code"] = a["code"]
+        return "202; signed callback with code and state"
+
+    alice3 = pycronofy.Client(client_id=client_id, client_secret=client_secret)
+
+    @step("8b", "get_authorization_from_code(alice code, redirect_uri=callback_url)")
+    def _():
+        alice3.get_authorization_from_code(ctx["alice_unit_code"], redirect_uri=cb_unit)
+        acc = last_response().json().get("account_id")
+        expect(acc == ctx.get("alice_acc"), f"account {acc!r}, expected alice's {ctx.get('alice_acc')!r} (4a)")
+        return f"same {acc}"
+
+    @step("8c", "userinfo() as alice: cronofy.data.conferencing_profiles")
+    def _():
+        info = alice3.userinfo()
+        expect(info.get("sub") == ctx.get("alice_acc"), f"sub {info.get('sub')!r}")
+        data = info.get("cronofy.data") or {}
+        profiles = data.get("profiles") or []
+        expect(profiles and profiles[0].get("provider_name") == "google", f"profiles {profiles}")
+        conf = data.get("conferencing_profiles")
+        expect(isinstance(conf, list) and len(conf) == 1, f"conferencing_profiles {conf!r}, expected one")
+        p = conf[0]
+        expect(p.get("provider_name") == "zoom_enterprise", f"provider_name {p.get('provider_name')!r}")
+        expect(str(p.get("profile_id", "")).startswith("cnf_"), f"profile_id {p.get('profile_id')!r}")
+        expect(p.get("profile_name") == "alice@example.com", f"profile_name {p.get('profile_name')!r}")
+        expect(p.get("profile_connected") is True, f"profile_connected {p.get('profile_connected')!r}")
+        return f"profiles[0] google; conferencing_profiles [zoom_enterprise {p['profile_id']} alice@example.com connected]"
+
+    # 9. The unit's authorization revoked.
+    @step("9a", "revoke_authorization() as the unit")
+    def _():
+        expect("unit_refreshed" in ctx, "no refreshed unit tokens (7e)")
+        unit.revoke_authorization()
+        status = last_response().status_code
+        expect(status == 200, f"answered {status}")
+        return "200"
+
+    @step("9b", "refresh_authorization() with the unit's revoked refresh token")
+    def _():
+        expect("unit_refreshed" in ctx, "no refreshed unit tokens (7e)")
+        stale = pycronofy.Client(client_id=client_id, client_secret=client_secret, refresh_token=ctx["unit_refreshed"]["refresh_token"])
+        return expect_request_error(stale.refresh_authorization, 400, "invalid_grant")
+
+    # 10. Refresh-token reuse revokes the family.
+    @step("10a", "refresh_authorization() with the pre-rotation refresh token")
     def _():
         old = pycronofy.Client(client_id=client_id, client_secret=client_secret, refresh_token=ctx["sa_tokens"]["refresh_token"])
         return expect_request_error(old.refresh_authorization, 400, "invalid_grant")
 
-    @step("7b", "refresh_authorization() with the rotated refresh token after reuse")
+    @step("10b", "refresh_authorization() with the rotated refresh token after reuse")
     def _():
         return expect_request_error(sa.refresh_authorization, 400, "invalid_grant") + " (family revoked)"
 
-    @step("7c", "userinfo() with the service account's access token after reuse")
+    @step("10c", "userinfo() with the service account's access token after reuse")
     def _():
         return expect_request_error(sa.userinfo, 401)
 
@@ -707,10 +960,14 @@ def main():
         url, drop = prepare_database(url)
         api_key = "pycronofy-" + secrets.token_hex(8)
         provider_settings = start_dev_providers(procs, binary, workdir)
-        base = start_gateway(procs, binary, workdir, url, provider_settings, api_key)
+        passed = dict(provider_settings)
+        base = start_gateway(procs, binary, workdir, url, passed, api_key)
         callbacks = Callbacks()
-        run_scenario(checks, base, api_key, callbacks)
-        if not checks.rows:
+        run_scenario(checks, base, api_key, callbacks, provider_settings)
+        late = sorted(set(provider_settings) - set(passed))
+        if late:
+            error = f"dev-providers printed {late} after the gateway had started without them"
+        elif not checks.rows:
             error = "no check ran"
     except Exception as e:  # noqa: BLE001
         error = f"{type(e).__name__}: {e}"

@@ -194,3 +194,32 @@ pub fn enqueue(
         .collect();
     write_tx(conn, |c| store::insert(c, &rows))
 }
+
+/// A job that provisions an existing account again through `service_account_id`'s unit
+/// (its calendar account was unlinked): no callback (the integrator asked long ago);
+/// not found anywhere marks the account `not_found`.
+pub fn reprovision_job(
+    account: &crate::store::accounts::AccountRow,
+    service_account_id: &str,
+    now: chrono::NaiveDateTime,
+) -> JobRow {
+    JobRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        application_id: account.application_id.clone(),
+        service_account_id: service_account_id.into(),
+        email: account.email.clone(),
+        callback_url: String::new(),
+        scope: account.scope.clone(),
+        state: None,
+        status: LOOKUP.into(),
+        attempts: 0,
+        next_attempt_at: now,
+        lease_until: None,
+        lease_owner: None,
+        callback_body: None,
+        account_id: Some(account.id.clone()),
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+    }
+}

@@ -173,7 +173,9 @@ pub fn get_json(conn: &mut AnyConnection, id: &str) -> Result<Value, Error> {
 }
 
 /// Unlinks a service account from its unit and revokes its provider access (its token
-/// forgotten, the service account revoked with what it served).
+/// forgotten, its own tokens revoked). The accounts it served are provisioned again
+/// through the unit's other calendar accounts (a job each, without callback), or marked
+/// `not_found` when none is left; its conferencing profiles are revoked.
 pub fn unlink(
     conn: &mut AnyConnection,
     unit_id: &str,
@@ -189,7 +191,29 @@ pub fn unlink(
         store::leave(c, &s.id)?;
         let now = db::now();
         store::revoke_profiles_of_service_account(c, &s.id, now)?;
-        super::service_accounts::revoke(c, &s.id, now)?;
+        crate::store::service_accounts::revoke(c, &s.id, now)?;
+        tokens::revoke_subjects(c, std::slice::from_ref(&s.id), now)?;
+        let served =
+            crate::store::accounts::list_of_service_accounts(c, std::slice::from_ref(&s.id), None)?;
+        let next = store::members(c, unit_id)?
+            .into_iter()
+            .find(|m| m.capability == CALENDARS);
+        match next {
+            Some(next) => {
+                let jobs: Vec<_> = served
+                    .iter()
+                    .filter(|a| a.state == crate::store::accounts::ACTIVE)
+                    .map(|a| super::authorizations::reprovision_job(a, &next.id, now))
+                    .collect();
+                for chunk in jobs.chunks(500) {
+                    crate::store::authorization_jobs::insert(c, chunk)?;
+                }
+            }
+            None => {
+                let ids: Vec<String> = served.into_iter().map(|a| a.id).collect();
+                crate::store::accounts::set_state(c, &ids, crate::store::accounts::NOT_FOUND, now)?;
+            }
+        }
         Ok(true)
     })
 }

@@ -335,6 +335,9 @@ impl Worker {
             Some(ser) => self.find(&job, ser).await?,
         };
         let attempts = job.attempts + 1;
+        if job.callback_url.is_empty() {
+            return self.reprovisioned(&job, attempts, outcome).await;
+        }
         let body = match outcome {
             Ok(Found::At(found, person)) => {
                 // Conferencing profiles: every conferencing account of the unit that
@@ -436,6 +439,77 @@ impl Worker {
             return Err(lease_lost());
         }
         self.reloaded(&job.id).await
+    }
+
+    /// The end of a job without callback (an account provisioned again after its
+    /// calendar account was unlinked): relinked through the account that knows the email
+    /// now, or marked `not_found`.
+    async fn reprovisioned(
+        &self,
+        job: &JobRow,
+        attempts: i64,
+        outcome: Result<Found, ProviderError>,
+    ) -> Result<Option<JobRow>, Error> {
+        let found = match outcome {
+            Ok(Found::At(found, person)) => {
+                let profiles = match self.conferencing_profiles(job, &found).await? {
+                    Ok(p) => p,
+                    Err(e) => return self.postpone(job, attempts, e).await,
+                };
+                Some((found, person, profiles))
+            }
+            Ok(Found::Nowhere) => None,
+            Err(e) if e.is_retryable() && attempts < i64::from(self.settings.lookup_attempts) => {
+                return self.postpone(job, attempts, e).await;
+            }
+            Err(e) => {
+                let update = JobUpdate {
+                    status: Some(DONE.into()),
+                    attempts: Some(attempts),
+                    last_error: Some(Some(e.to_string())),
+                    ..Default::default()
+                };
+                self.record(&job.id, update).await?;
+                return Ok(None);
+            }
+        };
+        let (job2, owner) = (job.clone(), self.owner.clone());
+        self.db
+            .run(move |c| {
+                write_tx(c, |c| {
+                    match &found {
+                        Some((ser, person, profiles)) => {
+                            if let Some(a) = provision(c, &job2, ser, person)? {
+                                keep_profiles(c, &a, profiles)?;
+                            }
+                        }
+                        None => {
+                            if let Some(a) =
+                                account_store::by_email(c, &job2.application_id, &job2.email)?
+                            {
+                                account_store::set_state(
+                                    c,
+                                    &[a.id],
+                                    account_store::NOT_FOUND,
+                                    db::now(),
+                                )?;
+                            }
+                        }
+                    }
+                    let done = JobUpdate {
+                        status: Some(DONE.into()),
+                        attempts: Some(attempts),
+                        last_error: Some(None),
+                        ..Default::default()
+                    };
+                    if !store::record(c, &job2.id, &owner, done)? {
+                        return Err(lease_lost());
+                    }
+                    Ok(())
+                })
+            })
+            .await?;
+        Ok(None)
     }
 
     /// Tries the lookup again later (backoff, `Retry-After`).

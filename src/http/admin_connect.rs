@@ -178,6 +178,8 @@ async fn unlink(
         return Err(Rejected::not_found("that service account is not in that unit").into());
     }
     state.providers.forget(&key);
+    // The accounts it served are provisioned again through the others.
+    state.authorizations.wake();
     Ok(ok(json!({})))
 }
 

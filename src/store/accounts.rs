@@ -11,6 +11,8 @@ use crate::error::Error;
 pub const ACTIVE: &str = "active";
 pub const SUSPENDED: &str = "suspended";
 pub const REVOKED: &str = "revoked";
+/// No calendar account of its unit knows its email any more (after an unlink).
+pub const NOT_FOUND: &str = "not_found";
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = accounts)]

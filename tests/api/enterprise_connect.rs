@@ -1323,6 +1323,7 @@ async fn units_link_accounts_and_authorizations_fall_through_in_link_order(c: Co
     );
     let got = callbacks(&rx, 4).await;
     assert_eq!(by_state(&got, "nobody@example.com")["error"], "not_found");
+    let mut account_tokens = std::collections::HashMap::new();
     for (email, provider) in [
         ("alice@example.com", "google"),
         ("carol@contoso.example", "office365"),
@@ -1335,19 +1336,52 @@ async fn units_link_accounts_and_authorizations_fall_through_in_link_order(c: Co
             )
         });
         let (_, account, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": rx.url})).await;
+        account_tokens.insert(email, account["access_token"].as_str().unwrap().to_string());
         assert_eq!(
             account["linking_profile"]["provider_name"], provider,
             "{email}"
         );
     }
 
-    // Unlinking Google: alice is found nowhere now.
+    // Unlinking Google: the accounts it served are provisioned again through Microsoft —
+    // erin has no mailbox there and alice is not there: both are marked not found and
+    // their tokens refused; carol (Microsoft's) is untouched.
     let (status, _) = send(c.app.admin(
         Method::DELETE,
         &format!("/organizational_units/{ou}/service_accounts/{ser_google}"),
     ))
     .await;
     assert_eq!(status, StatusCode::OK);
+    let started = std::time::Instant::now();
+    loop {
+        let (_, view) = send(
+            c.app
+                .admin(Method::GET, &format!("/service_accounts/{ser_google}")),
+        )
+        .await;
+        let states: Vec<&str> = view["data"]["account_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["state"].as_str().unwrap())
+            .collect();
+        if states == ["not_found", "not_found"] {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "{view}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for email in ["alice@example.com", "erin@example.com"] {
+        assert_eq!(
+            c.userinfo(&account_tokens[email]).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{email}"
+        );
+    }
+    assert_eq!(
+        c.userinfo(&account_tokens["carol@contoso.example"]).await.0,
+        StatusCode::OK
+    );
     let rx2 = Receiver::ok().await;
     assert_eq!(c.authorize_emails(&access, json!({"email": "alice@example.com", "callback_url": rx2.url, "scope": "read_write", "state": "again"})).await, StatusCode::ACCEPTED);
     assert_eq!(
