@@ -2,11 +2,14 @@
 """Wire compatibility of scimgate's Enterprise Connect OAuth server with Cronofy's own
 Python SDK, pycronofy (DESIGN.md §6.1-6.6).
 
-Starts `scimgate dev-providers` (fake Google and Microsoft) and `scimgate` (serve) on free
-loopback ports, registers an application, consents as a Google Workspace admin would in a
-browser, then drives every Enterprise Connect call pycronofy has against the gateway:
-token exchange, refresh (and refresh-token reuse), service-account authorizations (single
-and batch) with signed callbacks, the delegated code exchange, UserInfo and revocation.
+Starts `scimgate dev-providers` (fake Google, Microsoft, Zoom, Webex and Indeed) and
+`scimgate` (serve) on free loopback ports, registers an application, consents as a Google
+Workspace admin would in a browser, then drives every Enterprise Connect call pycronofy has
+against the gateway: token exchange, refresh (and refresh-token reuse), service-account
+authorizations (single and batch) with signed callbacks, the delegated code exchange,
+UserInfo and revocation; and the organizational unit part: a link token, the unit consent
+adding Zoom (in the browser), the unit's tokens, refresh and revocation, and the Zoom
+conferencing profile it gives alice in UserInfo.
 
     run_pycronofy.py --binary target/debug/scimgate [--database-url URL] [--quiet]
 
@@ -827,6 +830,7 @@ def run_scenario(checks, base, api_key, callbacks, provider_settings):
 
     @step("7d", "get_authorization_from_code(unit code, redirect_uri)")
     def _():
+        expect("unit_code" in ctx, "no unit consent (7b)")
         tokens = unit.get_authorization_from_code(ctx["unit_code"], redirect_uri=oauth_return)
         for k in ("access_token", "refresh_token", "token_expiration"):
             expect(tokens.get(k), f"no {k} in {tokens}")
