@@ -38,7 +38,10 @@ fn hidden(html: &str, name: &str) -> String {
         .to_string()
 }
 
-pub async fn run(a: &Args, url: &str, provider_latency: Duration) {
+/// `unit`: the service account authorizing is the first of a unit of three calendar
+/// accounts (two Microsoft 365 tenants that do not know the emails, then the Google
+/// domain that does): every authorization falls through twice.
+pub async fn run(a: &Args, url: &str, provider_latency: Duration, unit: bool) {
     let providers = DevProviders::start("127.0.0.1:0").await.expect("providers");
     providers.seed_demo().expect("seed");
     for i in 0..a.users {
@@ -53,9 +56,25 @@ pub async fn run(a: &Args, url: &str, provider_latency: Duration) {
     std::fs::write(&key, providers.google_key_json()).expect("key file");
     let admin_url = providers.google_admin_url();
     let concurrency = a.concurrency;
-    let (_db, base) = serve(url, |c| {
+    let (ms_id, ms_secret) = providers.microsoft_client();
+    let (login, graph) = (
+        providers.microsoft_login_url(),
+        providers.microsoft_graph_url(),
+    );
+    for (tenant, domain) in [
+        (TENANT_A, "contoso.example"),
+        (TENANT_B, "fabrikam.example"),
+    ] {
+        providers.state.add_tenant(tenant, &[domain, "example.com"]);
+        providers.state.consent(tenant);
+    }
+    let (db, base) = serve(url, |c| {
         c.google_service_account_key = Some(key.clone());
         c.google_admin_url = admin_url;
+        c.microsoft_client_id = Some(ms_id);
+        c.microsoft_client_secret = Some(ms_secret);
+        c.microsoft_login_url = login;
+        c.microsoft_graph_url = graph;
         c.webhook_allow_private = true;
         c.authorization_concurrency = concurrency.max(1) * 4;
     });
@@ -144,7 +163,10 @@ pub async fn run(a: &Args, url: &str, provider_latency: Duration) {
         .json()
         .await
         .unwrap();
-    let access = tokens["access_token"].as_str().expect("access").to_string();
+    let mut access = tokens["access_token"].as_str().expect("access").to_string();
+    if unit {
+        access = unit_of_three(&db, &client, &base, &app, &tokens, redirect).await;
+    }
 
     let rx = Arc::new(Rx {
         codes: Mutex::new(Vec::new()),
@@ -213,9 +235,14 @@ pub async fn run(a: &Args, url: &str, provider_latency: Duration) {
         .duration_since(started);
     let errors = *rx.errors.lock().unwrap();
     println!(
-        "\nEnterprise Connect, {} delegated authorizations (provider latency {} ms):\n",
+        "\nEnterprise Connect, {} delegated authorizations (provider latency {} ms{}):\n",
         a.users,
-        provider_latency.as_millis()
+        provider_latency.as_millis(),
+        if unit {
+            ", through a unit of 3 calendar accounts, each email found in the last"
+        } else {
+            ""
+        }
     );
     println!("- completed (202 → last signed callback received): {:.1} s, **{:.0} authorizations/s**, {errors} errors", wall.as_secs_f64(), a.users as f64 / wall.as_secs_f64());
     println!("\n| operation | requests | req/s | p50 ms | p95 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|");
@@ -273,4 +300,70 @@ pub async fn run(a: &Args, url: &str, provider_latency: Duration) {
     println!("{}", info.row());
     let _ = std::fs::remove_file(&key);
     providers.stop().await;
+}
+
+const TENANT_A: &str = "aaaaaaaa-2222-3333-4444-555555555555";
+const TENANT_B: &str = "bbbbbbbb-2222-3333-4444-555555555555";
+
+/// Two Microsoft 365 tenants and the Google domain of `tokens`' service account in one
+/// unit, the tenants first (set up through the library: the flow itself is tested
+/// elsewhere); returns an access token of the first tenant's service account.
+async fn unit_of_three(
+    db: &scimgate::store::Db,
+    client: &reqwest::Client,
+    base: &str,
+    app: &Value,
+    tokens: &Value,
+    redirect: &str,
+) -> String {
+    use scimgate::connect::service_accounts::{consented, Consented};
+    let client_id = app["data"]["client_id"]
+        .as_str()
+        .expect("client_id")
+        .to_string();
+    let secret = app["data"]["client_secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    let google = tokens["service_account_id"]
+        .as_str()
+        .expect("ser")
+        .to_string();
+    let app_id = app["data"]["id"].as_str().expect("id").to_string();
+    let r = redirect.to_string();
+    let code = db
+        .run(move |c| {
+            scimgate::store::write_tx(c, |c| {
+                let ms = |tenant: &str| Consented {
+                    provider: "office365",
+                    domain: None,
+                    tenant_id: Some(tenant.into()),
+                    admin_email: None,
+                };
+                let a = consented(c, &app_id, &ms(TENANT_A), "s", "read_write")?;
+                let b = consented(c, &app_id, &ms(TENANT_B), "s", "read_write")?;
+                let unit = scimgate::store::organizational_units::UnitRow {
+                    id: scimgate::ids::OrgUnitId::generate().into_string(),
+                    application_id: app_id.clone(),
+                    created_at: scimgate::store::now(),
+                };
+                scimgate::store::organizational_units::insert(c, &unit)?;
+                for ser in [&a.id, &b.id, &google] {
+                    scimgate::store::organizational_units::join(c, ser, &unit.id)?;
+                }
+                scimgate::connect::grants::issue_code(c, &app_id, &a.id, "s", &r)
+            })
+        })
+        .await
+        .expect("unit");
+    let t: Value = client
+        .post(format!("{base}/oauth/token"))
+        .json(&json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect}))
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    t["access_token"].as_str().expect("access").to_string()
 }

@@ -10,7 +10,7 @@
 //!   cargo run --release --example load -- --hostile [--database-url URL] [--requests R]
 //!
 //!   cargo run --release --example load -- --connect [--database-url URL] [--users N]
-//!       [--requests N] [--concurrency C] [--provider-latency-ms MS]
+//!       [--requests N] [--concurrency C] [--provider-latency-ms MS] [--unit]
 //!
 //! Without `--database-url` it uses a fresh SQLite file; a `postgres://` URL gets a
 //! fresh schema that is dropped afterwards. Results print as a Markdown table.
@@ -90,6 +90,7 @@ fn args() -> Args {
             "--webhooks" => a.webhooks = true,
             "--hostile" => a.hostile = true,
             "--connect" => a.connect = true,
+            "--unit" => {}
             "--provider-latency-ms" => {
                 a.provider_latency_ms = value().parse().expect("--provider-latency-ms MS")
             }
@@ -101,7 +102,7 @@ fn args() -> Args {
                 a.lookup_concurrency = Some(value().parse().expect("--lookup-concurrency C"))
             }
             _ => {
-                eprintln!("usage: load [--database-url URL] [--users N] [--requests N] [--concurrency C] [--lookup-concurrency C] [--members M]\n       load --webhooks [--database-url URL] [--endpoints E] [--events N] [--samples S]\n       load --hostile [--database-url URL] [--requests ROUNDS]\n       load --connect [--database-url URL] [--users N] [--requests N] [--concurrency C] [--provider-latency-ms MS]");
+                eprintln!("usage: load [--database-url URL] [--users N] [--requests N] [--concurrency C] [--lookup-concurrency C] [--members M]\n       load --webhooks [--database-url URL] [--endpoints E] [--events N] [--samples S]\n       load --hostile [--database-url URL] [--requests ROUNDS]\n       load --connect [--database-url URL] [--users N] [--requests N] [--concurrency C] [--provider-latency-ms MS] [--unit]");
                 std::process::exit(2);
             }
         }
@@ -268,6 +269,7 @@ fn main() {
             &a,
             &url,
             Duration::from_millis(a.provider_latency_ms),
+            std::env::args().any(|f| f == "--unit"),
         ));
     } else if a.hostile {
         let rounds = if std::env::args().any(|f| f == "--requests") {
