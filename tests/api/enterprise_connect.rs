@@ -84,6 +84,12 @@ impl Connect {
         );
         let (zoom_id, zoom_secret) = providers.zoom_client();
         let (webex_id, webex_secret) = providers.webex_client();
+        let (indeed_id, indeed_secret) = providers.indeed_client();
+        let indeed = (
+            providers.indeed_authorize_url(),
+            providers.indeed_token_url(),
+            providers.indeed_lookup_url(),
+        );
         let (zoom_oauth, zoom_api, webex_api) = (
             providers.zoom_oauth_url(),
             providers.zoom_api_url(),
@@ -105,6 +111,11 @@ impl Connect {
             c.webex_client_id = Some(webex_id);
             c.webex_client_secret = Some(webex_secret);
             c.webex_api_url = webex_api;
+            c.indeed_client_id = Some(indeed_id);
+            c.indeed_client_secret = Some(indeed_secret);
+            c.indeed_authorize_url = Some(indeed.0);
+            c.indeed_token_url = Some(indeed.1);
+            c.indeed_lookup_url = Some(indeed.2);
         })
         .await?;
         scimgate::outbound::install_tls_provider();
@@ -1034,6 +1045,20 @@ impl Connect {
         ser: &str,
         provider: &str,
     ) -> String {
+        self.add_conferencing_to(client_id, secret, redirect, ser, provider, "existing")
+            .await
+    }
+
+    /// As `add_conferencing`, approving `unit` (`existing` or `new`).
+    async fn add_conferencing_to(
+        &self,
+        client_id: &str,
+        secret: &str,
+        redirect: &str,
+        ser: &str,
+        provider: &str,
+        unit: &str,
+    ) -> String {
         let (_, body) = self.link_token(secret, ser).await;
         let link = body["organizational_unit_authorization_link_token"]["ou_link_token"]
             .as_str()
@@ -1121,7 +1146,7 @@ impl Connect {
             .form(&[
                 ("flow", hidden(&step3, "flow")),
                 ("csrf", hidden(&step3, "csrf")),
-                ("unit", "existing".into()),
+                ("unit", unit.to_string()),
             ])
             .send()
             .await
@@ -1528,6 +1553,24 @@ async fn units_add_conferencing_accounts_and_profiles_by_email(c: Connect) {
         again[0].json
     );
     assert_eq!(c.providers.state.requests("zoom/token"), before + 1);
+
+    // Indeed, approved into a new unit: the Google account moves there with it.
+    let other = c
+        .add_conferencing_to(&client_id, &secret, redirect, &ser, "indeed", "new")
+        .await;
+    assert_ne!(other, unit);
+    let (_, moved) = send(
+        c.app
+            .admin(Method::GET, &format!("/organizational_units/{other}")),
+    )
+    .await;
+    let members: Vec<&str> = moved["data"]["service_accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["provider_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(members, ["google", "indeed"], "{moved}");
 }
 
 /// UserInfo of the account whose callback (by state) is among `got`.
