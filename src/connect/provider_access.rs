@@ -255,13 +255,9 @@ impl Providers {
         ser: &ServiceAccountRow,
         stale: Option<&Secret>,
     ) -> Result<Secret, ProviderError> {
-        let slot = {
-            let mut all = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-            all.entry(ser.id.clone()).or_default().clone()
-        };
+        let slot = self.slot(&ser.id);
         let mut cached = slot.lock().await;
-        let now = chrono::Utc::now();
-        let usable = |c: &Cached| c.expires_at - EARLY > now && stale.is_none_or(|s| s != &c.token);
+        let usable = |c: &Cached| usable(c, stale);
         if let Some(c) = cached.as_ref().filter(|c| usable(c)) {
             return Ok(c.token.clone());
         }
@@ -361,13 +357,9 @@ impl Providers {
         ser: &ServiceAccountRow,
         stale: Option<&Secret>,
     ) -> Result<Secret, ProviderError> {
-        let slot = {
-            let mut all = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-            all.entry(ser.id.clone()).or_default().clone()
-        };
+        let slot = self.slot(&ser.id);
         let mut cached = slot.lock().await;
-        let now = chrono::Utc::now();
-        let usable = |c: &Cached| c.expires_at - EARLY > now && stale.is_none_or(|s| s != &c.token);
+        let usable = |c: &Cached| usable(c, stale);
         if let Some(c) = cached.as_ref().filter(|c| usable(c)) {
             return Ok(c.token.clone());
         }
@@ -469,6 +461,13 @@ impl Providers {
             })
     }
 
+    /// The cache entry of a service account's token; holding its lock is holding the
+    /// right to refresh it.
+    fn slot(&self, ser: &str) -> Arc<tokio::sync::Mutex<Option<Cached>>> {
+        let mut all = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(ser.to_string()).or_default().clone()
+    }
+
     /// Forgets a revoked service account's token.
     pub fn forget(&self, ser: &str) {
         self.tokens
@@ -476,6 +475,12 @@ impl Providers {
             .unwrap_or_else(|p| p.into_inner())
             .remove(ser);
     }
+}
+
+/// Whether a token can be used now: not about to expire, and not the one the provider
+/// just refused.
+fn usable(c: &Cached, stale: Option<&Secret>) -> bool {
+    c.expires_at - EARLY > chrono::Utc::now() && stale.is_none_or(|s| s != &c.token)
 }
 
 /// The conferencing providers `config` has credentials for.
