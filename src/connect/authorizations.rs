@@ -14,6 +14,9 @@ use crate::store::{self as db, write_tx, AnyConnection};
 
 /// Most authorizations in one batch (pycronofy's documented limit).
 pub const MAX_BATCH: usize = 50;
+/// Most authorizations one service account may have pending: beyond, `429` (an
+/// integrator's loop cannot fill the table faster than providers answer).
+pub const MAX_PENDING: i64 = 20_000;
 
 /// One requested authorization. `state` may be absent or `null` (SDKs send both).
 #[derive(Debug, Clone, Deserialize)]
@@ -168,6 +171,15 @@ pub fn enqueue(
             .ok_or_else(|| Rejected::unauthorized("unknown service account"))?;
     if !service_account.is_active() {
         return Err(Rejected::unauthorized("the service account was revoked").into());
+    }
+    let pending =
+        crate::store::authorization_jobs::pending_of_service_account(conn, service_account_id)?;
+    if pending + items.len() as i64 > MAX_PENDING {
+        return Err(Rejected::new(
+            429,
+            format!("{pending} authorizations of this service account are pending (at most {MAX_PENDING}): retry later"),
+        )
+        .into());
     }
     let now = db::now();
     let rows: Vec<JobRow> = items

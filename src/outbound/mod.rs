@@ -74,13 +74,16 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .and_then(parse_retry_after)
 }
 
-/// `Retry-After` as seconds or an HTTP date.
+/// `Retry-After` as seconds or an HTTP date (or, as Zoom's daily limits send it, an
+/// RFC 3339 timestamp).
 pub fn parse_retry_after(v: &str) -> Option<Duration> {
     let v = v.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let when = chrono::DateTime::parse_from_rfc2822(v)
+        .or_else(|_| chrono::DateTime::parse_from_rfc3339(v))
+        .ok()?;
     let wait = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
     Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
@@ -97,5 +100,10 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert!(parse_retry_after("soon").is_none());
+        assert_eq!(
+            parse_retry_after("2024-06-01T00:00:00Z"),
+            Some(Duration::ZERO),
+            "a past RFC 3339 time: now"
+        );
     }
 }

@@ -46,6 +46,7 @@ connect_tests!(
     nothing_is_stored_in_plaintext_and_rekey_covers_it,
     units_link_accounts_and_authorizations_fall_through_in_link_order,
     units_add_conferencing_accounts_and_profiles_by_email,
+    a_service_account_has_a_bounded_queue,
 );
 
 /// The gateway with Google and Microsoft pointed at a fresh set of stand-ins.
@@ -1587,4 +1588,60 @@ async fn userinfo_of(
     c.userinfo(account["access_token"].as_str().unwrap())
         .await
         .1
+}
+
+/// An integrator's loop cannot fill the queue faster than providers answer: beyond
+/// `MAX_PENDING` pending authorizations of one service account, `429`.
+async fn a_service_account_has_a_bounded_queue(c: Connect) {
+    use scimgate::connect::authorizations::MAX_PENDING;
+    let redirect = "http://127.0.0.1:9/q";
+    let (client_id, secret) = c.application(redirect).await;
+    let code = c
+        .google_consent(&client_id, redirect, "admin@example.com")
+        .await;
+    let (_, tokens, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect})).await;
+    let ser = tokens["service_account_id"].as_str().unwrap().to_string();
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    // The queue filled to one below the bound, due far in the future (no worker takes them).
+    c.app
+        .db
+        .run(move |conn| {
+            let app = scimgate::store::service_accounts::get(conn, &ser)?
+                .unwrap()
+                .application_id;
+            let later = scimgate::store::now() + chrono::Duration::days(1);
+            let rows: Vec<_> = (0..MAX_PENDING - 1)
+                .map(|i| scimgate::store::authorization_jobs::JobRow {
+                    id: format!("q{i}"),
+                    application_id: app.clone(),
+                    service_account_id: ser.clone(),
+                    email: format!("q{i}@example.com"),
+                    callback_url: "http://127.0.0.1:9/".into(),
+                    scope: "read_write".into(),
+                    state: None,
+                    status: "lookup".into(),
+                    attempts: 0,
+                    next_attempt_at: later,
+                    lease_until: None,
+                    lease_owner: None,
+                    callback_body: None,
+                    account_id: None,
+                    last_error: None,
+                    created_at: later,
+                    updated_at: later,
+                })
+                .collect();
+            scimgate::store::authorization_jobs::insert(conn, &rows)
+        })
+        .await
+        .unwrap();
+    let one = |email: &str| json!({"email": email, "callback_url": "http://127.0.0.1:9/", "scope": "read_write"});
+    assert_eq!(
+        c.authorize_emails(&access, one("last@example.com")).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        c.authorize_emails(&access, one("over@example.com")).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
 }
