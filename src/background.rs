@@ -52,7 +52,13 @@ impl Wakeup {
 /// Numbers committed events (see `store::events::sequence_pending`) and queues their
 /// deliveries shortly after they commit: at once when `wake` is told of a write in this
 /// instance, else every `every` (writes of other instances, and any missed).
-pub async fn sequencer(db: Db, every: Duration, wake: Arc<Wakeup>, dispatcher: Dispatcher) {
+pub async fn sequencer(
+    db: Db,
+    every: Duration,
+    wake: Arc<Wakeup>,
+    dispatcher: Dispatcher,
+    provisioning: crate::provisioning::Handle,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -70,7 +76,14 @@ pub async fn sequencer(db: Db, every: Duration, wake: Arc<Wakeup>, dispatcher: D
         };
         match result {
             Ok(0) => {}
-            Ok(_) => dispatcher.wake(),
+            Ok(_) => {
+                dispatcher.wake();
+                // Directories attached to a unit follow their new events (the follower
+                // ignores the others without a query).
+                for d in these.iter().flatten() {
+                    provisioning.directory(d);
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "event sequencer");
                 // Try those directories again soon (a dead pooled connection fails once),

@@ -673,6 +673,15 @@ impl Config {
     }
 
     /// The delivery workers' settings, checked.
+    /// The provisioning follower's settings.
+    pub fn provisioning_settings(&self) -> crate::provisioning::Settings {
+        crate::provisioning::Settings {
+            concurrency: self.authorization_concurrency.max(1),
+            lease: self.authorization_settings().lease,
+            poll: Duration::from_millis(self.poll_ms.max(1)) * 6,
+        }
+    }
+
     /// The delegated-authorization worker's settings.
     pub fn authorization_settings(&self) -> crate::connect::worker::Settings {
         crate::connect::worker::Settings {

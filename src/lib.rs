@@ -11,6 +11,8 @@
 //! - [`devproviders`]: local stand-ins for those providers, for tests and `scimgate dev-providers`.
 //! - [`connect`]: Enterprise Connect: applications, consents, codes and tokens, service
 //!   accounts, delegated authorizations and the accounts they provision.
+//! - [`provisioning`]: SCIM drives provisioning: directories attached to a unit provision,
+//!   suspend and revoke accounts by themselves, following their event streams.
 //! - [`webhooks`]: fan-out of numbered events to endpoints, delivery workers, signatures.
 //! - [`directory`]: directories, users, groups and their events; every state change goes
 //!   through here, in one write transaction with its event.
@@ -32,6 +34,7 @@ pub mod ids;
 pub mod oauth;
 pub mod outbound;
 pub mod providers;
+pub mod provisioning;
 pub mod scim;
 pub mod secrets;
 pub mod store;

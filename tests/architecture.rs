@@ -181,7 +181,12 @@ fn lower_parts_do_not_import_higher_ones() {
                 "crate::background",
                 "crate::devproviders",
                 "crate::directory",
+                "crate::provisioning",
             ],
+        ),
+        (
+            "src/provisioning/",
+            &["crate::http", "crate::background", "crate::devproviders"],
         ),
         (
             "src/providers/",

@@ -710,7 +710,7 @@ impl Worker {
 }
 
 /// An account's conferencing profiles are those found now; the others are revoked.
-fn keep_profiles(
+pub fn keep_profiles(
     conn: &mut AnyConnection,
     account: &str,
     found: &[(ServiceAccountRow, ConferencingUser)],
@@ -760,18 +760,39 @@ pub fn cronofy_signature(secret: &str, body: &[u8]) -> String {
     STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// The account for the job's email, served by `found` (one per email per application:
-/// an existing one is pointed at it and made active). One revoked after this job was
-/// asked for stays revoked (`None`): the revocation is the later word.
+/// The account for the job's email, served by `found` (see [`provision_account`]).
 fn provision(
     conn: &mut AnyConnection,
     job: &JobRow,
     found: &ServiceAccountRow,
     person: &Person,
 ) -> Result<Option<String>, Error> {
+    provision_account(
+        conn,
+        &job.application_id,
+        &job.email,
+        &job.scope,
+        found,
+        person,
+        job.created_at,
+    )
+}
+
+/// The account for `email`, served by `found` (one per email per application: an
+/// existing one is pointed at it and made active). One revoked after `asked_at` stays
+/// revoked (`None`): the revocation is the later word.
+pub fn provision_account(
+    conn: &mut AnyConnection,
+    application_id: &str,
+    email: &str,
+    scope: &str,
+    found: &ServiceAccountRow,
+    person: &Person,
+    asked_at: NaiveDateTime,
+) -> Result<Option<String>, Error> {
     let now = db::now();
-    match account_store::by_email(conn, &job.application_id, &job.email)? {
-        Some(a) if a.state == account_store::REVOKED && a.updated_at > job.created_at => Ok(None),
+    match account_store::by_email(conn, application_id, email)? {
+        Some(a) if a.state == account_store::REVOKED && a.updated_at > asked_at => Ok(None),
         Some(a) => {
             account_store::relink(
                 conn,
@@ -779,7 +800,7 @@ fn provision(
                 &found.id,
                 &found.provider,
                 Some(&person.id),
-                &job.scope,
+                scope,
                 now,
             )?;
             Ok(Some(a.id))
@@ -787,14 +808,14 @@ fn provision(
         None => {
             let row = AccountRow {
                 id: AccountId::generate().into_string(),
-                application_id: job.application_id.clone(),
-                email: job.email.clone(),
+                application_id: application_id.into(),
+                email: email.into(),
                 service_account_id: found.id.clone(),
                 provider: found.provider.clone(),
                 profile_id: ProfileId::generate().into_string(),
-                profile_name: job.email.clone(),
+                profile_name: email.into(),
                 provider_user_id: Some(person.id.clone()),
-                scope: job.scope.clone(),
+                scope: scope.into(),
                 state: account_store::ACTIVE.into(),
                 created_at: now,
                 updated_at: now,

@@ -308,10 +308,27 @@ pub fn update(
     if let Some(b) = input.deactivated {
         changes.deactivated = Some(b.value("deactivated")?);
     }
+    if let Some(Some(unit)) = &changes.organizational_unit_id {
+        let known = crate::ids::OrgUnitId::parse(unit).is_some()
+            && crate::store::organizational_units::get(conn, unit)?.is_some();
+        if !known {
+            return Err(Rejected::invalid(format!("unknown organizational unit {unit:?}")).into());
+        }
+    }
     write_tx(conn, |conn| {
         let before = get(conn, id)?;
         store::update(conn, id, &changes)?;
         let after = get(conn, id)?;
+        // Attached to a unit: its users are provisioned from its first event on (a
+        // backfill that resumes where it stopped), then as they change; detached: no
+        // longer followed, what was provisioned stays.
+        match &changes.organizational_unit_id {
+            Some(Some(unit)) if before.organizational_unit_id.as_deref() != Some(unit) => {
+                crate::store::provisioning::attach(conn, id, unit, 0, now())?;
+            }
+            Some(None) => crate::store::provisioning::detach(conn, id)?,
+            _ => {}
+        }
         let generated = if webhook_changed {
             webhooks::sync_primary(conn, sealer, &after)?
         } else {
@@ -365,6 +382,8 @@ fn delete_once(conn: &mut AnyConnection, id: &str) -> Result<DirectoryRow, Error
         events::number_pending(conn, id)?;
         let row = get(conn, id)?;
         store::delete_row(conn, id)?;
+        // No longer followed; the accounts it provisioned stay (revoke them by sub).
+        crate::store::provisioning::detach(conn, id)?;
         events::insert_numbered(
             conn,
             &row,

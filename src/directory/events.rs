@@ -21,6 +21,12 @@ pub const DSYNC_CREATED: &str = "dsync.created";
 pub const DSYNC_DELETED: &str = "dsync.deleted";
 pub const DSYNC_ACTIVATED: &str = "dsync.activated";
 pub const DSYNC_DEACTIVATED: &str = "dsync.deactivated";
+pub const ACCOUNT_PROVISIONED: &str = "account.provisioned";
+pub const ACCOUNT_PROVISIONING_FAILED: &str = "account.provisioning_failed";
+pub const ACCOUNT_SUSPENDED: &str = "account.suspended";
+pub const ACCOUNT_REVOKED: &str = "account.revoked";
+pub const CONFERENCING_PROFILE_PROVISIONED: &str = "conferencing_profile.provisioned";
+pub const CONFERENCING_PROFILE_REVOKED: &str = "conferencing_profile.revoked";
 
 /// Every event type, for validating endpoint subscriptions (DESIGN.md §5). The
 /// provisioning types are emitted by organizational-unit provisioning.
@@ -37,11 +43,12 @@ pub const ALL_TYPES: &[&str] = &[
     DSYNC_DELETED,
     DSYNC_ACTIVATED,
     DSYNC_DEACTIVATED,
-    "account.provisioned",
-    "account.provisioning_failed",
-    "account.revoked",
-    "conferencing_profile.provisioned",
-    "conferencing_profile.revoked",
+    ACCOUNT_PROVISIONED,
+    ACCOUNT_PROVISIONING_FAILED,
+    ACCOUNT_SUSPENDED,
+    ACCOUNT_REVOKED,
+    CONFERENCING_PROFILE_PROVISIONED,
+    CONFERENCING_PROFILE_REVOKED,
 ];
 
 /// `evt_` + a time-ordered UUIDv7, so ids sort by creation.

@@ -49,6 +49,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/{id}", web::patch().to(update_directory))
                 .route("/{id}", web::delete().to(delete_directory))
                 .route("/{id}/scim-secret/rotate", web::post().to(rotate_secret))
+                .route("/{id}/provisioning", web::get().to(provisioning_state))
                 .route("/{id}/users", web::get().to(directory_list::<SyncedUsers>))
                 .route(
                     "/{id}/users/{uid}",
@@ -305,17 +306,39 @@ async fn update_directory(
     let input: DirectoryUpdate = from_body(body, "invalid update")?;
     let id = id.into_inner();
     let (allow_private, sealer) = (state.webhook_allow_private, state.sealer.clone());
+    let attaching = matches!(input.organizational_unit_id, Some(Some(_)));
     let (row, generated) = state
         .db
         .run(move |c| directories::update(c, &sealer, &id, input, allow_private))
         .await?;
     state.directories.evict(&row.id);
+    if attaching {
+        // Its users are provisioned now (the backfill), not at the next poll.
+        state.provisioning.attached(&row.id);
+    }
     Ok(ok(directory_json(
         &row,
         &state.external_url,
         None,
         generated.as_deref(),
     )))
+}
+
+/// Where provisioning of a directory attached to a unit is (`null` when not attached).
+async fn provisioning_state(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Reply {
+    let id = id.into_inner();
+    if !crate::directory::is_resource_id(&id) {
+        return Err(Rejected::not_found("directory not found").into());
+    }
+    let data = state
+        .db
+        .run(move |c| crate::provisioning::state_json(c, &id))
+        .await?;
+    Ok(ok(data))
 }
 
 async fn delete_directory(

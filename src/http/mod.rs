@@ -50,6 +50,8 @@ pub struct AppState {
     pub providers: Arc<crate::connect::provider_access::Providers>,
     /// Wakes the delegated-authorization worker.
     pub authorizations: crate::connect::worker::Handle,
+    /// Wakes the provisioning follower (a directory attached to a unit).
+    pub provisioning: crate::provisioning::Handle,
 }
 
 /// The route table.
@@ -139,22 +141,30 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
     }
     let dispatcher = crate::webhooks::delivery::start(db.clone(), delivery)?;
     let wake = Arc::new(crate::background::Wakeup::default());
+    let providers = Arc::new(crate::connect::provider_access::Providers::from_config(
+        config,
+        db.clone(),
+        sealer.clone(),
+    )?);
+    let numbered = wake.clone();
+    let provisioning = crate::provisioning::start(
+        db.clone(),
+        providers.clone(),
+        config.provisioning_settings(),
+        Arc::new(move |dir: &str| numbered.directory(dir)),
+    );
     tokio::spawn(crate::background::sequencer(
         db.clone(),
         poll,
         wake.clone(),
         dispatcher.clone(),
+        provisioning.clone(),
     ));
     tokio::spawn(crate::background::listen(db.clone(), dispatcher.clone()));
     tokio::spawn(crate::background::prune(
         db.clone(),
         chrono::Duration::hours(config.webhook_log_retention_hours.max(1)),
     ));
-    let providers = Arc::new(crate::connect::provider_access::Providers::from_config(
-        config,
-        db.clone(),
-        sealer.clone(),
-    )?);
     let authorizations = crate::connect::worker::start(
         db.clone(),
         providers.clone(),
@@ -177,6 +187,7 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
         sealer,
         providers,
         authorizations: authorizations.clone(),
+        provisioning,
     });
     let header_timeout = Duration::from_millis(config.header_timeout_ms);
     let server = HttpServer::new(move || {

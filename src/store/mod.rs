@@ -14,6 +14,7 @@ pub mod groups;
 pub mod memberships;
 pub mod notify;
 pub mod organizational_units;
+pub mod provisioning;
 pub mod schema;
 pub mod service_accounts;
 pub mod tokens;

@@ -281,9 +281,35 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    provisioning_cursors (directory_id) {
+        directory_id -> Text,
+        organizational_unit_id -> Text,
+        last_sequence -> BigInt,
+        next_attempt_at -> Timestamp,
+        lease_until -> Nullable<Timestamp>,
+        lease_owner -> Nullable<Text>,
+        attempts -> BigInt,
+        last_error -> Nullable<Text>,
+        skipped -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    directory_accounts (directory_id, user_id) {
+        directory_id -> Text,
+        user_id -> Text,
+        account_id -> Text,
+        email -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     organizational_units,
     conferencing_profiles,
+    provisioning_cursors,
+    directory_accounts,
     applications,
     service_accounts,
     oauth_tokens,

@@ -47,6 +47,7 @@ connect_tests!(
     units_link_accounts_and_authorizations_fall_through_in_link_order,
     units_add_conferencing_accounts_and_profiles_by_email,
     a_service_account_has_a_bounded_queue,
+    scim_directories_provision_suspend_resume_and_revoke,
 );
 
 /// The gateway with Google and Microsoft pointed at a fresh set of stand-ins.
@@ -1644,4 +1645,207 @@ async fn a_service_account_has_a_bounded_queue(c: Connect) {
         c.authorize_emails(&access, one("over@example.com")).await,
         StatusCode::TOO_MANY_REQUESTS
     );
+}
+
+/// DESIGN.md §6.5 "SCIM drives provisioning": a directory attached to a unit provisions
+/// its users by itself (those already there too), suspends, resumes and revokes them as
+/// the identity provider says, with `account.*` events on the directory's webhooks.
+async fn scim_directories_provision_suspend_resume_and_revoke(c: Connect) {
+    let redirect = "http://127.0.0.1:9/scim";
+    let (client_id, secret) = c.application(redirect).await;
+    let code = c
+        .google_consent(&client_id, redirect, "admin@example.com")
+        .await;
+    let (_, tokens, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect})).await;
+    let ser = tokens["service_account_id"].as_str().unwrap().to_string();
+    let unit = c
+        .add_conferencing(&client_id, &secret, redirect, &ser, "zoom_enterprise")
+        .await;
+
+    let rx = Receiver::ok().await;
+    let dir = c
+        .app
+        .create_directory_with(json!({"tenant": "acme", "product": "cal", "webhook_url": rx.url, "webhook_secret": "s"}))
+        .await;
+    // bob is there before the directory is attached: the backfill provisions him.
+    let (status, _) = send(
+        c.app
+            .scim(&dir, Method::POST, "/Users")
+            .json(&crate::common::user("bob@example.com")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // An unknown unit is refused; the real one attaches.
+    let attach = |ou: &str| {
+        c.app
+            .admin(Method::PATCH, &format!("/directory-sync/{}", dir.id))
+            .json(&json!({"organizational_unit_id": ou}))
+    };
+    assert_eq!(send(attach("ou_0123")).await.0, StatusCode::BAD_REQUEST);
+    let (status, body) = send(attach(&unit)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let of = |events: &[Value], kind: &str, email: &str| -> Vec<Value> {
+        events
+            .iter()
+            .filter(|e| e["event"] == kind && e["data"]["email"] == email)
+            .cloned()
+            .collect()
+    };
+    rx.wait_until(Duration::from_secs(15), |e| {
+        !of(e, "account.provisioned", "bob@example.com").is_empty()
+    })
+    .await;
+
+    // alice: provisioned with her Zoom profile; a user without email is skipped; nobody
+    // is known to no calendar account.
+    let (status, alice) = send(
+        c.app
+            .scim(&dir, Method::POST, "/Users")
+            .json(&crate::common::user("alice@example.com")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let alice_id = alice["id"].as_str().unwrap().to_string();
+    let mut no_mail = crate::common::user("nomail");
+    no_mail.as_object_mut().unwrap().remove("emails");
+    assert_eq!(
+        send(c.app.scim(&dir, Method::POST, "/Users").json(&no_mail))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        send(
+            c.app
+                .scim(&dir, Method::POST, "/Users")
+                .json(&crate::common::user("nobody@example.com"))
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+    let events = rx
+        .wait_until(Duration::from_secs(15), |e| {
+            !of(e, "account.provisioned", "alice@example.com").is_empty()
+                && !of(e, "account.provisioning_failed", "nobody@example.com").is_empty()
+        })
+        .await;
+    let provisioned = &of(&events, "account.provisioned", "alice@example.com")[0]["data"];
+    assert_eq!(provisioned["user_id"], alice_id.as_str());
+    assert_eq!(provisioned["provider"], "google");
+    assert_eq!(
+        provisioned["conferencing_profile_ids"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        of(
+            &events,
+            "conferencing_profile.provisioned",
+            "alice@example.com"
+        )
+        .len(),
+        1
+    );
+    let account = provisioned["account_id"].as_str().unwrap().to_string();
+    // The IdP repeats the POST (409), then a PUT with the same data: still one account.
+    assert_eq!(
+        send(
+            c.app
+                .scim(&dir, Method::POST, "/Users")
+                .json(&crate::common::user("alice@example.com"))
+        )
+        .await
+        .0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        send(
+            c.app
+                .scim(&dir, Method::PUT, &format!("/Users/{alice_id}"))
+                .json(&crate::common::user("alice@example.com"))
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+
+    // Deactivated: suspended (its tokens would answer 401), then active again: resumed.
+    let patch = |active: bool| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "value": {"active": active}}]});
+    assert_eq!(
+        send(
+            c.app
+                .scim(&dir, Method::PATCH, &format!("/Users/{alice_id}"))
+                .json(&patch(false))
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    rx.wait_until(Duration::from_secs(15), |e| {
+        !of(e, "account.suspended", "alice@example.com").is_empty()
+    })
+    .await;
+    let (_, listed) = send(c.app.admin(
+        Method::GET,
+        &format!("/organizational_units/{unit}/accounts?email=alice@example.com"),
+    ))
+    .await;
+    assert_eq!(listed["data"][0]["state"], "suspended", "{listed}");
+    assert_eq!(listed["data"][0]["profiles"][0]["profile_connected"], false);
+    assert_eq!(
+        send(
+            c.app
+                .scim(&dir, Method::PATCH, &format!("/Users/{alice_id}"))
+                .json(&patch(true))
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    let events = rx
+        .wait_until(Duration::from_secs(15), |e| {
+            of(e, "account.provisioned", "alice@example.com").len() == 2
+        })
+        .await;
+    assert_eq!(
+        of(&events, "account.provisioned", "alice@example.com")[1]["data"]["account_id"],
+        account.as_str()
+    );
+
+    // Deleted: revoked, with its conferencing profile.
+    assert_eq!(
+        send(
+            c.app
+                .scim(&dir, Method::DELETE, &format!("/Users/{alice_id}"))
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    let events = rx
+        .wait_until(Duration::from_secs(15), |e| {
+            !of(e, "account.revoked", "alice@example.com").is_empty()
+        })
+        .await;
+    assert_eq!(
+        of(&events, "conferencing_profile.revoked", "alice@example.com").len(),
+        1
+    );
+    assert_eq!(
+        of(&events, "account.provisioned", "alice@example.com").len(),
+        2,
+        "one account, provisioned and resumed"
+    );
+
+    let (_, state) = send(c.app.admin(
+        Method::GET,
+        &format!("/directory-sync/{}/provisioning", dir.id),
+    ))
+    .await;
+    assert_eq!(state["data"]["skipped"], 1, "{state}");
+    // bob's; alice's left with her user.
+    assert_eq!(state["data"]["accounts"], json!({"active": 1}), "{state}");
 }

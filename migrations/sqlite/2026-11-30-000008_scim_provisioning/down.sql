@@ -1,0 +1,2 @@
+DROP TABLE directory_accounts;
+DROP TABLE provisioning_cursors;

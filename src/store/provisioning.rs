@@ -1,0 +1,262 @@
+//! Provisioning cursors and the accounts a directory's users were provisioned as
+//! (DESIGN.md §6.5, "SCIM drives provisioning").
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::directory_accounts::{self, dsl as m};
+use super::schema::provisioning_cursors::{self, dsl as p};
+use super::{AnyConnection, Backend};
+use crate::error::Error;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = provisioning_cursors)]
+pub struct CursorRow {
+    pub directory_id: String,
+    pub organizational_unit_id: String,
+    pub last_sequence: i64,
+    pub next_attempt_at: NaiveDateTime,
+    pub lease_until: Option<NaiveDateTime>,
+    pub lease_owner: Option<String>,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub skipped: i64,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Starts following a directory from `sequence` (attach), or moves it to another unit.
+pub fn attach(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    unit_id: &str,
+    sequence: i64,
+    now: NaiveDateTime,
+) -> Result<(), Error> {
+    let n = diesel::update(provisioning_cursors::table.find(directory_id))
+        .set(p::organizational_unit_id.eq(unit_id))
+        .execute(conn)?;
+    if n == 0 {
+        diesel::insert_into(provisioning_cursors::table)
+            .values(CursorRow {
+                directory_id: directory_id.into(),
+                organizational_unit_id: unit_id.into(),
+                last_sequence: sequence,
+                next_attempt_at: now,
+                lease_until: None,
+                lease_owner: None,
+                attempts: 0,
+                last_error: None,
+                skipped: 0,
+                updated_at: now,
+            })
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Stops following a directory (detach); what was provisioned stays.
+pub fn detach(conn: &mut AnyConnection, directory_id: &str) -> Result<(), Error> {
+    diesel::delete(provisioning_cursors::table.find(directory_id)).execute(conn)?;
+    Ok(())
+}
+
+pub fn get(conn: &mut AnyConnection, directory_id: &str) -> Result<Option<CursorRow>, Error> {
+    Ok(provisioning_cursors::table
+        .find(directory_id)
+        .select(CursorRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+#[derive(QueryableByName)]
+struct Claimed {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    directory_id: String,
+}
+
+/// Leases up to `limit` due cursors no instance holds.
+pub fn claim(
+    conn: &mut AnyConnection,
+    owner: &str,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<CursorRow>, Error> {
+    use diesel::sql_types::{BigInt, Text, Timestamp};
+    let (skip_locked, ph) = match conn.backend() {
+        Backend::Postgres => (" FOR UPDATE SKIP LOCKED", ["$1", "$2", "$3", "$4", "$5"]),
+        Backend::Sqlite => ("", ["?", "?", "?", "?", "?"]),
+    };
+    let sql = format!(
+        "UPDATE provisioning_cursors SET lease_until = {}, lease_owner = {} \
+         WHERE directory_id IN (SELECT directory_id FROM provisioning_cursors \
+             WHERE next_attempt_at <= {} AND (lease_until IS NULL OR lease_until < {}) \
+             ORDER BY next_attempt_at LIMIT {}{skip_locked}) \
+         RETURNING directory_id",
+        ph[0], ph[1], ph[2], ph[3], ph[4]
+    );
+    let ids: Vec<Claimed> = diesel::sql_query(sql)
+        .bind::<Timestamp, _>(lease_until)
+        .bind::<Text, _>(owner)
+        .bind::<Timestamp, _>(now)
+        .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(limit)
+        .load(conn)?;
+    let ids: Vec<String> = ids.into_iter().map(|c| c.directory_id).collect();
+    Ok(provisioning_cursors::table
+        .filter(p::directory_id.eq_any(&ids))
+        .select(CursorRow::as_select())
+        .load(conn)?)
+}
+
+/// Leases these cursors (a wake for their directories), those no instance holds.
+pub fn claim_these(
+    conn: &mut AnyConnection,
+    owner: &str,
+    ids: &[String],
+    lease_until: NaiveDateTime,
+) -> Result<Vec<CursorRow>, Error> {
+    let now = super::now();
+    let n = diesel::update(
+        provisioning_cursors::table
+            .filter(p::directory_id.eq_any(ids))
+            .filter(p::lease_until.is_null().or(p::lease_until.lt(now)))
+            .filter(p::attempts.eq(0)),
+    )
+    .set((
+        p::lease_until.eq(Some(lease_until)),
+        p::lease_owner.eq(Some(owner)),
+    ))
+    .execute(conn)?;
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    Ok(provisioning_cursors::table
+        .filter(p::directory_id.eq_any(ids))
+        .filter(p::lease_owner.eq(owner))
+        .select(CursorRow::as_select())
+        .load(conn)?)
+}
+
+/// Advances the cursor past `sequence` (and counts a skipped user), if `owner` holds it.
+pub fn advance(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    owner: &str,
+    sequence: i64,
+    skipped: bool,
+) -> Result<bool, Error> {
+    let n = diesel::update(
+        provisioning_cursors::table
+            .find(directory_id)
+            .filter(p::lease_owner.eq(owner)),
+    )
+    .set((
+        p::last_sequence.eq(sequence),
+        p::skipped.eq(p::skipped + i64::from(skipped)),
+        p::attempts.eq(0),
+        p::last_error.eq(None::<String>),
+        p::updated_at.eq(super::now()),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Gives the cursor back, due again at `next` (with why, when an event is pending).
+pub fn release(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    owner: &str,
+    next: NaiveDateTime,
+    pending: Option<(i64, String)>,
+) -> Result<(), Error> {
+    let target = provisioning_cursors::table
+        .find(directory_id)
+        .filter(p::lease_owner.eq(owner));
+    match pending {
+        Some((attempts, why)) => diesel::update(target)
+            .set((
+                p::next_attempt_at.eq(next),
+                p::lease_until.eq(None::<NaiveDateTime>),
+                p::lease_owner.eq(None::<String>),
+                p::attempts.eq(attempts),
+                p::last_error.eq(Some(why)),
+            ))
+            .execute(conn)?,
+        None => diesel::update(target)
+            .set((
+                p::next_attempt_at.eq(next),
+                p::lease_until.eq(None::<NaiveDateTime>),
+                p::lease_owner.eq(None::<String>),
+            ))
+            .execute(conn)?,
+    };
+    Ok(())
+}
+
+/// Makes a directory's cursor due now (new events were numbered).
+pub fn wake(
+    conn: &mut AnyConnection,
+    directory_ids: &[String],
+    now: NaiveDateTime,
+) -> Result<(), Error> {
+    diesel::update(
+        provisioning_cursors::table
+            .filter(p::directory_id.eq_any(directory_ids))
+            .filter(p::next_attempt_at.gt(now))
+            .filter(p::attempts.eq(0)),
+    )
+    .set(p::next_attempt_at.eq(now))
+    .execute(conn)?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = directory_accounts)]
+pub struct MappingRow {
+    pub directory_id: String,
+    pub user_id: String,
+    pub account_id: String,
+    pub email: String,
+}
+
+pub fn mapping(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    user_id: &str,
+) -> Result<Option<MappingRow>, Error> {
+    Ok(directory_accounts::table
+        .find((directory_id, user_id))
+        .select(MappingRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn set_mapping(conn: &mut AnyConnection, row: &MappingRow) -> Result<(), Error> {
+    diesel::delete(directory_accounts::table.find((&row.directory_id, &row.user_id)))
+        .execute(conn)?;
+    diesel::insert_into(directory_accounts::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn remove_mapping(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    user_id: &str,
+) -> Result<(), Error> {
+    diesel::delete(directory_accounts::table.find((directory_id, user_id))).execute(conn)?;
+    Ok(())
+}
+
+/// How many of a directory's users have an account, by the account's state.
+pub fn counts(conn: &mut AnyConnection, directory_id: &str) -> Result<Vec<(String, i64)>, Error> {
+    use super::schema::accounts::dsl as a;
+    Ok(directory_accounts::table
+        .inner_join(super::schema::accounts::table.on(a::id.eq(m::account_id)))
+        .filter(m::directory_id.eq(directory_id))
+        .group_by(a::state)
+        .select((a::state, diesel::dsl::count_star()))
+        .load(conn)?)
+}
