@@ -237,3 +237,26 @@ pub fn accounts_json(
         .map(|a| super::accounts::to_json(conn, a))
         .collect()
 }
+
+/// `POST /api/v1/organizational_units/{id}/accounts/{acc}/relink`: provisions the
+/// account's email again through the unit's calendar accounts (a job without callback):
+/// relinked to whichever knows it now, or marked `not_found`. False when the account is
+/// not the unit's.
+pub fn relink(conn: &mut AnyConnection, unit_id: &str, account_id: &str) -> Result<bool, Error> {
+    write_tx(conn, |c| {
+        let members = store::members(c, unit_id)?;
+        let Some(account) = crate::store::accounts::get(c, account_id)? else {
+            return Ok(false);
+        };
+        // The unit's application's account (served here, or by an account unlinked since).
+        if store::get(c, unit_id)?.is_none_or(|u| u.application_id != account.application_id) {
+            return Ok(false);
+        }
+        let Some(first) = members.iter().find(|m| m.capability == CALENDARS) else {
+            return Err(Rejected::conflict("the unit has no calendar account").into());
+        };
+        let job = super::authorizations::reprovision_job(&account, &first.id, db::now());
+        crate::store::authorization_jobs::insert(c, &[job])?;
+        Ok(true)
+    })
+}

@@ -33,6 +33,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("", web::get().to(list_units))
             .route("/{id}", web::get().to(get_unit))
             .route("/{id}/accounts", web::get().to(unit_accounts))
+            .route("/{id}/accounts/{acc}/relink", web::post().to(relink))
             .route("/{id}/service_accounts/{ser}", web::delete().to(unlink)),
     )
     .service(
@@ -197,4 +198,25 @@ async fn unit_accounts(
         .run(move |c| crate::connect::units::accounts_json(c, id.as_str(), email.as_deref()))
         .await?;
     Ok(ok(Value::Array(data)))
+}
+
+/// Provisions an account's email again through the unit (relinked or marked not found).
+async fn relink(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Reply {
+    let (unit, account) = path.into_inner();
+    let unit = unit_id(&unit)?;
+    let account = crate::ids::AccountId::parse(&account)
+        .ok_or_else(|| Rejected::not_found("account not found"))?;
+    let queued = state
+        .db
+        .run(move |c| crate::connect::units::relink(c, unit.as_str(), account.as_str()))
+        .await?;
+    if !queued {
+        return Err(Rejected::not_found("that account is not the unit's").into());
+    }
+    state.authorizations.wake();
+    Ok(HttpResponse::Accepted().json(json!({"data": {}, "error": null})))
 }

@@ -88,6 +88,9 @@ struct Follower {
     /// write to another directory costs the follower nothing.
     attached: Arc<Mutex<HashSet<String>>>,
     dirty: Arc<Mutex<HashSet<String>>>,
+    /// A pending event's retry fell due: the next round claims due cursors.
+    retry_due: std::sync::atomic::AtomicBool,
+    wake: Arc<Notify>,
 }
 
 pub fn start(
@@ -109,6 +112,8 @@ pub fn start(
         settings,
         attached: handle.attached.clone(),
         dirty: handle.dirty.clone(),
+        retry_due: std::sync::atomic::AtomicBool::new(false),
+        wake: handle.wake.clone(),
     });
     tokio::spawn(run(f, handle.wake.clone()));
     handle
@@ -121,7 +126,8 @@ async fn run(f: Arc<Follower>, wake: Arc<Notify>) {
     let rerun: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut last_sweep: Option<std::time::Instant> = None;
     loop {
-        let sweep = last_sweep.is_none_or(|t| t.elapsed() >= f.settings.poll);
+        let sweep = last_sweep.is_none_or(|t| t.elapsed() >= f.settings.poll)
+            | f.retry_due.swap(false, std::sync::atomic::Ordering::SeqCst);
         let wanted: Vec<String> = f
             .dirty
             .lock()
@@ -235,9 +241,21 @@ fn user_of(event: &EventRow) -> Option<(String, Option<String>, bool)> {
 }
 
 impl Follower {
+    /// Wakes this follower when a pending event's retry falls due (no poll needed).
+    fn retry_at(self: &Arc<Self>, at: NaiveDateTime) {
+        // A little after: the claim compares with the database's millisecond clock.
+        let wait = (at - db::now()).to_std().unwrap_or_default() + Duration::from_millis(20);
+        let f = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            f.retry_due.store(true, std::sync::atomic::Ordering::SeqCst);
+            f.wake.notify_one();
+        });
+    }
+
     /// Works through a claimed directory's events until it is caught up or an event
     /// must wait (a provider that is down); gives the cursor back.
-    async fn follow(&self, cursor: CursorRow) -> Result<(), Error> {
+    async fn follow(self: &Arc<Self>, cursor: CursorRow) -> Result<(), Error> {
         let directory = cursor.directory_id.clone();
         let mut last = cursor.last_sequence;
         loop {
@@ -267,6 +285,7 @@ impl Follower {
                         let attempts = cursor.attempts + 1;
                         let at =
                             db::later(db::now(), backoff((attempts - 1) as u32, retry_after(&e)));
+                        self.retry_at(at);
                         let (dir, owner, why) =
                             (directory.clone(), self.owner.clone(), e.to_string());
                         return self
@@ -279,6 +298,7 @@ impl Follower {
                     Err(Pending::Failed(e)) => {
                         let attempts = cursor.attempts + 1;
                         let at = db::later(db::now(), backoff((attempts - 1) as u32, None));
+                        self.retry_at(at);
                         let (dir, owner, why) =
                             (directory.clone(), self.owner.clone(), e.to_string());
                         self.db

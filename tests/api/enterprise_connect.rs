@@ -48,6 +48,7 @@ connect_tests!(
     units_add_conferencing_accounts_and_profiles_by_email,
     a_service_account_has_a_bounded_queue,
     scim_directories_provision_suspend_resume_and_revoke,
+    scim_provisioning_follows_email_changes_waits_for_providers_and_relinks,
 );
 
 /// The gateway with Google and Microsoft pointed at a fresh set of stand-ins.
@@ -1848,4 +1849,148 @@ async fn scim_directories_provision_suspend_resume_and_revoke(c: Connect) {
     assert_eq!(state["data"]["skipped"], 1, "{state}");
     // bob's; alice's left with her user.
     assert_eq!(state["data"]["accounts"], json!({"active": 1}), "{state}");
+}
+
+/// An email change provisions the new address and revokes the old; a provider that is
+/// down keeps the user pending (retried, `Retry-After` honoured); relink provisions an
+/// account's email again (not found any more: `not_found`).
+async fn scim_provisioning_follows_email_changes_waits_for_providers_and_relinks(c: Connect) {
+    let redirect = "http://127.0.0.1:9/scim2";
+    let (client_id, secret) = c.application(redirect).await;
+    let code = c
+        .google_consent(&client_id, redirect, "admin@example.com")
+        .await;
+    let (_, tokens, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect})).await;
+    let ser = tokens["service_account_id"].as_str().unwrap().to_string();
+    let unit = c
+        .add_conferencing(&client_id, &secret, redirect, &ser, "webex_enterprise")
+        .await;
+    let rx = Receiver::ok().await;
+    let dir = c
+        .app
+        .create_directory_with(json!({"tenant": "acme2", "product": "cal", "webhook_url": rx.url, "webhook_secret": "s"}))
+        .await;
+    let (status, _) = send(
+        c.app
+            .admin(Method::PATCH, &format!("/directory-sync/{}", dir.id))
+            .json(&json!({"organizational_unit_id": unit})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let of = |events: &[Value], kind: &str, email: &str| {
+        events
+            .iter()
+            .filter(|e| e["event"] == kind && e["data"]["email"] == email)
+            .count()
+    };
+
+    let (_, alice) = send(
+        c.app
+            .scim(&dir, Method::POST, "/Users")
+            .json(&crate::common::user("alice@example.com")),
+    )
+    .await;
+    let id = alice["id"].as_str().unwrap().to_string();
+    rx.wait_until(Duration::from_secs(15), |e| {
+        of(e, "account.provisioned", "alice@example.com") == 1
+    })
+    .await;
+    // The email changes: bob@ is provisioned, alice@ revoked.
+    let change = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "emails", "value": [{"value": "bob@example.com", "primary": true}]}]});
+    assert_eq!(
+        send(
+            c.app
+                .scim(&dir, Method::PATCH, &format!("/Users/{id}"))
+                .json(&change)
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    let events = rx
+        .wait_until(Duration::from_secs(15), |e| {
+            of(e, "account.provisioned", "bob@example.com") == 1
+                && of(e, "account.revoked", "alice@example.com") == 1
+        })
+        .await;
+    let bob_account = events
+        .iter()
+        .find(|e| e["event"] == "account.provisioned" && e["data"]["email"] == "bob@example.com")
+        .unwrap()["data"]["account_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Google answers 503 twice (Retry-After: 1): erin waits, then is provisioned.
+    c.providers
+        .state
+        .add_google_user("erin@example.com", false)
+        .unwrap();
+    c.providers.state.fail_next("google/admin", 503, 2, Some(1));
+    let started = std::time::Instant::now();
+    assert_eq!(
+        send(
+            c.app
+                .scim(&dir, Method::POST, "/Users")
+                .json(&crate::common::user("erin@example.com"))
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+    let mut saw_pending = false;
+    loop {
+        let (_, state) = send(c.app.admin(
+            Method::GET,
+            &format!("/directory-sync/{}/provisioning", dir.id),
+        ))
+        .await;
+        saw_pending |= state["data"]["pending_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("503"));
+        if of(
+            &rx.delivered_events(),
+            "account.provisioned",
+            "erin@example.com",
+        ) == 1
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{state}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(saw_pending, "the pending error was visible");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
+
+    // Relink: bob is no longer in Google: his account is marked not found.
+    c.providers.state.remove_google_user("bob@example.com");
+    let (status, _) = send(c.app.admin(
+        Method::POST,
+        &format!("/organizational_units/{unit}/accounts/{bob_account}/relink"),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let started = std::time::Instant::now();
+    loop {
+        let (_, ser_view) = send(
+            c.app
+                .admin(Method::GET, &format!("/service_accounts/{ser}")),
+        )
+        .await;
+        let state = ser_view["data"]["account_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["account_id"] == bob_account.as_str())
+            .unwrap()["state"]
+            .clone();
+        if state == "not_found" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "{ser_view}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
