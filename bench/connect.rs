@@ -41,7 +41,7 @@ fn hidden(html: &str, name: &str) -> String {
 /// `unit`: the service account authorizing is the first of a unit of three calendar
 /// accounts (two Microsoft 365 tenants that do not know the emails, then the Google
 /// domain that does): every authorization falls through twice.
-pub async fn run(a: &Args, url: &str, provider_latency: Duration, unit: bool) {
+pub async fn run(a: &Args, url: &str, provider_latency: Duration, unit: bool, scim: bool) {
     let providers = DevProviders::start("127.0.0.1:0").await.expect("providers");
     providers.seed_demo().expect("seed");
     for i in 0..a.users {
@@ -163,6 +163,11 @@ pub async fn run(a: &Args, url: &str, provider_latency: Duration, unit: bool) {
         .json()
         .await
         .unwrap();
+    if scim {
+        scim_latency(a, &db, &client, &base, &app, &tokens, provider_latency).await;
+        providers.stop().await;
+        return;
+    }
     let mut access = tokens["access_token"].as_str().expect("access").to_string();
     if unit {
         access = unit_of_three(&db, &client, &base, &app, &tokens, redirect).await;
@@ -366,4 +371,141 @@ async fn unit_of_three(
         .await
         .expect("json");
     t["access_token"].as_str().expect("access").to_string()
+}
+
+/// `--scim`: a directory attached to a unit of the Google account; `--samples` users
+/// created one after the other over SCIM, each timed from the POST until its
+/// `account.provisioned` webhook arrives.
+async fn scim_latency(
+    a: &Args,
+    db: &scimgate::store::Db,
+    client: &reqwest::Client,
+    base: &str,
+    app: &Value,
+    tokens: &Value,
+    provider_latency: Duration,
+) {
+    let app_id = app["data"]["id"].as_str().expect("id").to_string();
+    let google = tokens["service_account_id"]
+        .as_str()
+        .expect("ser")
+        .to_string();
+    let unit = db
+        .run(move |c| {
+            scimgate::store::write_tx(c, |c| {
+                let unit = scimgate::store::organizational_units::UnitRow {
+                    id: scimgate::ids::OrgUnitId::generate().into_string(),
+                    application_id: app_id.clone(),
+                    created_at: scimgate::store::now(),
+                };
+                scimgate::store::organizational_units::insert(c, &unit)?;
+                scimgate::store::organizational_units::join(c, &google, &unit.id)?;
+                Ok(unit.id)
+            })
+        })
+        .await
+        .expect("unit");
+    let seen: Arc<Mutex<std::collections::HashMap<String, Instant>>> = Arc::default();
+    let data = web::Data::new(seen.clone());
+    async fn hook(
+        body: web::Bytes,
+        seen: web::Data<Arc<Mutex<std::collections::HashMap<String, Instant>>>>,
+    ) -> HttpResponse {
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let events = match v {
+            Value::Array(a) => a,
+            other => vec![other],
+        };
+        for e in events {
+            if e["event"] == "account.provisioned" {
+                if let Some(email) = e["data"]["email"].as_str() {
+                    seen.lock()
+                        .unwrap()
+                        .insert(email.to_string(), Instant::now());
+                }
+            }
+        }
+        HttpResponse::Ok().finish()
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/hook", web::post().to(hook))
+    })
+    .workers(1)
+    .listen(listener)
+    .expect("listen")
+    .run();
+    tokio::spawn(server);
+    let dir: Value = client
+        .post(format!("{base}/api/v1/directory-sync"))
+        .header("Authorization", "Api-Key load")
+        .json(&json!({"tenant": "bench", "product": "p", "webhook_url": hook_url, "webhook_secret": "s"}))
+        .send()
+        .await
+        .expect("directory")
+        .json()
+        .await
+        .expect("json");
+    let (id, endpoint, secret) = (
+        dir["data"]["id"].as_str().expect("id").to_string(),
+        dir["data"]["scim"]["endpoint"]
+            .as_str()
+            .expect("endpoint")
+            .to_string(),
+        dir["data"]["scim"]["secret"]
+            .as_str()
+            .expect("secret")
+            .to_string(),
+    );
+    let r = client
+        .patch(format!("{base}/api/v1/directory-sync/{id}"))
+        .header("Authorization", "Api-Key load")
+        .json(&json!({"organizational_unit_id": unit}))
+        .send()
+        .await
+        .expect("attach");
+    assert!(r.status().is_success());
+    let mut latencies = Vec::with_capacity(a.samples);
+    for i in 0..a.samples {
+        let email = format!("u{i}@example.com");
+        let t = Instant::now();
+        let r = client
+            .post(format!("{endpoint}/Users"))
+            .bearer_auth(&secret)
+            .header("Content-Type", "application/scim+json")
+            .json(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": email, "emails": [{"value": email, "primary": true}], "active": true}))
+            .send()
+            .await
+            .expect("scim");
+        assert_eq!(r.status().as_u16(), 201);
+        loop {
+            if let Some(at) = seen.lock().unwrap().get(&email) {
+                latencies.push(at.duration_since(t));
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "no account.provisioned for {email}"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
+            .as_secs_f64()
+            * 1000.0
+    };
+    println!(
+        "\nSCIM create → account.provisioned webhook, {} users one after the other (provider latency {} ms): p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        latencies.len(),
+        provider_latency.as_millis(),
+        pct(0.50),
+        pct(0.95),
+        pct(0.99),
+        pct(1.0)
+    );
 }

@@ -10,7 +10,7 @@
 //!   cargo run --release --example load -- --hostile [--database-url URL] [--requests R]
 //!
 //!   cargo run --release --example load -- --connect [--database-url URL] [--users N]
-//!       [--requests N] [--concurrency C] [--provider-latency-ms MS] [--unit]
+//!       [--requests N] [--concurrency C] [--provider-latency-ms MS] [--unit | --scim]
 //!
 //! Without `--database-url` it uses a fresh SQLite file; a `postgres://` URL gets a
 //! fresh schema that is dropped afterwards. Results print as a Markdown table.
@@ -90,7 +90,7 @@ fn args() -> Args {
             "--webhooks" => a.webhooks = true,
             "--hostile" => a.hostile = true,
             "--connect" => a.connect = true,
-            "--unit" => {}
+            "--unit" | "--scim" => {}
             "--provider-latency-ms" => {
                 a.provider_latency_ms = value().parse().expect("--provider-latency-ms MS")
             }
@@ -102,7 +102,7 @@ fn args() -> Args {
                 a.lookup_concurrency = Some(value().parse().expect("--lookup-concurrency C"))
             }
             _ => {
-                eprintln!("usage: load [--database-url URL] [--users N] [--requests N] [--concurrency C] [--lookup-concurrency C] [--members M]\n       load --webhooks [--database-url URL] [--endpoints E] [--events N] [--samples S]\n       load --hostile [--database-url URL] [--requests ROUNDS]\n       load --connect [--database-url URL] [--users N] [--requests N] [--concurrency C] [--provider-latency-ms MS] [--unit]");
+                eprintln!("usage: load [--database-url URL] [--users N] [--requests N] [--concurrency C] [--lookup-concurrency C] [--members M]\n       load --webhooks [--database-url URL] [--endpoints E] [--events N] [--samples S]\n       load --hostile [--database-url URL] [--requests ROUNDS]\n       load --connect [--database-url URL] [--users N] [--requests N] [--concurrency C] [--provider-latency-ms MS] [--unit | --scim [--samples S]]");
                 std::process::exit(2);
             }
         }
@@ -270,6 +270,7 @@ fn main() {
             &url,
             Duration::from_millis(a.provider_latency_ms),
             std::env::args().any(|f| f == "--unit"),
+            std::env::args().any(|f| f == "--scim"),
         ));
     } else if a.hostile {
         let rounds = if std::env::args().any(|f| f == "--requests") {

@@ -74,16 +74,19 @@ pub async fn sequencer(
                 db.run(events::sequence_all).await
             }
         };
+        // Directories attached to a unit follow their new events (the follower ignores
+        // the others without a query) — also when this pass found them already numbered
+        // by a full pass, which does not say which directories it numbered.
+        if result.is_ok() {
+            match &these {
+                Some(dirs) => dirs.iter().for_each(|d| provisioning.directory(d)),
+                None if result.as_ref().is_ok_and(|n| *n > 0) => provisioning.all(),
+                None => {}
+            }
+        }
         match result {
             Ok(0) => {}
-            Ok(_) => {
-                dispatcher.wake();
-                // Directories attached to a unit follow their new events (the follower
-                // ignores the others without a query).
-                for d in these.iter().flatten() {
-                    provisioning.directory(d);
-                }
-            }
+            Ok(_) => dispatcher.wake(),
             Err(e) => {
                 tracing::warn!(error = %e, "event sequencer");
                 // Try those directories again soon (a dead pooled connection fails once),

@@ -64,6 +64,22 @@ impl Handle {
         self.wake.notify_one();
     }
 
+    /// Events of directories not named were numbered: every attached one looks.
+    pub fn all(&self) {
+        let known: Vec<String> = self
+            .attached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        self.dirty
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(known);
+        self.wake.notify_one();
+    }
+
     /// `directory` was just attached to a unit (here): followed at once.
     pub fn attached(&self, directory: &str) {
         self.attached
