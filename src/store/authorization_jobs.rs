@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::authorization_jobs::{self, dsl as j};
-use super::{AnyConnection, Backend};
+use super::AnyConnection;
 use crate::error::Error;
 use crate::secrets::Sealed;
 
@@ -85,14 +85,8 @@ pub fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<JobRow>, Error> 
         .optional()?)
 }
 
-#[derive(QueryableByName)]
-struct Claimed {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    id: String,
-}
-
 /// Leases up to `limit` due jobs no instance holds, for `owner` until `lease_until`
-/// (`FOR UPDATE SKIP LOCKED` on PostgreSQL: instances never block on or share a job).
+/// (see [`super::claim_leased`]).
 pub fn claim(
     conn: &mut AnyConnection,
     owner: &str,
@@ -100,28 +94,18 @@ pub fn claim(
     lease_until: NaiveDateTime,
     limit: i64,
 ) -> Result<Vec<JobRow>, Error> {
-    use diesel::sql_types::{BigInt, Text, Timestamp};
-    let (skip_locked, p) = match conn.backend() {
-        Backend::Postgres => (" FOR UPDATE SKIP LOCKED", ["$1", "$2", "$3", "$4", "$5"]),
-        Backend::Sqlite => ("", ["?", "?", "?", "?", "?"]),
-    };
-    let sql = format!(
-        "UPDATE authorization_jobs SET lease_until = {}, lease_owner = {} \
-         WHERE id IN (SELECT id FROM authorization_jobs \
-             WHERE status <> 'done' AND next_attempt_at <= {} \
-             AND (lease_until IS NULL OR lease_until < {}) \
-             ORDER BY next_attempt_at LIMIT {}{skip_locked}) \
-         RETURNING id",
-        p[0], p[1], p[2], p[3], p[4]
-    );
-    let ids: Vec<Claimed> = diesel::sql_query(sql)
-        .bind::<Timestamp, _>(lease_until)
-        .bind::<Text, _>(owner)
-        .bind::<Timestamp, _>(now)
-        .bind::<Timestamp, _>(now)
-        .bind::<BigInt, _>(limit)
-        .load(conn)?;
-    let ids: Vec<String> = ids.into_iter().map(|c| c.id).collect();
+    let ids = super::claim_leased(
+        conn,
+        super::Leased {
+            table: "authorization_jobs",
+            key: "id",
+            clause: "status <> 'done'",
+        },
+        owner,
+        now,
+        lease_until,
+        limit,
+    )?;
     Ok(authorization_jobs::table
         .filter(j::id.eq_any(&ids))
         .order(j::next_attempt_at.asc())

@@ -396,6 +396,62 @@ pub fn later(t: chrono::NaiveDateTime, d: std::time::Duration) -> chrono::NaiveD
         .unwrap_or(chrono::NaiveDateTime::MAX)
 }
 
+#[derive(diesel::QueryableByName)]
+struct ClaimedKey {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+}
+
+/// Leases up to `limit` rows of `table` that are due (`next_attempt_at <= now`), match
+/// `clause` (trusted SQL of ours, never client text) and no instance holds, for `owner`
+/// until `lease_until`; returns their `key`. On PostgreSQL the candidates are taken with
+/// `FOR UPDATE SKIP LOCKED`, so instances never block on or double-claim a row. The one
+/// claim of webhook endpoints, authorization jobs and provisioning cursors.
+/// A table of leased work: its name, its key column, and what else makes a row due.
+pub struct Leased<'a> {
+    pub table: &'a str,
+    pub key: &'a str,
+    pub clause: &'a str,
+}
+
+pub fn claim_leased(
+    conn: &mut AnyConnection,
+    queue: Leased<'_>,
+    owner: &str,
+    now: chrono::NaiveDateTime,
+    lease_until: chrono::NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<String>, Error> {
+    use diesel::sql_types::{BigInt, Text, Timestamp};
+    use diesel::RunQueryDsl;
+    let Leased { table, key, clause } = queue;
+    let (skip_locked, p) = match conn.backend() {
+        Backend::Postgres => (" FOR UPDATE SKIP LOCKED", ["$1", "$2", "$3", "$4", "$5"]),
+        Backend::Sqlite => ("", ["?", "?", "?", "?", "?"]),
+    };
+    let sql = format!(
+        "UPDATE {table} SET lease_until = {p0}, lease_owner = {p1} \
+         WHERE {key} IN (SELECT {key} FROM {table} \
+             WHERE {clause} AND next_attempt_at <= {p2} \
+             AND (lease_until IS NULL OR lease_until < {p3}) \
+             ORDER BY next_attempt_at LIMIT {p4}{skip_locked}) \
+         RETURNING {key} AS id",
+        p0 = p[0],
+        p1 = p[1],
+        p2 = p[2],
+        p3 = p[3],
+        p4 = p[4],
+    );
+    let rows: Vec<ClaimedKey> = diesel::sql_query(sql)
+        .bind::<Timestamp, _>(lease_until)
+        .bind::<Text, _>(owner)
+        .bind::<Timestamp, _>(now)
+        .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(limit)
+        .load(conn)?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
 /// True when a diesel error is a unique-constraint violation (a lost race on insert).
 pub fn is_unique_violation(e: &Error) -> bool {
     matches!(

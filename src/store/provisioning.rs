@@ -6,7 +6,7 @@ use diesel::prelude::*;
 
 use super::schema::directory_accounts::{self, dsl as m};
 use super::schema::provisioning_cursors::{self, dsl as p};
-use super::{AnyConnection, Backend};
+use super::AnyConnection;
 use crate::error::Error;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -68,13 +68,7 @@ pub fn get(conn: &mut AnyConnection, directory_id: &str) -> Result<Option<Cursor
         .optional()?)
 }
 
-#[derive(QueryableByName)]
-struct Claimed {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    directory_id: String,
-}
-
-/// Leases up to `limit` due cursors no instance holds.
+/// Leases up to `limit` due cursors no instance holds (see [`super::claim_leased`]).
 pub fn claim(
     conn: &mut AnyConnection,
     owner: &str,
@@ -82,27 +76,18 @@ pub fn claim(
     lease_until: NaiveDateTime,
     limit: i64,
 ) -> Result<Vec<CursorRow>, Error> {
-    use diesel::sql_types::{BigInt, Text, Timestamp};
-    let (skip_locked, ph) = match conn.backend() {
-        Backend::Postgres => (" FOR UPDATE SKIP LOCKED", ["$1", "$2", "$3", "$4", "$5"]),
-        Backend::Sqlite => ("", ["?", "?", "?", "?", "?"]),
-    };
-    let sql = format!(
-        "UPDATE provisioning_cursors SET lease_until = {}, lease_owner = {} \
-         WHERE directory_id IN (SELECT directory_id FROM provisioning_cursors \
-             WHERE next_attempt_at <= {} AND (lease_until IS NULL OR lease_until < {}) \
-             ORDER BY next_attempt_at LIMIT {}{skip_locked}) \
-         RETURNING directory_id",
-        ph[0], ph[1], ph[2], ph[3], ph[4]
-    );
-    let ids: Vec<Claimed> = diesel::sql_query(sql)
-        .bind::<Timestamp, _>(lease_until)
-        .bind::<Text, _>(owner)
-        .bind::<Timestamp, _>(now)
-        .bind::<Timestamp, _>(now)
-        .bind::<BigInt, _>(limit)
-        .load(conn)?;
-    let ids: Vec<String> = ids.into_iter().map(|c| c.directory_id).collect();
+    let ids = super::claim_leased(
+        conn,
+        super::Leased {
+            table: "provisioning_cursors",
+            key: "directory_id",
+            clause: "1 = 1",
+        },
+        owner,
+        now,
+        lease_until,
+        limit,
+    )?;
     Ok(provisioning_cursors::table
         .filter(p::directory_id.eq_any(&ids))
         .select(CursorRow::as_select())

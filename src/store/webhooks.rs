@@ -200,15 +200,8 @@ pub fn mark_due_now(conn: &mut AnyConnection, id: &str, now: NaiveDateTime) -> R
     Ok(())
 }
 
-#[derive(QueryableByName)]
-struct Claimed {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    id: String,
-}
-
 /// Leases up to `limit` enabled endpoints whose queue head is due and that no instance
-/// holds, for `owner` until `lease_until`. On PostgreSQL the candidates are taken with
-/// `FOR UPDATE SKIP LOCKED`, so instances never block on or double-claim an endpoint.
+/// holds, for `owner` until `lease_until` (see [`super::claim_leased`]).
 pub fn claim(
     conn: &mut AnyConnection,
     owner: &str,
@@ -217,7 +210,6 @@ pub fn claim(
     exclude: &[String],
     limit: i64,
 ) -> Result<Vec<String>, Error> {
-    use diesel::sql_types::{BigInt, Text, Timestamp};
     let not_in = if exclude.is_empty() {
         String::new()
     } else {
@@ -237,31 +229,18 @@ pub fn claim(
             format!(" AND id NOT IN ({})", list.join(", "))
         }
     };
-    let (skip_locked, p) = match conn.backend() {
-        Backend::Postgres => (" FOR UPDATE SKIP LOCKED", ["$1", "$2", "$3", "$4", "$5"]),
-        Backend::Sqlite => ("", ["?", "?", "?", "?", "?"]),
-    };
-    let sql = format!(
-        "UPDATE webhook_endpoints SET lease_until = {p0}, lease_owner = {p1} \
-         WHERE id IN (SELECT id FROM webhook_endpoints \
-             WHERE enabled AND next_attempt_at IS NOT NULL AND next_attempt_at <= {p2} \
-             AND (lease_until IS NULL OR lease_until < {p3}){not_in} \
-             ORDER BY next_attempt_at LIMIT {p4}{skip_locked}) \
-         RETURNING id",
-        p0 = p[0],
-        p1 = p[1],
-        p2 = p[2],
-        p3 = p[3],
-        p4 = p[4],
-    );
-    let rows: Vec<Claimed> = diesel::sql_query(sql)
-        .bind::<Timestamp, _>(lease_until)
-        .bind::<Text, _>(owner)
-        .bind::<Timestamp, _>(now)
-        .bind::<Timestamp, _>(now)
-        .bind::<BigInt, _>(limit)
-        .load(conn)?;
-    Ok(rows.into_iter().map(|r| r.id).collect())
+    super::claim_leased(
+        conn,
+        super::Leased {
+            table: "webhook_endpoints",
+            key: "id",
+            clause: &format!("enabled AND next_attempt_at IS NOT NULL{not_in}"),
+        },
+        owner,
+        now,
+        lease_until,
+        limit,
+    )
 }
 
 /// Extends `owner`'s lease to `lease` from now, if it still holds it: false when the
