@@ -166,3 +166,231 @@ async fn sigkill_mid_batch_completes_every_authorization_sqlite() {
 async fn sigkill_mid_batch_completes_every_authorization_postgres() {
     crash_mid_batch(Backend::Postgres).await;
 }
+
+const BACKFILL: usize = 5_000;
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// DESIGN.md §6.5: a directory of 5 000 users attached to a unit is backfilled; a
+/// gateway killed with SIGKILL in the middle, restarted on the same database, provisions
+/// every user exactly once (one account, one `account.provisioned` each).
+async fn crash_mid_backfill(backend: Backend) {
+    use diesel::{Connection, RunQueryDsl};
+    let Some(db) = TestDb::new(backend) else {
+        return;
+    };
+    let providers = DevProviders::start("127.0.0.1:0").await.expect("providers");
+    providers.seed_demo().expect("seed");
+    for i in 0..BACKFILL {
+        providers
+            .state
+            .add_google_user(&format!("b{i}@example.com"), false)
+            .expect("user");
+    }
+    providers.state.set_latency(Duration::from_millis(2));
+    let keys = tempfile::tempdir().expect("tempdir");
+    let key_path = keys.path().join("google.json");
+    std::fs::write(&key_path, providers.google_key_json()).expect("key");
+    let env: Vec<(String, String)> = [
+        (
+            "SCIMGATE_GOOGLE_SERVICE_ACCOUNT_KEY",
+            key_path.display().to_string(),
+        ),
+        ("SCIMGATE_GOOGLE_ADMIN_URL", providers.google_admin_url()),
+        ("SCIMGATE_POLL_MS", "200".into()),
+        ("SCIMGATE_PROVIDER_TIMEOUT_MS", "300".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let mut gw = Gateway::start_with(&db.url, &env);
+    let base = gw.base.clone();
+    scimgate::outbound::install_tls_provider();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let admin =
+        |r: reqwest::RequestBuilder| r.header("Authorization", format!("Api-Key {API_KEY}"));
+
+    // A Google service account through the consent pages, in a unit of its own.
+    let redirect = "http://127.0.0.1:9/cb";
+    let app: Value = admin(client.post(format!("{base}/api/v1/applications")))
+        .json(&json!({"name": "backfill", "redirect_uris": [redirect]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (client_id, secret, app_id) = (
+        app["data"]["client_id"].as_str().unwrap().to_string(),
+        app["data"]["client_secret"].as_str().unwrap().to_string(),
+        app["data"]["id"].as_str().unwrap().to_string(),
+    );
+    let web = Browser {
+        browser: client.clone(),
+        base: base.clone(),
+    };
+    let code = web
+        .google_consent(&client_id, redirect, "admin@example.com")
+        .await;
+    let tokens: Value = client
+        .post(format!("{base}/oauth/token"))
+        .json(&json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ser = tokens["service_account_id"].as_str().unwrap().to_string();
+    let store = scimgate::store::Db::open(&db.url).expect("database");
+    let unit = store
+        .run(move |c| {
+            scimgate::store::write_tx(c, |c| {
+                let unit = scimgate::store::organizational_units::UnitRow {
+                    id: scimgate::ids::OrgUnitId::generate().into_string(),
+                    application_id: app_id,
+                    created_at: scimgate::store::now(),
+                };
+                scimgate::store::organizational_units::insert(c, &unit)?;
+                scimgate::store::organizational_units::join(c, &ser, &unit.id)?;
+                Ok(unit.id)
+            })
+        })
+        .await
+        .unwrap();
+
+    // 5 000 users pushed before the directory is attached (SCIM Bulk, 1 000 a request).
+    let dir: Value = admin(client.post(format!("{base}/api/v1/directory-sync")))
+        .json(&json!({"tenant": "backfill", "product": "p"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (dir_id, endpoint, scim_secret) = (
+        dir["data"]["id"].as_str().unwrap().to_string(),
+        dir["data"]["scim"]["endpoint"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        dir["data"]["scim"]["secret"].as_str().unwrap().to_string(),
+    );
+    for chunk in (0..BACKFILL).collect::<Vec<_>>().chunks(1000) {
+        let ops: Vec<Value> = chunk
+            .iter()
+            .map(|i| json!({"method": "POST", "path": "/Users", "bulkId": format!("b{i}"), "data": crate::common::user(&format!("b{i}@example.com"))}))
+            .collect();
+        let r = client
+            .post(format!("{endpoint}/Bulk"))
+            .bearer_auth(&scim_secret)
+            .header("Content-Type", "application/scim+json")
+            .json(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let r = admin(client.patch(format!("{base}/api/v1/directory-sync/{dir_id}")))
+        .json(&json!({"organizational_unit_id": unit}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let active = |base: String| {
+        let client = client.clone();
+        let dir_id = dir_id.clone();
+        async move {
+            let state: Value = client
+                .get(format!(
+                    "{base}/api/v1/directory-sync/{dir_id}/provisioning"
+                ))
+                .header("Authorization", format!("Api-Key {API_KEY}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (
+                state["data"]["accounts"]["active"].as_i64().unwrap_or(0),
+                state["data"]["lag"].as_i64().unwrap_or(i64::MAX),
+            )
+        }
+    };
+    let started = std::time::Instant::now();
+    while active(base.clone()).await.0 < 300 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the backfill did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    gw.kill();
+    let before = active_count(&store).await;
+    assert!(
+        before < BACKFILL as i64,
+        "the kill landed mid-backfill ({before})"
+    );
+
+    let restarted = Gateway::start_with(&db.url, &env);
+    let started = std::time::Instant::now();
+    loop {
+        let (n, lag) = active(restarted.base.clone()).await;
+        if n == BACKFILL as i64 && lag == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "{n} of {BACKFILL} provisioned after restart (lag {lag})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Exactly once: one account and one account.provisioned per user.
+    let url = db.url.clone();
+    let dir = dir_id.clone();
+    let (accounts, provisioned) = tokio::task::spawn_blocking(move || {
+        let mut c = scimgate::store::AnyConnection::establish(&url).expect("connect");
+        let count = |c: &mut scimgate::store::AnyConnection, sql: String| {
+            diesel::sql_query(sql).load::<Count>(c).expect("count")[0].n
+        };
+        (
+            count(&mut c, "SELECT COUNT(*) AS n FROM accounts".into()),
+            count(&mut c, format!("SELECT COUNT(*) AS n FROM events WHERE directory_id = '{dir}' AND event_type = 'account.provisioned'")),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!((accounts, provisioned), (BACKFILL as i64, BACKFILL as i64));
+    eprintln!(
+        "{backend:?}: {before} provisioned before the kill, all {BACKFILL} once after restart"
+    );
+}
+
+async fn active_count(store: &scimgate::store::Db) -> i64 {
+    store
+        .run(|c| {
+            use diesel::RunQueryDsl;
+            Ok(diesel::sql_query("SELECT COUNT(*) AS n FROM accounts").load::<Count>(c)?[0].n)
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_backfill_provisions_every_user_once_sqlite() {
+    crash_mid_backfill(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_backfill_provisions_every_user_once_postgres() {
+    crash_mid_backfill(Backend::Postgres).await;
+}
