@@ -178,7 +178,20 @@ struct Count {
 /// DESIGN.md §6.5: a directory of 5 000 users attached to a unit is backfilled; a
 /// gateway killed with SIGKILL in the middle, restarted on the same database, provisions
 /// every user exactly once (one account, one `account.provisioned` each).
+/// How the backfill is disturbed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disturb {
+    /// SIGKILL in the middle, then a restart.
+    Kill,
+    /// A second instance on the same database follows the same directory.
+    SecondInstance,
+}
+
 async fn crash_mid_backfill(backend: Backend) {
+    backfill(backend, Disturb::Kill).await;
+}
+
+async fn backfill(backend: Backend, disturb: Disturb) {
     use diesel::{Connection, RunQueryDsl};
     let Some(db) = TestDb::new(backend) else {
         return;
@@ -334,14 +347,20 @@ async fn crash_mid_backfill(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    gw.kill();
+    let (restarted, _first) = match disturb {
+        Disturb::Kill => {
+            gw.kill();
+            (Gateway::start_with(&db.url, &env), None)
+        }
+        // The second instance claims the directory whenever the first gives it back
+        // between rounds; both keep running.
+        Disturb::SecondInstance => (Gateway::start_with(&db.url, &env), Some(gw)),
+    };
     let before = active_count(&store).await;
     assert!(
         before < BACKFILL as i64,
-        "the kill landed mid-backfill ({before})"
+        "disturbed mid-backfill ({before})"
     );
-
-    let restarted = Gateway::start_with(&db.url, &env);
     let started = std::time::Instant::now();
     loop {
         let (n, lag) = active(restarted.base.clone()).await;
@@ -371,7 +390,7 @@ async fn crash_mid_backfill(backend: Backend) {
     .unwrap();
     assert_eq!((accounts, provisioned), (BACKFILL as i64, BACKFILL as i64));
     eprintln!(
-        "{backend:?}: {before} provisioned before the kill, all {BACKFILL} once after restart"
+        "{backend:?} {disturb:?}: {before} provisioned before, all {BACKFILL} exactly once after"
     );
 }
 
@@ -393,4 +412,9 @@ async fn sigkill_mid_backfill_provisions_every_user_once_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_backfill_provisions_every_user_once_postgres() {
     crash_mid_backfill(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_provision_every_user_once() {
+    backfill(Backend::Postgres, Disturb::SecondInstance).await;
 }
