@@ -340,6 +340,7 @@ impl Follower {
             .map_err(Pending::Failed)?;
         let seq = event.sequence.unwrap_or(cursor.last_sequence);
         let unit = cursor.organizational_unit_id.clone();
+        let lease = self.settings.lease;
         let (dir, owner, at) = (
             cursor.directory_id.clone(),
             self.owner.clone(),
@@ -374,7 +375,7 @@ impl Follower {
                             record_provision(
                                 c, &dir, &unit, &user_id, &email, previous, found, &profiles, at,
                             )?;
-                            advance(c, &dir, &owner, seq, false)
+                            advance(c, &dir, &owner, seq, false, lease)
                         })
                     })
                     .await
@@ -388,7 +389,7 @@ impl Follower {
                         write_tx(c, |c| {
                             let skipped = matches!(other, Step::Advance { skipped: true });
                             record_simple(c, &dir, other)?;
-                            advance(c, &dir, &owner, seq, skipped)
+                            advance(c, &dir, &owner, seq, skipped, lease)
                         })
                     })
                     .await
@@ -452,14 +453,16 @@ fn retry_after(e: &ProviderError) -> Option<Duration> {
     }
 }
 
+/// Advances the cursor and extends the lease (a long backfill keeps its directory).
 fn advance(
     c: &mut AnyConnection,
     dir: &str,
     owner: &str,
     seq: i64,
     skipped: bool,
+    lease: Duration,
 ) -> Result<(), Error> {
-    if store::advance(c, dir, owner, seq, skipped)? {
+    if store::advance(c, dir, owner, seq, skipped, db::later(db::now(), lease))? {
         Ok(())
     } else {
         // Another instance holds the directory now: nothing of this is kept.

@@ -123,13 +123,15 @@ pub fn claim_these(
         .load(conn)?)
 }
 
-/// Advances the cursor past `sequence` (and counts a skipped user), if `owner` holds it.
+/// Advances the cursor past `sequence` (and counts a skipped user), if `owner` holds it,
+/// extending its lease to `lease_until`.
 pub fn advance(
     conn: &mut AnyConnection,
     directory_id: &str,
     owner: &str,
     sequence: i64,
     skipped: bool,
+    lease_until: NaiveDateTime,
 ) -> Result<bool, Error> {
     let n = diesel::update(
         provisioning_cursors::table
@@ -142,6 +144,7 @@ pub fn advance(
         p::attempts.eq(0),
         p::last_error.eq(None::<String>),
         p::updated_at.eq(super::now()),
+        p::lease_until.eq(Some(lease_until)),
     ))
     .execute(conn)?;
     Ok(n == 1)
