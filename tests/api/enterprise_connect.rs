@@ -151,6 +151,18 @@ impl Connect {
         )
     }
 
+    /// Redeems an authorization code at `/oauth/token` (JSON body, as most SDKs send).
+    pub async fn redeem(
+        &self,
+        client_id: &str,
+        secret: &str,
+        code: &str,
+        redirect: &str,
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+        self.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect}))
+            .await
+    }
+
     pub async fn token(&self, body: Value) -> (StatusCode, Value, reqwest::header::HeaderMap) {
         let r = self
             .app
@@ -676,7 +688,7 @@ async fn microsoft_consent_and_provider_faults(c: Connect) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let code = code_of(r.headers()["location"].to_str().unwrap());
-    let (status, tokens, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect})).await;
+    let (status, tokens, _) = c.redeem(&client_id, &secret, &code, redirect).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let access = tokens["access_token"].as_str().unwrap().to_string();
 
@@ -778,7 +790,7 @@ async fn refusals_never_redirect_and_reuse_revokes(c: Connect) {
     let code = c
         .google_consent(&client_id, redirect, "admin@example.com")
         .await;
-    let (_, first, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect})).await;
+    let (_, first, _) = c.redeem(&client_id, &secret, &code, redirect).await;
     let refresh = |t: &Value| json!({"grant_type": "refresh_token", "client_id": client_id, "client_secret": secret, "refresh_token": t["refresh_token"]});
     // A failed client authentication neither rotates nor revokes.
     let (status, _, _) = c.token(json!({"grant_type": "refresh_token", "client_id": client_id, "client_secret": "wrong", "refresh_token": first["refresh_token"]})).await;
@@ -801,7 +813,7 @@ async fn refusals_never_redirect_and_reuse_revokes(c: Connect) {
     let code = c
         .google_consent(&client_id, redirect, "admin@example.com")
         .await;
-    let (_, t, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect})).await;
+    let (_, t, _) = c.redeem(&client_id, &secret, &code, redirect).await;
     let rx = Receiver::ok().await;
     c.providers.state.fail_next("google/admin", 503, 3, Some(0));
     let access = t["access_token"].as_str().unwrap();
@@ -902,7 +914,7 @@ async fn nothing_is_stored_in_plaintext_and_rekey_covers_it(c: Connect) {
     let code = c
         .google_consent(&client_id, redirect, "admin@example.com")
         .await;
-    let (_, tokens, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect})).await;
+    let (_, tokens, _) = c.redeem(&client_id, &secret, &code, redirect).await;
     let rx = Receiver::ok().await;
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(c.authorize_emails(access, json!({"email": "alice@example.com", "callback_url": rx.url, "scope": "read_write", "state": "a"})).await, StatusCode::ACCEPTED);
@@ -1021,7 +1033,7 @@ impl Connect {
             .unwrap();
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         let code = code_of(r.headers()["location"].to_str().unwrap());
-        let (status, tokens, _) = self.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect})).await;
+        let (status, tokens, _) = self.redeem(&client_id, &secret, &code, redirect).await;
         assert_eq!(status, StatusCode::OK, "{tokens}");
         (client_id, secret, tokens)
     }
@@ -1155,7 +1167,7 @@ impl Connect {
             .await
             .unwrap();
         let code = code_of(r.headers()["location"].to_str().unwrap());
-        let (status, unit, _) = self.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect})).await;
+        let (status, unit, _) = self.redeem(client_id, secret, &code, redirect).await;
         assert_eq!(status, StatusCode::OK, "{unit}");
         unit["organizational_unit_id"].as_str().unwrap().to_string()
     }
@@ -1300,7 +1312,7 @@ async fn units_link_accounts_and_authorizations_fall_through_in_link_order(c: Co
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let code = code_of(r.headers()["location"].to_str().unwrap());
-    let (status, unit_tokens, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect})).await;
+    let (status, unit_tokens, _) = c.redeem(&client_id, &secret, &code, redirect).await;
     assert_eq!(status, StatusCode::OK, "{unit_tokens}");
     let ou = unit_tokens["organizational_unit_id"]
         .as_str()
@@ -1427,7 +1439,7 @@ async fn units_add_conferencing_accounts_and_profiles_by_email(c: Connect) {
     let code = c
         .google_consent(&client_id, redirect, "admin@example.com")
         .await;
-    let (_, tokens, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect})).await;
+    let (_, tokens, _) = c.redeem(&client_id, &secret, &code, redirect).await;
     let ser = tokens["service_account_id"].as_str().unwrap().to_string();
     let access = tokens["access_token"].as_str().unwrap().to_string();
 
@@ -1601,7 +1613,7 @@ async fn a_service_account_has_a_bounded_queue(c: Connect) {
     let code = c
         .google_consent(&client_id, redirect, "admin@example.com")
         .await;
-    let (_, tokens, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect})).await;
+    let (_, tokens, _) = c.redeem(&client_id, &secret, &code, redirect).await;
     let ser = tokens["service_account_id"].as_str().unwrap().to_string();
     let access = tokens["access_token"].as_str().unwrap().to_string();
     // The queue filled to one below the bound, due far in the future (no worker takes them).
@@ -1657,7 +1669,7 @@ async fn scim_directories_provision_suspend_resume_and_revoke(c: Connect) {
     let code = c
         .google_consent(&client_id, redirect, "admin@example.com")
         .await;
-    let (_, tokens, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect})).await;
+    let (_, tokens, _) = c.redeem(&client_id, &secret, &code, redirect).await;
     let ser = tokens["service_account_id"].as_str().unwrap().to_string();
     let unit = c
         .add_conferencing(&client_id, &secret, redirect, &ser, "zoom_enterprise")
@@ -1860,7 +1872,7 @@ async fn scim_provisioning_follows_email_changes_waits_for_providers_and_relinks
     let code = c
         .google_consent(&client_id, redirect, "admin@example.com")
         .await;
-    let (_, tokens, _) = c.token(json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect})).await;
+    let (_, tokens, _) = c.redeem(&client_id, &secret, &code, redirect).await;
     let ser = tokens["service_account_id"].as_str().unwrap().to_string();
     let unit = c
         .add_conferencing(&client_id, &secret, redirect, &ser, "webex_enterprise")
