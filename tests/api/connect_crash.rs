@@ -15,38 +15,67 @@ use crate::receiver::Receiver;
 
 const EMAILS: usize = 300;
 
+/// The Google stand-in with `users` people (`{prefix}{i}@example.com`) answering after
+/// `latency`, and the settings that point a gateway process at it.
+struct GoogleSetup {
+    _providers: DevProviders,
+    _keys: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+async fn google_setup(
+    prefix: &str,
+    users: usize,
+    latency: Duration,
+    extra: &[(&str, &str)],
+) -> GoogleSetup {
+    let providers = DevProviders::start("127.0.0.1:0").await.expect("providers");
+    providers.seed_demo().expect("seed");
+    for i in 0..users {
+        providers
+            .state
+            .add_google_user(&format!("{prefix}{i}@example.com"), false)
+            .expect("user");
+    }
+    providers.state.set_latency(latency);
+    let keys = tempfile::tempdir().expect("tempdir");
+    let key_path = keys.path().join("google.json");
+    std::fs::write(&key_path, providers.google_key_json()).expect("key");
+    let mut env: Vec<(String, String)> = vec![
+        (
+            "SCIMGATE_GOOGLE_SERVICE_ACCOUNT_KEY".into(),
+            key_path.display().to_string(),
+        ),
+        (
+            "SCIMGATE_GOOGLE_ADMIN_URL".into(),
+            providers.google_admin_url(),
+        ),
+        ("SCIMGATE_POLL_MS".into(), "200".into()),
+        // A claim lasts six provider timeouts: short, so a restarted gateway takes the
+        // dead one's work over quickly.
+        ("SCIMGATE_PROVIDER_TIMEOUT_MS".into(), "300".into()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    GoogleSetup {
+        _providers: providers,
+        _keys: keys,
+        env,
+    }
+}
+
 async fn crash_mid_batch(backend: Backend) {
     let Some(db) = TestDb::new(backend) else {
         return;
     };
-    let providers = DevProviders::start("127.0.0.1:0").await.expect("providers");
-    providers.seed_demo().expect("seed");
-    for i in 0..EMAILS {
-        providers
-            .state
-            .add_google_user(&format!("u{i}@example.com"), false)
-            .expect("user");
-    }
     // Slow enough that the kill lands with most of the batch still pending.
-    providers.state.set_latency(Duration::from_millis(40));
-    let keys = tempfile::tempdir().expect("tempdir");
-    let key_path = keys.path().join("google.json");
-    std::fs::write(&key_path, providers.google_key_json()).expect("key");
-    let env: Vec<(String, String)> = [
-        (
-            "SCIMGATE_GOOGLE_SERVICE_ACCOUNT_KEY",
-            key_path.display().to_string(),
-        ),
-        ("SCIMGATE_GOOGLE_ADMIN_URL", providers.google_admin_url()),
-        ("SCIMGATE_AUTHORIZATION_CONCURRENCY", "4".into()),
-        ("SCIMGATE_POLL_MS", "200".into()),
-        // The claim on a job lasts six provider timeouts: short, so the restarted gateway
-        // takes the dead one's jobs over quickly.
-        ("SCIMGATE_PROVIDER_TIMEOUT_MS", "300".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let setup = google_setup(
+        "u",
+        EMAILS,
+        Duration::from_millis(40),
+        &[("SCIMGATE_AUTHORIZATION_CONCURRENCY", "4")],
+    )
+    .await;
+    let env = setup.env.clone();
     let mut gw = Gateway::start_with(&db.url, &env);
     let base = gw.base.clone();
     scimgate::outbound::install_tls_provider();
@@ -196,30 +225,8 @@ async fn backfill(backend: Backend, disturb: Disturb) {
     let Some(db) = TestDb::new(backend) else {
         return;
     };
-    let providers = DevProviders::start("127.0.0.1:0").await.expect("providers");
-    providers.seed_demo().expect("seed");
-    for i in 0..BACKFILL {
-        providers
-            .state
-            .add_google_user(&format!("b{i}@example.com"), false)
-            .expect("user");
-    }
-    providers.state.set_latency(Duration::from_millis(2));
-    let keys = tempfile::tempdir().expect("tempdir");
-    let key_path = keys.path().join("google.json");
-    std::fs::write(&key_path, providers.google_key_json()).expect("key");
-    let env: Vec<(String, String)> = [
-        (
-            "SCIMGATE_GOOGLE_SERVICE_ACCOUNT_KEY",
-            key_path.display().to_string(),
-        ),
-        ("SCIMGATE_GOOGLE_ADMIN_URL", providers.google_admin_url()),
-        ("SCIMGATE_POLL_MS", "200".into()),
-        ("SCIMGATE_PROVIDER_TIMEOUT_MS", "300".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let setup = google_setup("b", BACKFILL, Duration::from_millis(2), &[]).await;
+    let env = setup.env.clone();
     let mut gw = Gateway::start_with(&db.url, &env);
     let base = gw.base.clone();
     scimgate::outbound::install_tls_provider();
