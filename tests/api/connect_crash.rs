@@ -15,6 +15,47 @@ use crate::receiver::Receiver;
 
 const EMAILS: usize = 300;
 
+/// An application and its Google service account through the consent pages, as a
+/// browser would: the application's JSON and the service account's tokens.
+async fn google_service_account(
+    client: &reqwest::Client,
+    base: &str,
+    name: &str,
+    redirect: &str,
+) -> (Value, Value) {
+    let app: Value = client
+        .post(format!("{base}/api/v1/applications"))
+        .header("Authorization", format!("Api-Key {API_KEY}"))
+        .json(&json!({"name": name, "redirect_uris": [redirect]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (client_id, secret) = (
+        app["data"]["client_id"].as_str().unwrap(),
+        app["data"]["client_secret"].as_str().unwrap(),
+    );
+    let web = Browser {
+        browser: client.clone(),
+        base: base.to_string(),
+    };
+    let code = web
+        .google_consent(client_id, redirect, "admin@example.com")
+        .await;
+    let tokens: Value = client
+        .post(format!("{base}/oauth/token"))
+        .json(&json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (app, tokens)
+}
+
 /// The Google stand-in with `users` people (`{prefix}{i}@example.com`) answering after
 /// `latency`, and the settings that point a gateway process at it.
 struct GoogleSetup {
@@ -86,36 +127,7 @@ async fn crash_mid_batch(backend: Backend) {
 
     // An application and a service account, through the consent pages.
     let redirect = "http://127.0.0.1:9/cb";
-    let app: Value = client
-        .post(format!("{base}/api/v1/applications"))
-        .header("Authorization", format!("Api-Key {API_KEY}"))
-        .json(&json!({"name": "crash", "redirect_uris": [redirect]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (client_id, secret) = (
-        app["data"]["client_id"].as_str().unwrap().to_string(),
-        app["data"]["client_secret"].as_str().unwrap().to_string(),
-    );
-    let web = Browser {
-        browser: client.clone(),
-        base: base.clone(),
-    };
-    let code = web
-        .google_consent(&client_id, redirect, "admin@example.com")
-        .await;
-    let tokens: Value = client
-        .post(format!("{base}/oauth/token"))
-        .json(&json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, tokens) = google_service_account(&client, &base, "crash", redirect).await;
     let access = tokens["access_token"].as_str().unwrap().to_string();
     let ser = tokens["service_account_id"].as_str().unwrap().to_string();
 
@@ -239,35 +251,8 @@ async fn backfill(backend: Backend, disturb: Disturb) {
 
     // A Google service account through the consent pages, in a unit of its own.
     let redirect = "http://127.0.0.1:9/cb";
-    let app: Value = admin(client.post(format!("{base}/api/v1/applications")))
-        .json(&json!({"name": "backfill", "redirect_uris": [redirect]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (client_id, secret, app_id) = (
-        app["data"]["client_id"].as_str().unwrap().to_string(),
-        app["data"]["client_secret"].as_str().unwrap().to_string(),
-        app["data"]["id"].as_str().unwrap().to_string(),
-    );
-    let web = Browser {
-        browser: client.clone(),
-        base: base.clone(),
-    };
-    let code = web
-        .google_consent(&client_id, redirect, "admin@example.com")
-        .await;
-    let tokens: Value = client
-        .post(format!("{base}/oauth/token"))
-        .json(&json!({"grant_type": "authorization_code", "client_id": client_id, "client_secret": secret, "code": code, "redirect_uri": redirect}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (app, tokens) = google_service_account(&client, &base, "backfill", redirect).await;
+    let app_id = app["data"]["id"].as_str().unwrap().to_string();
     let ser = tokens["service_account_id"].as_str().unwrap().to_string();
     let store = scimgate::store::Db::open(&db.url).expect("database");
     let unit = store
