@@ -520,7 +520,8 @@ settings! {
         /// Time allowed for one provider request, in milliseconds.
         provider_timeout_ms: u64 = 15_000,
         /// Delegated authorizations one instance works on at once (provider lookups and
-        /// callbacks in flight).
+        /// callbacks in flight); also the directories it follows for provisioning at once,
+        /// and the lookups each of them makes at once.
         authorization_concurrency: usize = 64,
         /// Provider attempts for one delegated authorization before its callback says
         /// `provider_error` (retries back off 1 s, 2 s, 4 s … up to a minute, or as
@@ -672,11 +673,11 @@ impl Config {
         )
     }
 
-    /// The delivery workers' settings, checked.
     /// The provisioning follower's settings.
     pub fn provisioning_settings(&self) -> crate::provisioning::Settings {
         crate::provisioning::Settings {
             concurrency: self.authorization_concurrency.max(1),
+            lookups: self.authorization_concurrency.max(1),
             lease: self.authorization_settings().lease,
             poll: Duration::from_millis(self.poll_ms.max(1)) * 6,
         }

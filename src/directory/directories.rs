@@ -384,6 +384,7 @@ fn delete_once(conn: &mut AnyConnection, id: &str) -> Result<DirectoryRow, Error
         store::delete_row(conn, id)?;
         // No longer followed; the accounts it provisioned stay (revoke them by sub).
         crate::store::provisioning::detach(conn, id)?;
+        crate::store::provisioning::forget(conn, id)?;
         events::insert_numbered(
             conn,
             &row,

@@ -11,11 +11,12 @@
 //! A provider that is down keeps the event pending (the cursor waits, with the error
 //! visible in the admin API) and is retried with backoff.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
@@ -28,8 +29,9 @@ use crate::directory::events::{
 use crate::error::Error;
 use crate::providers::{backoff, ConferencingUser, ProviderError};
 use crate::store::accounts::{self as accounts, ACTIVE, SUSPENDED};
+use crate::store::directories::DirectoryRow;
 use crate::store::events::EventRow;
-use crate::store::provisioning::{self as store, CursorRow, MappingRow};
+use crate::store::provisioning::{self as store, CursorRow, IssueRow, MappingRow};
 use crate::store::service_accounts::{ServiceAccountRow, CALENDARS, CONFERENCING};
 use crate::store::{self as db, write_tx, AnyConnection, Db};
 
@@ -40,6 +42,9 @@ const BATCH: i64 = 200;
 pub struct Settings {
     /// Directories followed at once.
     pub concurrency: usize,
+    /// Provider lookups one directory makes at once (its events are asked about in
+    /// chunks of this many).
+    pub lookups: usize,
     pub lease: Duration,
     /// Safety net: cursors of directories written by other instances are looked at this
     /// often.
@@ -227,9 +232,15 @@ async fn run(f: Arc<Follower>, wake: Arc<Notify>) {
 
 /// What one event needs done.
 enum Step {
-    /// Nothing to do (or a user without email: `skipped`).
-    Advance {
-        skipped: bool,
+    /// Nothing.
+    Advance,
+    /// A user without an email and without an account: skipped, and counted.
+    Skip {
+        user_id: String,
+    },
+    /// A deleted user that never had an account: forgotten.
+    Forget {
+        user_id: String,
     },
     Provision {
         user_id: String,
@@ -256,6 +267,26 @@ fn user_of(event: &EventRow) -> Option<(String, Option<String>, bool)> {
     Some((id, email, active))
 }
 
+/// What the unit's providers answered for one email: the first calendar account that
+/// knows it (link order) and, then, its conferencing profiles.
+struct Found {
+    calendar: Option<(ServiceAccountRow, Person)>,
+    conferencing: Vec<(ServiceAccountRow, ConferencingUser)>,
+}
+
+/// The answers a round asked for, by email.
+type Answers = HashMap<String, Result<Found, ProviderError>>;
+
+/// How far one transaction got through the events it was given.
+struct Recorded {
+    /// Events done, from the front.
+    done: usize,
+    /// Whether it recorded `account.*` events (the sequencer is told).
+    events: bool,
+    /// The next event needs this email's answer: none yet, or an error.
+    needs: Option<String>,
+}
+
 impl Follower {
     /// Wakes this follower when a pending event's retry falls due (no poll needed).
     fn retry_at(self: &Arc<Self>, at: NaiveDateTime) {
@@ -270,10 +301,15 @@ impl Follower {
     }
 
     /// Works through a claimed directory's events until it is caught up or an event
-    /// must wait (a provider that is down); gives the cursor back.
+    /// must wait (a provider that is down); gives the cursor back. The providers are
+    /// asked about a chunk of events at once (`Settings::lookups` at a time); the
+    /// outcomes are then recorded in event order, a chunk per transaction, with the
+    /// cursor's advance — so a crash anywhere keeps every outcome exactly once.
     async fn follow(self: &Arc<Self>, cursor: CursorRow) -> Result<(), Error> {
         let directory = cursor.directory_id.clone();
+        let unit = cursor.organizational_unit_id.clone();
         let mut last = cursor.last_sequence;
+        let mut attempts = cursor.attempts;
         loop {
             let dir = directory.clone();
             let batch = self
@@ -289,114 +325,156 @@ impl Follower {
                     .run(move |c| store::release(c, &dir, &owner, next, None))
                     .await;
             }
-            for event in batch {
-                let seq = event.sequence.unwrap_or(last);
-                match self.apply(&cursor, &event).await {
-                    Ok(true) => {
+            let u = unit.clone();
+            let members = match self
+                .db
+                .run(move |c| crate::store::organizational_units::members(c, &u))
+                .await
+            {
+                Ok(m) => m,
+                Err(e) => return self.wait(&directory, attempts, Pending::Failed(e)).await,
+            };
+            for chunk in batch.chunks(self.settings.lookups.clamp(1, BATCH as usize)) {
+                let mut answers = match self.prefetch(&directory, chunk, &members).await {
+                    Ok(a) => a,
+                    Err(e) => return self.wait(&directory, attempts, Pending::Failed(e)).await,
+                };
+                let mut rest = chunk.to_vec();
+                while !rest.is_empty() {
+                    let (dir, unit, owner, lease, events) = (
+                        directory.clone(),
+                        unit.clone(),
+                        self.owner.clone(),
+                        self.settings.lease,
+                        rest.clone(),
+                    );
+                    let result = self
+                        .db
+                        .run(move |c| {
+                            let r = record(c, &dir, &unit, &owner, lease, &events, &answers)?;
+                            Ok((r, answers))
+                        })
+                        .await;
+                    let recorded = match result {
+                        Ok((recorded, back)) => {
+                            answers = back;
+                            recorded
+                        }
+                        Err(e) => return self.wait(&directory, attempts, Pending::Failed(e)).await,
+                    };
+                    if recorded.done > 0 {
+                        last = rest[recorded.done - 1].sequence.unwrap_or(last);
+                        attempts = 0;
+                    }
+                    if recorded.events {
                         (self.committed)(&directory);
-                        last = seq;
                     }
-                    Ok(false) => last = seq,
-                    Err(Pending::Provider(e)) => {
-                        let attempts = cursor.attempts + 1;
-                        let at =
-                            db::later(db::now(), backoff((attempts - 1) as u32, retry_after(&e)));
-                        self.retry_at(at);
-                        let (dir, owner, why) =
-                            (directory.clone(), self.owner.clone(), e.to_string());
-                        return self
-                            .db
-                            .run(move |c| {
-                                store::release(c, &dir, &owner, at, Some((attempts, why)))
-                            })
-                            .await;
-                    }
-                    Err(Pending::Failed(e)) => {
-                        let attempts = cursor.attempts + 1;
-                        let at = db::later(db::now(), backoff((attempts - 1) as u32, None));
-                        self.retry_at(at);
-                        let (dir, owner, why) =
-                            (directory.clone(), self.owner.clone(), e.to_string());
-                        self.db
-                            .run(move |c| {
-                                store::release(c, &dir, &owner, at, Some((attempts, why)))
-                            })
-                            .await?;
-                        return Err(e);
+                    rest.drain(..recorded.done);
+                    if let Some(email) = recorded.needs {
+                        match answers.remove(&email) {
+                            Some(Err(e)) => {
+                                return self.wait(&directory, attempts, Pending::Provider(e)).await
+                            }
+                            _ => {
+                                let answer = self.ask(&members, &email).await;
+                                answers.insert(email, answer);
+                            }
+                        }
                     }
                 }
             }
         }
     }
 
-    /// One event: decided, provider calls made, then recorded with the cursor's advance
-    /// in one transaction. True when it recorded events.
-    async fn apply(&self, cursor: &CursorRow, event: &EventRow) -> Result<bool, Pending> {
-        let (dir, ev) = (cursor.directory_id.clone(), event.clone());
-        let step = self
-            .db
-            .run(move |c| decide(c, &dir, &ev))
-            .await
-            .map_err(Pending::Failed)?;
-        let seq = event.sequence.unwrap_or(cursor.last_sequence);
-        let unit = cursor.organizational_unit_id.clone();
-        let lease = self.settings.lease;
-        let (dir, owner, at) = (
-            cursor.directory_id.clone(),
-            self.owner.clone(),
-            event.created_at,
+    /// The event at the cursor must wait: the cursor is given back, due again after the
+    /// backoff (a provider's `Retry-After` honoured), with why.
+    async fn wait(
+        self: &Arc<Self>,
+        directory: &str,
+        attempts: i64,
+        why: Pending,
+    ) -> Result<(), Error> {
+        let attempts = attempts + 1;
+        let (hint, message, failed) = match why {
+            Pending::Provider(e) => (retry_after(&e), e.to_string(), None),
+            Pending::Failed(e) => (None, e.to_string(), Some(e)),
+        };
+        let at = db::later(
+            db::now(),
+            backoff(u32::try_from(attempts - 1).unwrap_or(u32::MAX), hint),
         );
-        match step {
-            Step::Provision {
-                user_id,
-                email,
-                previous,
-            } => {
-                let u = unit.clone();
-                let members = self
-                    .db
-                    .run(move |c| crate::store::organizational_units::members(c, &u))
-                    .await
-                    .map_err(Pending::Failed)?;
-                let found = self
-                    .walk(&members, &email)
-                    .await
-                    .map_err(Pending::Provider)?;
-                let profiles = match &found {
-                    Some(_) => self
-                        .conferencing(&members, &email)
-                        .await
-                        .map_err(Pending::Provider)?,
-                    None => Vec::new(),
-                };
-                self.db
-                    .run(move |c| {
-                        write_tx(c, |c| {
-                            record_provision(
-                                c, &dir, &unit, &user_id, &email, previous, found, &profiles, at,
-                            )?;
-                            advance(c, &dir, &owner, seq, false, lease)
-                        })
-                    })
-                    .await
-                    .map(|_| true)
-                    .map_err(Pending::Failed)
-            }
-            other => {
-                let recorded = !matches!(other, Step::Advance { .. });
-                self.db
-                    .run(move |c| {
-                        write_tx(c, |c| {
-                            let skipped = matches!(other, Step::Advance { skipped: true });
-                            record_simple(c, &dir, other)?;
-                            advance(c, &dir, &owner, seq, skipped, lease)
-                        })
-                    })
-                    .await
-                    .map(|_| recorded)
-                    .map_err(Pending::Failed)
-            }
+        self.retry_at(at);
+        let (dir, owner) = (directory.to_string(), self.owner.clone());
+        self.db
+            .run(move |c| store::release(c, &dir, &owner, at, Some((attempts, message))))
+            .await?;
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Asks the providers, concurrently, about every email these events may provision:
+    /// those of active users with an email whose account is not already in place.
+    async fn prefetch(
+        &self,
+        directory: &str,
+        events: &[EventRow],
+        members: &[ServiceAccountRow],
+    ) -> Result<Answers, Error> {
+        let wanted: Vec<(String, String)> = events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.event_type.as_str(),
+                    events::USER_CREATED | events::USER_UPDATED
+                )
+            })
+            .filter_map(user_of)
+            .filter_map(|(id, email, active)| email.filter(|_| active).map(|e| (id, e)))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(Answers::new());
         }
+        let (dir, ids) = (
+            directory.to_string(),
+            wanted.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(),
+        );
+        let in_place: HashSet<(String, String)> = self
+            .db
+            .run(move |c| store::provisioned(c, &dir, &ids))
+            .await?
+            .into_iter()
+            .filter(|(_, _, state)| state == ACTIVE || state == SUSPENDED)
+            .map(|(id, email, _)| (id, email))
+            .collect();
+        let emails: HashSet<String> = wanted
+            .into_iter()
+            .filter(|pair| !in_place.contains(pair))
+            .map(|(_, email)| email)
+            .collect();
+        Ok(futures_util::stream::iter(emails)
+            .map(|email| async move {
+                let answer = self.ask(members, &email).await;
+                (email, answer)
+            })
+            .buffer_unordered(self.settings.lookups.max(1))
+            .collect()
+            .await)
+    }
+
+    /// What the unit's providers say of `email`.
+    async fn ask(
+        &self,
+        members: &[ServiceAccountRow],
+        email: &str,
+    ) -> Result<Found, ProviderError> {
+        let calendar = self.walk(members, email).await?;
+        let conferencing = match calendar {
+            Some(_) => self.conferencing(members, email).await?,
+            None => Vec::new(),
+        };
+        Ok(Found {
+            calendar,
+            conferencing,
+        })
     }
 
     /// The first calendar account of the unit (link order) that knows `email`.
@@ -453,21 +531,91 @@ fn retry_after(e: &ProviderError) -> Option<Duration> {
     }
 }
 
-/// Advances the cursor and extends the lease (a long backfill keeps its directory).
-fn advance(
+/// Where a directory's outcomes are recorded: the directory (its events) and the
+/// application its unit belongs to (its accounts).
+struct Target {
+    directory: DirectoryRow,
+    application: String,
+}
+
+/// Records, in one transaction, the outcomes of `events` in order — until one needs an
+/// answer `answers` lacks — and advances the cursor past them (extending the lease, so a
+/// long backfill keeps its directory).
+fn record(
     c: &mut AnyConnection,
     dir: &str,
+    unit: &str,
     owner: &str,
-    seq: i64,
-    skipped: bool,
     lease: Duration,
-) -> Result<(), Error> {
-    if store::advance(c, dir, owner, seq, skipped, db::later(db::now(), lease))? {
-        Ok(())
-    } else {
-        // Another instance holds the directory now: nothing of this is kept.
-        Err(Error::Internal("the provisioning lease was lost".into()))
-    }
+    events: &[EventRow],
+    answers: &Answers,
+) -> Result<Recorded, Error> {
+    write_tx(c, |c| {
+        let t = Target {
+            directory: crate::store::directories::get(c, dir)?
+                .ok_or_else(|| Error::Internal(format!("directory {dir} is gone")))?,
+            application: crate::store::organizational_units::get(c, unit)?
+                .ok_or_else(|| Error::Internal(format!("unit {unit} is gone")))?
+                .application_id,
+        };
+        let mut out = Recorded {
+            done: 0,
+            events: false,
+            needs: None,
+        };
+        for event in events {
+            match decide(c, dir, event)? {
+                Step::Provision {
+                    user_id,
+                    email,
+                    previous,
+                } => match answers.get(&email) {
+                    Some(Ok(found)) => {
+                        provision(c, &t, &user_id, &email, previous, found, event.created_at)?;
+                        out.events = true;
+                    }
+                    _ => {
+                        out.needs = Some(email);
+                        break;
+                    }
+                },
+                Step::Advance => {}
+                Step::Skip { user_id } => store::set_issue(
+                    c,
+                    &IssueRow {
+                        directory_id: dir.into(),
+                        user_id,
+                        email: None,
+                        reason: store::NO_EMAIL.into(),
+                        at: db::now(),
+                    },
+                )?,
+                Step::Forget { user_id } => store::clear_issue(c, dir, &user_id)?,
+                Step::Suspend(m) => {
+                    set_state(c, &t, &m, SUSPENDED, ACCOUNT_SUSPENDED, json!({}))?;
+                    out.events = true;
+                }
+                Step::Resume(m) => {
+                    let resumed = json!({"resumed": true});
+                    set_state(c, &t, &m, ACTIVE, ACCOUNT_PROVISIONED, resumed)?;
+                    out.events = true;
+                }
+                Step::Revoke(m) => {
+                    revoke(c, &t, &m, db::now())?;
+                    store::remove_mapping(c, dir, &m.user_id)?;
+                    out.events = true;
+                }
+            }
+            out.done += 1;
+        }
+        if let Some(seq) = events[..out.done].iter().rev().find_map(|e| e.sequence) {
+            if !store::advance(c, dir, owner, seq, db::later(db::now(), lease))? {
+                // Another instance holds the directory now: nothing of this is kept.
+                return Err(Error::Internal("the provisioning lease was lost".into()));
+            }
+        }
+        Ok(out)
+    })
 }
 
 /// What an event asks for, given what was provisioned for its user so far.
@@ -477,7 +625,7 @@ fn decide(c: &mut AnyConnection, dir: &str, event: &EventRow) -> Result<Step, Er
         events::USER_CREATED | events::USER_UPDATED | events::USER_DELETED
     );
     let Some((user_id, email, active)) = is_user.then(|| user_of(event)).flatten() else {
-        return Ok(Step::Advance { skipped: false });
+        return Ok(Step::Advance);
     };
     let mapping = store::mapping(c, dir, &user_id)?;
     let account = match &mapping {
@@ -487,21 +635,20 @@ fn decide(c: &mut AnyConnection, dir: &str, event: &EventRow) -> Result<Step, Er
     if event.event_type == events::USER_DELETED {
         return Ok(match mapping {
             Some(m) => Step::Revoke(m),
-            None => Step::Advance { skipped: false },
+            None => Step::Forget { user_id },
         });
     }
     let Some(email) = email else {
-        return Ok(Step::Advance {
-            skipped: mapping.is_none(),
+        return Ok(match mapping {
+            None => Step::Skip { user_id },
+            Some(_) => Step::Advance,
         });
     };
     let state = account.as_ref().map(|a| a.state.as_str());
     Ok(match (mapping, active, state) {
         (Some(m), false, Some(ACTIVE)) => Step::Suspend(m),
-        (_, false, _) => Step::Advance { skipped: false },
-        (Some(m), true, Some(s)) if m.email == email && s == ACTIVE => {
-            Step::Advance { skipped: false }
-        }
+        (_, false, _) => Step::Advance,
+        (Some(m), true, Some(s)) if m.email == email && s == ACTIVE => Step::Advance,
         (Some(m), true, Some(SUSPENDED)) if m.email == email => Step::Resume(m),
         (previous, true, _) => Step::Provision {
             user_id,
@@ -511,6 +658,7 @@ fn decide(c: &mut AnyConnection, dir: &str, event: &EventRow) -> Result<Step, Er
     })
 }
 
+/// An `account.*` event's data: the account, its email, the SCIM user, the provider.
 fn data(
     m: &MappingRow,
     account: Option<&crate::store::accounts::AccountRow>,
@@ -529,49 +677,25 @@ fn data(
     d
 }
 
-fn directory_row(
+/// Suspends or resumes a user's account, with its event.
+fn set_state(
     c: &mut AnyConnection,
-    dir: &str,
-) -> Result<crate::store::directories::DirectoryRow, Error> {
-    crate::store::directories::get(c, dir)?
-        .ok_or_else(|| Error::Internal(format!("directory {dir} is gone")))
-}
-
-/// Suspend, resume, revoke, or nothing.
-fn record_simple(c: &mut AnyConnection, dir: &str, step: Step) -> Result<(), Error> {
-    let now = db::now();
-    match step {
-        Step::Advance { .. } | Step::Provision { .. } => Ok(()),
-        Step::Suspend(m) => {
-            accounts::set_state(c, std::slice::from_ref(&m.account_id), SUSPENDED, now)?;
-            let a = accounts::get(c, &m.account_id)?;
-            let d = directory_row(c, dir)?;
-            events::record(c, &d, ACCOUNT_SUSPENDED, data(&m, a.as_ref(), json!({})))?;
-            Ok(())
-        }
-        Step::Resume(m) => {
-            accounts::set_state(c, std::slice::from_ref(&m.account_id), ACTIVE, now)?;
-            let a = accounts::get(c, &m.account_id)?;
-            let d = directory_row(c, dir)?;
-            events::record(
-                c,
-                &d,
-                ACCOUNT_PROVISIONED,
-                data(&m, a.as_ref(), json!({"resumed": true})),
-            )?;
-            Ok(())
-        }
-        Step::Revoke(m) => {
-            revoke(c, dir, &m, now)?;
-            store::remove_mapping(c, dir, &m.user_id)
-        }
-    }
+    t: &Target,
+    m: &MappingRow,
+    state: &str,
+    event_type: &str,
+    extra: Value,
+) -> Result<(), Error> {
+    accounts::set_state(c, std::slice::from_ref(&m.account_id), state, db::now())?;
+    let a = accounts::get(c, &m.account_id)?;
+    events::record(c, &t.directory, event_type, data(m, a.as_ref(), extra))?;
+    Ok(())
 }
 
 /// Revokes a user's account, its tokens and conferencing profiles, with the events.
 fn revoke(
     c: &mut AnyConnection,
-    dir: &str,
+    t: &Target,
     m: &MappingRow,
     now: NaiveDateTime,
 ) -> Result<(), Error> {
@@ -585,11 +709,10 @@ fn revoke(
     crate::store::tokens::revoke_subjects(c, std::slice::from_ref(&m.account_id), now)?;
     let profiles = crate::store::organizational_units::profiles_of(c, &m.account_id)?;
     crate::store::organizational_units::revoke_profiles(c, &m.account_id, &[], now)?;
-    let d = directory_row(c, dir)?;
     for p in profiles.iter().filter(|p| p.state == ACTIVE) {
         events::record(
             c,
-            &d,
+            &t.directory,
             CONFERENCING_PROFILE_REVOKED,
             data(
                 m,
@@ -598,56 +721,70 @@ fn revoke(
             ),
         )?;
     }
-    events::record(c, &d, ACCOUNT_REVOKED, data(m, a.as_ref(), json!({})))?;
+    events::record(
+        c,
+        &t.directory,
+        ACCOUNT_REVOKED,
+        data(m, a.as_ref(), json!({})),
+    )?;
     Ok(())
 }
 
-/// The outcome of a provisioning lookup, recorded.
-#[allow(clippy::too_many_arguments)]
-fn record_provision(
+/// A user provisioned as the providers answered: the account and its conferencing
+/// profiles (or why not), with the events.
+fn provision(
     c: &mut AnyConnection,
-    dir: &str,
-    unit: &str,
+    t: &Target,
     user_id: &str,
     email: &str,
     previous: Option<MappingRow>,
-    found: Option<(ServiceAccountRow, Person)>,
-    profiles: &[(ServiceAccountRow, ConferencingUser)],
+    found: &Found,
     at: NaiveDateTime,
 ) -> Result<(), Error> {
     let now = db::now();
-    let d = directory_row(c, dir)?;
-    let app = crate::store::organizational_units::get(c, unit)?
-        .ok_or_else(|| Error::Internal(format!("unit {unit} is gone")))?
-        .application_id;
+    let dir = t.directory.id.as_str();
     // An email change: the old address's account goes.
     if let Some(old) = previous.as_ref().filter(|m| m.email != email) {
-        revoke(c, dir, old, now)?;
+        revoke(c, t, old, now)?;
+        store::remove_mapping(c, dir, user_id)?;
     }
-    let Some((ser, person)) = found else {
+    let failed = |c: &mut AnyConnection, reason: &str, description: &str| {
+        store::set_issue(
+            c,
+            &IssueRow {
+                directory_id: dir.into(),
+                user_id: user_id.into(),
+                email: Some(email.into()),
+                reason: reason.into(),
+                at: now,
+            },
+        )?;
         events::record(
             c,
-            &d,
+            &t.directory,
             ACCOUNT_PROVISIONING_FAILED,
-            json!({"email": email, "user_id": user_id, "reason": "not_found", "description": "no calendar account of the unit knows this email"}),
-        )?;
-        return Ok(());
+            json!({"email": email, "user_id": user_id, "reason": reason, "description": description}),
+        )
+        .map(|_| ())
     };
-    let Some(account) = provision_account(c, &app, email, "read_write", &ser, &person, at)? else {
-        events::record(
+    let Some((ser, person)) = &found.calendar else {
+        return failed(
             c,
-            &d,
-            ACCOUNT_PROVISIONING_FAILED,
-            json!({"email": email, "user_id": user_id, "reason": "revoked", "description": "the account was revoked by the integrator"}),
-        )?;
-        return Ok(());
+            "not_found",
+            "no calendar account of the unit knows this email",
+        );
     };
+    let Some(account) = provision_account(c, &t.application, email, "read_write", ser, person, at)?
+    else {
+        return failed(c, "revoked", "the account was revoked by the integrator");
+    };
+    store::clear_issue(c, dir, user_id)?;
     let before: Vec<String> = crate::store::organizational_units::profiles_of(c, &account)?
         .into_iter()
         .filter(|p| p.state == ACTIVE)
         .map(|p| p.service_account_id)
         .collect();
-    keep_profiles(c, &account, profiles)?;
+    keep_profiles(c, &account, &found.conferencing)?;
     let m = MappingRow {
         directory_id: dir.into(),
         user_id: user_id.into(),
@@ -664,7 +801,7 @@ fn record_provision(
         .collect();
     events::record(
         c,
-        &d,
+        &t.directory,
         ACCOUNT_PROVISIONED,
         data(&m, a.as_ref(), json!({"conferencing_profile_ids": ids})),
     )?;
@@ -674,7 +811,7 @@ fn record_provision(
     {
         events::record(
             c,
-            &d,
+            &t.directory,
             CONFERENCING_PROFILE_PROVISIONED,
             data(
                 &m,
@@ -687,7 +824,9 @@ fn record_provision(
 }
 
 /// The admin API's view of a directory's provisioning: where its cursor is, how far
-/// behind, and its users' accounts by state.
+/// behind, its users by outcome (`provisioned` and `suspended` have an account; `pending`
+/// counts the user events not followed yet; `failed` and `skipped` have no account, the
+/// latest of them listed in `issues` with why), and its accounts by state.
 pub fn state_json(c: &mut AnyConnection, dir: &str) -> Result<Value, Error> {
     let last_sequence = crate::store::directories::get(c, dir)?
         .ok_or_else(|| crate::error::Rejected::not_found("directory not found"))?
@@ -695,9 +834,12 @@ pub fn state_json(c: &mut AnyConnection, dir: &str) -> Result<Value, Error> {
     let Some(cursor) = store::get(c, dir)? else {
         return Ok(Value::Null);
     };
-    let counts: serde_json::Map<String, Value> = store::counts(c, dir)?
+    let accounts: HashMap<String, i64> = store::counts(c, dir)?.into_iter().collect();
+    let issues: HashMap<String, i64> = store::issue_counts(c, dir)?.into_iter().collect();
+    let of = |m: &HashMap<String, i64>, k: &str| m.get(k).copied().unwrap_or(0);
+    let recent: Vec<Value> = store::recent_issues(c, dir, 20)?
         .into_iter()
-        .map(|(state, n)| (state, json!(n)))
+        .map(|i| json!({"user_id": i.user_id, "email": i.email, "reason": i.reason, "at": crate::scim::resource::timestamp(i.at)}))
         .collect();
     Ok(json!({
         "organizational_unit_id": cursor.organizational_unit_id,
@@ -705,7 +847,14 @@ pub fn state_json(c: &mut AnyConnection, dir: &str) -> Result<Value, Error> {
         "lag": (last_sequence - cursor.last_sequence).max(0),
         "pending_error": cursor.last_error,
         "attempts": cursor.attempts,
-        "skipped": cursor.skipped,
-        "accounts": counts,
+        "users": {
+            "provisioned": of(&accounts, ACTIVE),
+            "suspended": of(&accounts, SUSPENDED),
+            "pending": store::pending_user_events(c, dir, cursor.last_sequence)?,
+            "failed": issues.iter().filter(|(k, _)| k.as_str() != store::NO_EMAIL).map(|(_, n)| n).sum::<i64>(),
+            "skipped": of(&issues, store::NO_EMAIL),
+        },
+        "issues": recent,
+        "accounts": accounts,
     }))
 }

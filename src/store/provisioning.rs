@@ -6,6 +6,7 @@ use diesel::prelude::*;
 
 use super::schema::directory_accounts::{self, dsl as m};
 use super::schema::provisioning_cursors::{self, dsl as p};
+use super::schema::provisioning_issues::{self, dsl as i};
 use super::AnyConnection;
 use crate::error::Error;
 
@@ -20,7 +21,6 @@ pub struct CursorRow {
     pub lease_owner: Option<String>,
     pub attempts: i64,
     pub last_error: Option<String>,
-    pub skipped: i64,
     pub updated_at: NaiveDateTime,
 }
 
@@ -46,7 +46,6 @@ pub fn attach(
                 lease_owner: None,
                 attempts: 0,
                 last_error: None,
-                skipped: 0,
                 updated_at: now,
             })
             .execute(conn)?;
@@ -123,14 +122,13 @@ pub fn claim_these(
         .load(conn)?)
 }
 
-/// Advances the cursor past `sequence` (and counts a skipped user), if `owner` holds it,
-/// extending its lease to `lease_until`.
+/// Advances the cursor past `sequence`, if `owner` holds it, extending its lease to
+/// `lease_until`.
 pub fn advance(
     conn: &mut AnyConnection,
     directory_id: &str,
     owner: &str,
     sequence: i64,
-    skipped: bool,
     lease_until: NaiveDateTime,
 ) -> Result<bool, Error> {
     let n = diesel::update(
@@ -140,7 +138,6 @@ pub fn advance(
     )
     .set((
         p::last_sequence.eq(sequence),
-        p::skipped.eq(p::skipped + i64::from(skipped)),
         p::attempts.eq(0),
         p::last_error.eq(None::<String>),
         p::updated_at.eq(super::now()),
@@ -220,6 +217,22 @@ pub fn mapping(
         .optional()?)
 }
 
+/// The accounts these users were provisioned as, with the account's state:
+/// `(user_id, email, state)`.
+pub fn provisioned(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    user_ids: &[String],
+) -> Result<Vec<(String, String, String)>, Error> {
+    use super::schema::accounts::dsl as a;
+    Ok(directory_accounts::table
+        .inner_join(super::schema::accounts::table.on(a::id.eq(m::account_id)))
+        .filter(m::directory_id.eq(directory_id))
+        .filter(m::user_id.eq_any(user_ids))
+        .select((m::user_id, m::email, a::state))
+        .load(conn)?)
+}
+
 pub fn set_mapping(conn: &mut AnyConnection, row: &MappingRow) -> Result<(), Error> {
     diesel::delete(directory_accounts::table.find((&row.directory_id, &row.user_id)))
         .execute(conn)?;
@@ -247,4 +260,87 @@ pub fn counts(conn: &mut AnyConnection, directory_id: &str) -> Result<Vec<(Strin
         .group_by(a::state)
         .select((a::state, diesel::dsl::count_star()))
         .load(conn)?)
+}
+
+/// Forgets what a deleted directory provisioned (the accounts themselves stay).
+pub fn forget(conn: &mut AnyConnection, directory_id: &str) -> Result<(), Error> {
+    diesel::delete(directory_accounts::table.filter(m::directory_id.eq(directory_id)))
+        .execute(conn)?;
+    diesel::delete(provisioning_issues::table.filter(i::directory_id.eq(directory_id)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A user without an account, and why (see the migration `provisioning_issues`).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = provisioning_issues)]
+pub struct IssueRow {
+    pub directory_id: String,
+    pub user_id: String,
+    pub email: Option<String>,
+    pub reason: String,
+    pub at: NaiveDateTime,
+}
+
+/// Why a user has no account: no email (skipped), not found, revoked.
+pub const NO_EMAIL: &str = "no_email";
+
+/// Records (or replaces) why a user has no account.
+pub fn set_issue(conn: &mut AnyConnection, row: &IssueRow) -> Result<(), Error> {
+    clear_issue(conn, &row.directory_id, &row.user_id)?;
+    diesel::insert_into(provisioning_issues::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The user has an account now, or is gone.
+pub fn clear_issue(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    user_id: &str,
+) -> Result<(), Error> {
+    diesel::delete(provisioning_issues::table.find((directory_id, user_id))).execute(conn)?;
+    Ok(())
+}
+
+/// How many users have no account, by reason.
+pub fn issue_counts(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+) -> Result<Vec<(String, i64)>, Error> {
+    Ok(provisioning_issues::table
+        .filter(i::directory_id.eq(directory_id))
+        .group_by(i::reason)
+        .select((i::reason, diesel::dsl::count_star()))
+        .load(conn)?)
+}
+
+/// The latest `limit` users without an account (newest first).
+pub fn recent_issues(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    limit: i64,
+) -> Result<Vec<IssueRow>, Error> {
+    Ok(provisioning_issues::table
+        .filter(i::directory_id.eq(directory_id))
+        .order((i::at.desc(), i::user_id.asc()))
+        .limit(limit)
+        .select(IssueRow::as_select())
+        .load(conn)?)
+}
+
+/// User events numbered after `sequence`: the follower's backlog, in users' changes.
+pub fn pending_user_events(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    sequence: i64,
+) -> Result<i64, Error> {
+    use super::schema::events::dsl as e;
+    Ok(super::schema::events::table
+        .filter(e::directory_id.eq(directory_id))
+        .filter(e::sequence.gt(sequence))
+        .filter(e::event_type.like("user.%"))
+        .count()
+        .get_result(conn)?)
 }

@@ -291,7 +291,6 @@ diesel::table! {
         lease_owner -> Nullable<Text>,
         attempts -> BigInt,
         last_error -> Nullable<Text>,
-        skipped -> BigInt,
         updated_at -> Timestamp,
     }
 }
@@ -305,8 +304,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    provisioning_issues (directory_id, user_id) {
+        directory_id -> Text,
+        user_id -> Text,
+        email -> Nullable<Text>,
+        reason -> Text,
+        at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     organizational_units,
+    provisioning_issues,
     conferencing_profiles,
     provisioning_cursors,
     directory_accounts,

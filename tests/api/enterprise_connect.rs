@@ -1858,8 +1858,29 @@ async fn scim_directories_provision_suspend_resume_and_revoke(c: Connect) {
         &format!("/directory-sync/{}/provisioning", dir.id),
     ))
     .await;
-    assert_eq!(state["data"]["skipped"], 1, "{state}");
-    // bob's; alice's left with her user.
+    // Counted per user: bob provisioned; alice's account left with her user; nomail
+    // skipped; nobody failed, with why.
+    assert_eq!(
+        state["data"]["users"],
+        json!({"provisioned": 1, "suspended": 0, "pending": 0, "failed": 1, "skipped": 1}),
+        "{state}"
+    );
+    let issues: Vec<(&str, &str)> = state["data"]["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["email"].as_str().unwrap_or(""),
+                i["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        issues.contains(&("nobody@example.com", "not_found")),
+        "{state}"
+    );
+    assert!(issues.contains(&("", "no_email")), "{state}");
     assert_eq!(state["data"]["accounts"], json!({"active": 1}), "{state}");
 }
 
