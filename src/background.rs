@@ -107,10 +107,11 @@ pub async fn sequencer(
 
 /// On PostgreSQL: hears other instances say they queued deliveries and wakes this
 /// instance's dispatcher (which may hold those endpoints), so cross-instance delivery
-/// waits for no poll. Reading the listener sends nothing to the server; on a lost
+/// waits for no poll; likewise for directories attached, or with events to provision
+/// (this instance may hold their cursors). Reading the listener sends nothing to the server; on a lost
 /// connection it reconnects with backoff and wakes the dispatcher once (it may have
 /// missed a notification). Returns at once on SQLite.
-pub async fn listen(db: Db, dispatcher: Dispatcher) {
+pub async fn listen(db: Db, dispatcher: Dispatcher, provisioning: crate::provisioning::Handle) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let connecting = db.clone();
@@ -139,6 +140,10 @@ pub async fn listen(db: Db, dispatcher: Dispatcher) {
                     {
                         dispatcher.wake();
                     }
+                    payloads
+                        .iter()
+                        .filter_map(|p| p.strip_prefix(crate::store::notify::PROVISIONING))
+                        .for_each(|d| provisioning.heard(d));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "listener connection lost");

@@ -160,7 +160,11 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
         dispatcher.clone(),
         provisioning.clone(),
     ));
-    tokio::spawn(crate::background::listen(db.clone(), dispatcher.clone()));
+    tokio::spawn(crate::background::listen(
+        db.clone(),
+        dispatcher.clone(),
+        provisioning.clone(),
+    ));
     tokio::spawn(crate::background::prune(
         db.clone(),
         chrono::Duration::hours(config.webhook_log_retention_hours.max(1)),

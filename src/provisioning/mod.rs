@@ -55,18 +55,37 @@ pub struct Settings {
 #[derive(Clone)]
 pub struct Handle {
     wake: Arc<Notify>,
-    dirty: Arc<Mutex<HashSet<String>>>,
+    dirty: Arc<Mutex<Dirty>>,
     attached: Arc<Mutex<HashSet<String>>>,
 }
 
+/// Directories to look at, each with whether another instance must be told when this
+/// one cannot claim it (it was written here, and another instance may hold its cursor).
+type Dirty = HashMap<String, bool>;
+
 impl Handle {
-    /// New events of `directory` were numbered.
+    fn mark(&self, directories: impl IntoIterator<Item = String>, tell: bool) {
+        let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+        for d in directories {
+            *dirty.entry(d).or_default() |= tell;
+        }
+        drop(dirty);
+        self.wake.notify_one();
+    }
+
+    /// New events of `directory` were numbered here.
     pub fn directory(&self, directory: &str) {
-        self.dirty
+        self.mark([directory.to_string()], true);
+    }
+
+    /// Another instance attached `directory`, or numbered events of it that it could
+    /// not follow (it does not hold the cursor): this one may.
+    pub fn heard(&self, directory: &str) {
+        self.attached
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(directory.to_string());
-        self.wake.notify_one();
+        self.mark([directory.to_string()], false);
     }
 
     /// Events of directories not named were numbered: every attached one looks.
@@ -78,11 +97,7 @@ impl Handle {
             .iter()
             .cloned()
             .collect();
-        self.dirty
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(known);
-        self.wake.notify_one();
+        self.mark(known, true);
     }
 
     /// `directory` was just attached to a unit (here): followed at once.
@@ -105,10 +120,10 @@ struct Follower {
     providers: Arc<Providers>,
     settings: Settings,
     owner: String,
-    /// Directories known to be attached (learned from claims and attachments here): a
-    /// write to another directory costs the follower nothing.
+    /// Directories known to be attached (learned at each sweep and from attachments
+    /// here): a write to another directory costs the follower nothing.
     attached: Arc<Mutex<HashSet<String>>>,
-    dirty: Arc<Mutex<HashSet<String>>>,
+    dirty: Arc<Mutex<Dirty>>,
     /// A pending event's retry fell due: the next round claims due cursors.
     retry_due: std::sync::atomic::AtomicBool,
     wake: Arc<Notify>,
@@ -149,7 +164,7 @@ async fn run(f: Arc<Follower>, wake: Arc<Notify>) {
     loop {
         let sweep = last_sweep.is_none_or(|t| t.elapsed() >= f.settings.poll)
             | f.retry_due.swap(false, std::sync::atomic::Ordering::SeqCst);
-        let wanted: Vec<String> = f
+        let wanted: Dirty = f
             .dirty
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -157,66 +172,93 @@ async fn run(f: Arc<Follower>, wake: Arc<Notify>) {
             .collect();
         let (owner, lease) = (f.owner.clone(), f.settings.lease);
         let limit = f.settings.concurrency.max(1) as i64;
-        let claimed = if sweep {
+        let mut cursors = Vec::new();
+        if sweep {
             last_sweep = Some(std::time::Instant::now());
-            f.db.run(move |c| {
-                let now = db::now();
-                store::claim(c, &owner, now, db::later(now, lease), limit)
-            })
-            .await
-        } else if wanted.is_empty() {
-            Ok(Vec::new())
-        } else {
-            let known: Vec<String> = {
-                let attached = f.attached.lock().unwrap_or_else(|p| p.into_inner());
-                let running = busy.lock().unwrap_or_else(|p| p.into_inner());
-                let mut again = rerun.lock().unwrap_or_else(|p| p.into_inner());
-                wanted
-                    .into_iter()
-                    .filter(|d| attached.contains(d))
-                    .filter(|d| !running.contains(d) || !again.insert(d.clone()))
-                    .collect()
-            };
-            if known.is_empty() {
-                Ok(Vec::new())
-            } else {
+            let owner = owner.clone();
+            let swept =
                 f.db.run(move |c| {
                     let now = db::now();
-                    store::claim_these(c, &owner, &known, db::later(now, lease))
+                    let attached = store::attached(c)?;
+                    Ok((
+                        attached,
+                        store::claim(c, &owner, now, db::later(now, lease), limit)?,
+                    ))
                 })
-                .await
-            }
-        };
-        match claimed {
-            Ok(cursors) => {
-                for cursor in cursors {
-                    f.attached
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(cursor.directory_id.clone());
-                    if !busy
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(cursor.directory_id.clone())
-                    {
-                        continue;
-                    }
-                    let (f, busy, rerun, wake) =
-                        (f.clone(), busy.clone(), rerun.clone(), wake.clone());
-                    tokio::spawn(async move {
-                        let id = cursor.directory_id.clone();
-                        if let Err(e) = f.follow(cursor).await {
-                            tracing::warn!(directory = %id, error = %e, "provisioning round failed");
-                        }
-                        busy.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-                        if rerun.lock().unwrap_or_else(|p| p.into_inner()).remove(&id) {
-                            f.dirty.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
-                        }
-                        wake.notify_one();
-                    });
+                .await;
+            match swept {
+                Ok((attached, due)) => {
+                    // What every instance attached or detached, learned.
+                    *f.attached.lock().unwrap_or_else(|p| p.into_inner()) =
+                        attached.into_iter().collect();
+                    cursors = due;
                 }
+                Err(e) => tracing::warn!(error = %e, "could not claim provisioning cursors"),
             }
-            Err(e) => tracing::warn!(error = %e, "could not claim provisioning cursors"),
+        }
+        let known: Vec<(String, bool)> = {
+            let attached = f.attached.lock().unwrap_or_else(|p| p.into_inner());
+            let running = busy.lock().unwrap_or_else(|p| p.into_inner());
+            let mut again = rerun.lock().unwrap_or_else(|p| p.into_inner());
+            wanted
+                .into_iter()
+                .filter(|(d, _)| attached.contains(d))
+                .filter(|(d, _)| !cursors.iter().any(|c: &CursorRow| &c.directory_id == d))
+                .filter(|(d, _)| !running.contains(d) || !again.insert(d.clone()))
+                .collect()
+        };
+        if !known.is_empty() {
+            let ids: Vec<String> = known.iter().map(|(d, _)| d.clone()).collect();
+            let owner = owner.clone();
+            let claimed =
+                f.db.run(move |c| store::claim_these(c, &owner, &ids, db::later(db::now(), lease)))
+                    .await;
+            match claimed {
+                Ok(got) => {
+                    // Written here but held by another instance (or waiting for a retry):
+                    // the holder is told, so it follows these events now, not at its poll.
+                    let tell: Vec<String> = known
+                        .into_iter()
+                        .filter(|(d, tell)| *tell && !got.iter().any(|c| &c.directory_id == d))
+                        .map(|(d, _)| d)
+                        .collect();
+                    cursors.extend(got);
+                    if !tell.is_empty() {
+                        if let Err(e) = f.db.run(move |c| store::tell_others(c, &tell)).await {
+                            tracing::warn!(error = %e, "could not tell other instances");
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not claim provisioning cursors"),
+            }
+        }
+        for cursor in cursors {
+            f.attached
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(cursor.directory_id.clone());
+            if !busy
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(cursor.directory_id.clone())
+            {
+                continue;
+            }
+            let (f, busy, rerun, wake) = (f.clone(), busy.clone(), rerun.clone(), wake.clone());
+            tokio::spawn(async move {
+                let id = cursor.directory_id.clone();
+                if let Err(e) = f.follow(cursor).await {
+                    tracing::warn!(directory = %id, error = %e, "provisioning round failed");
+                }
+                busy.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                if rerun.lock().unwrap_or_else(|p| p.into_inner()).remove(&id) {
+                    f.dirty
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(id, true);
+                }
+                wake.notify_one();
+            });
         }
         let nap = f
             .settings

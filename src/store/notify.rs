@@ -1,7 +1,8 @@
 //! Instances wake each other through PostgreSQL's LISTEN/NOTIFY: a transaction that
 //! queues deliveries says so on [`CHANNEL`], and every instance's [`Listener`] hears it
 //! once the transaction commits, so another instance's dispatcher claims the work at
-//! once instead of at its next poll. SQLite has one instance: nothing to say.
+//! once instead of at its next poll. An instance that cannot follow a directory's new
+//! events (another holds its provisioning cursor) says so too. SQLite has one instance: nothing to say.
 
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection, RunQueryDsl};
@@ -13,6 +14,8 @@ use crate::error::Error;
 pub const CHANNEL: &str = "scimgate";
 /// The payload of "deliveries were queued".
 pub const DELIVERIES: &str = "deliveries";
+/// The prefix of "a directory has events to provision" (the directory id follows).
+pub const PROVISIONING: &str = "provisioning:";
 
 /// Inside a write transaction: tells the other instances (after commit) that `what`.
 pub fn notify(conn: &mut AnyConnection, what: &str) -> Result<(), Error> {

@@ -24,7 +24,8 @@ pub struct CursorRow {
     pub updated_at: NaiveDateTime,
 }
 
-/// Starts following a directory from `sequence` (attach), or moves it to another unit.
+/// Starts following a directory from `sequence` (attach), or moves it to another unit;
+/// the other instances learn it on commit.
 pub fn attach(
     conn: &mut AnyConnection,
     directory_id: &str,
@@ -50,12 +51,28 @@ pub fn attach(
             })
             .execute(conn)?;
     }
-    Ok(())
+    tell_others(conn, &[directory_id.to_string()])
 }
 
 /// Stops following a directory (detach); what was provisioned stays.
 pub fn detach(conn: &mut AnyConnection, directory_id: &str) -> Result<(), Error> {
     diesel::delete(provisioning_cursors::table.find(directory_id)).execute(conn)?;
+    Ok(())
+}
+
+/// Every directory followed (attached to a unit).
+pub fn attached(conn: &mut AnyConnection) -> Result<Vec<String>, Error> {
+    Ok(provisioning_cursors::table
+        .select(p::directory_id)
+        .load(conn)?)
+}
+
+/// Tells the other instances (PostgreSQL) that these directories have events this one
+/// could not follow: whichever holds a cursor follows them at once.
+pub fn tell_others(conn: &mut AnyConnection, directory_ids: &[String]) -> Result<(), Error> {
+    for d in directory_ids {
+        super::notify::notify(conn, &format!("{}{d}", super::notify::PROVISIONING))?;
+    }
     Ok(())
 }
 

@@ -246,8 +246,6 @@ async fn backfill(backend: Backend, disturb: Disturb) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let admin =
-        |r: reqwest::RequestBuilder| r.header("Authorization", format!("Api-Key {API_KEY}"));
 
     // A Google service account through the consent pages, in a unit of its own.
     let redirect = "http://127.0.0.1:9/cb";
@@ -255,39 +253,10 @@ async fn backfill(backend: Backend, disturb: Disturb) {
     let app_id = app["data"]["id"].as_str().unwrap().to_string();
     let ser = tokens["service_account_id"].as_str().unwrap().to_string();
     let store = scimgate::store::Db::open(&db.url).expect("database");
-    let unit = store
-        .run(move |c| {
-            scimgate::store::write_tx(c, |c| {
-                let unit = scimgate::store::organizational_units::UnitRow {
-                    id: scimgate::ids::OrgUnitId::generate().into_string(),
-                    application_id: app_id,
-                    created_at: scimgate::store::now(),
-                };
-                scimgate::store::organizational_units::insert(c, &unit)?;
-                scimgate::store::organizational_units::join(c, &ser, &unit.id)?;
-                Ok(unit.id)
-            })
-        })
-        .await
-        .unwrap();
+    let unit = unit_of(&store, app_id, ser).await;
 
     // 5 000 users pushed before the directory is attached (SCIM Bulk, 1 000 a request).
-    let dir: Value = admin(client.post(format!("{base}/api/v1/directory-sync")))
-        .json(&json!({"tenant": "backfill", "product": "p"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (dir_id, endpoint, scim_secret) = (
-        dir["data"]["id"].as_str().unwrap().to_string(),
-        dir["data"]["scim"]["endpoint"]
-            .as_str()
-            .unwrap()
-            .to_string(),
-        dir["data"]["scim"]["secret"].as_str().unwrap().to_string(),
-    );
+    let (dir_id, endpoint, scim_secret) = new_directory(&client, &base, "backfill").await;
     for chunk in (0..BACKFILL).collect::<Vec<_>>().chunks(1000) {
         let ops: Vec<Value> = chunk
             .iter()
@@ -303,12 +272,7 @@ async fn backfill(backend: Backend, disturb: Disturb) {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    let r = admin(client.patch(format!("{base}/api/v1/directory-sync/{dir_id}")))
-        .json(&json!({"organizational_unit_id": unit}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    attach(&client, &base, &dir_id, &unit).await;
 
     let active = |base: String| {
         let client = client.clone();
@@ -386,6 +350,61 @@ async fn backfill(backend: Backend, disturb: Disturb) {
     );
 }
 
+/// A unit holding `ser` alone, made in the database (the unit pages are tested
+/// elsewhere).
+async fn unit_of(store: &scimgate::store::Db, app_id: String, ser: String) -> String {
+    store
+        .run(move |c| {
+            scimgate::store::write_tx(c, |c| {
+                let unit = scimgate::store::organizational_units::UnitRow {
+                    id: scimgate::ids::OrgUnitId::generate().into_string(),
+                    application_id: app_id,
+                    created_at: scimgate::store::now(),
+                };
+                scimgate::store::organizational_units::insert(c, &unit)?;
+                scimgate::store::organizational_units::join(c, &ser, &unit.id)?;
+                Ok(unit.id)
+            })
+        })
+        .await
+        .unwrap()
+}
+
+/// A new directory: its id, SCIM endpoint and secret.
+async fn new_directory(
+    client: &reqwest::Client,
+    base: &str,
+    tenant: &str,
+) -> (String, String, String) {
+    let dir: Value = client
+        .post(format!("{base}/api/v1/directory-sync"))
+        .header("Authorization", format!("Api-Key {API_KEY}"))
+        .json(&json!({"tenant": tenant, "product": "p"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let field = |v: &Value| v.as_str().unwrap().to_string();
+    (
+        field(&dir["data"]["id"]),
+        field(&dir["data"]["scim"]["endpoint"]),
+        field(&dir["data"]["scim"]["secret"]),
+    )
+}
+
+async fn attach(client: &reqwest::Client, base: &str, dir: &str, unit: &str) {
+    let r = client
+        .patch(format!("{base}/api/v1/directory-sync/{dir}"))
+        .header("Authorization", format!("Api-Key {API_KEY}"))
+        .json(&json!({"organizational_unit_id": unit}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 async fn active_count(store: &scimgate::store::Db) -> i64 {
     store
         .run(|c| {
@@ -409,4 +428,58 @@ async fn sigkill_mid_backfill_provisions_every_user_once_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_provision_every_user_once() {
     backfill(Backend::Postgres, Disturb::SecondInstance).await;
+}
+
+/// A directory attached through one instance is followed at once when its users are
+/// written through another that started before the attach: the attach and every write
+/// another instance cannot follow itself are announced (LISTEN/NOTIFY), so nothing
+/// waits for a poll (set to ten minutes here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_through_another_instance_are_provisioned_without_a_poll() {
+    let Some(db) = TestDb::new(Backend::Postgres) else {
+        return;
+    };
+    let setup = google_setup("x", 20, Duration::ZERO, &[("SCIMGATE_POLL_MS", "600000")]).await;
+    let first = Gateway::start_with(&db.url, &setup.env);
+    let second = Gateway::start_with(&db.url, &setup.env);
+    scimgate::outbound::install_tls_provider();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (app, tokens) =
+        google_service_account(&client, &first.base, "instances", "http://127.0.0.1:9/cb").await;
+    let store = scimgate::store::Db::open(&db.url).expect("database");
+    let unit = unit_of(
+        &store,
+        app["data"]["id"].as_str().unwrap().to_string(),
+        tokens["service_account_id"].as_str().unwrap().to_string(),
+    )
+    .await;
+    let (dir, _, secret) = new_directory(&client, &first.base, "instances").await;
+    attach(&client, &first.base, &dir, &unit).await;
+
+    // Alternately through each instance, one user at a time: each is provisioned in
+    // seconds, whichever instance holds the cursor.
+    for i in 0..10 {
+        let gw = if i % 2 == 0 { &second } else { &first };
+        let r = client
+            .post(format!("{}/api/scim/v2.0/{dir}/Users", gw.base))
+            .bearer_auth(&secret)
+            .header("Content-Type", "application/scim+json")
+            .json(&crate::common::user(&format!("x{i}@example.com")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let started = std::time::Instant::now();
+        while active_count(&store).await < i + 1 {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "user {i}, written through the {} instance, not provisioned",
+                if i % 2 == 0 { "second" } else { "first" }
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
