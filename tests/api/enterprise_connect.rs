@@ -49,6 +49,7 @@ connect_tests!(
     a_service_account_has_a_bounded_queue,
     scim_directories_provision_suspend_resume_and_revoke,
     scim_provisioning_follows_email_changes_waits_for_providers_and_relinks,
+    scim_provisions_200_users_across_two_calendar_tenants_and_zoom,
 );
 
 /// The gateway with Google and Microsoft pointed at a fresh set of stand-ins.
@@ -2025,5 +2026,153 @@ async fn scim_provisioning_follows_email_changes_waits_for_providers_and_relinks
         }
         assert!(started.elapsed() < Duration::from_secs(15), "{ser_view}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// DESIGN.md §6.5 at scale: 200 users pushed over SCIM into a directory attached to a
+/// unit of a Google Workspace domain, Zoom and a Microsoft 365 tenant (link order). Each is
+/// provisioned by the calendar account that knows it — Microsoft's users after Google
+/// said not found — with a Zoom profile where Zoom knows the email; then a user of each
+/// tenant is suspended and revoked.
+async fn scim_provisions_200_users_across_two_calendar_tenants_and_zoom(c: Connect) {
+    const EACH: usize = 100;
+    let st = &c.providers.state;
+    st.add_tenant(TENANT, &["fabrikam.example"]);
+    let google = |i: usize| format!("g{i}@example.com");
+    let microsoft = |i: usize| format!("m{i}@fabrikam.example");
+    // Zoom knows every third user of each tenant.
+    let zoomed = |i: usize| i.is_multiple_of(3);
+    for i in 0..EACH {
+        st.add_google_user(&google(i), false).unwrap();
+        st.add_microsoft_user(&microsoft(i), true).unwrap();
+        if zoomed(i) {
+            st.add_zoom_user("zacc_demo", &google(i), "active").unwrap();
+            st.add_zoom_user("zacc_demo", &microsoft(i), "active")
+                .unwrap();
+        }
+    }
+    let redirect = "http://127.0.0.1:9/scale";
+    let (client_id, secret, ms) = c.microsoft_service_account(redirect).await;
+    let ser_ms = ms["service_account_id"].as_str().unwrap().to_string();
+    let code = c
+        .google_consent(&client_id, redirect, "admin@example.com")
+        .await;
+    let (_, tokens, _) = c.redeem(&client_id, &secret, &code, redirect).await;
+    let ser_google = tokens["service_account_id"].as_str().unwrap().to_string();
+    let unit = c
+        .add_conferencing(
+            &client_id,
+            &secret,
+            redirect,
+            &ser_google,
+            "zoom_enterprise",
+        )
+        .await;
+    // The Microsoft account joins last (the unit pages are tested above).
+    let u = unit.clone();
+    c.app
+        .db
+        .run(move |conn| {
+            scimgate::store::write_tx(conn, |conn| {
+                scimgate::store::organizational_units::join(conn, &ser_ms, &u)
+            })
+        })
+        .await
+        .unwrap();
+
+    let rx = Receiver::ok().await;
+    let dir = c
+        .app
+        .create_directory_with(json!({"tenant": "scale", "product": "cal", "webhook_url": rx.url, "webhook_secret": "s"}))
+        .await;
+    let (status, body) = send(
+        c.app
+            .admin(Method::PATCH, &format!("/directory-sync/{}", dir.id))
+            .json(&json!({"organizational_unit_id": unit})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let emails: Vec<String> = (0..EACH).flat_map(|i| [google(i), microsoft(i)]).collect();
+    let ops: Vec<Value> = emails
+        .iter()
+        .map(|e| json!({"method": "POST", "path": "/Users", "bulkId": e, "data": crate::common::user(e)}))
+        .collect();
+    let (status, body) = send(c.app.scim(&dir, Method::POST, "/Bulk").json(
+        &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops}),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ids: std::collections::HashMap<String, String> = body["Operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let location = o["location"].as_str().unwrap();
+            let id = location.rsplit('/').next().unwrap().to_string();
+            (o["bulkId"].as_str().unwrap().to_string(), id)
+        })
+        .collect();
+
+    let count = |events: &[Value], kind: &str| events.iter().filter(|e| e["event"] == kind).count();
+    let events = rx
+        .wait_until(Duration::from_secs(60), |e| {
+            count(e, "account.provisioned") == 2 * EACH
+        })
+        .await;
+    assert_eq!(count(&events, "account.provisioning_failed"), 0);
+    let provisioned: std::collections::HashMap<&str, &Value> = events
+        .iter()
+        .filter(|e| e["event"] == "account.provisioned")
+        .map(|e| (e["data"]["email"].as_str().unwrap(), &e["data"]))
+        .collect();
+    for i in 0..EACH {
+        for (email, provider) in [(google(i), "google"), (microsoft(i), "office365")] {
+            let data = provisioned[email.as_str()];
+            assert_eq!(data["provider"], provider, "{email}: {data}");
+            assert_eq!(data["user_id"], ids[&email].as_str(), "{email}");
+            let profiles = data["conferencing_profile_ids"].as_array().unwrap().len();
+            assert_eq!(profiles, usize::from(zoomed(i)), "{email}: {data}");
+        }
+    }
+    let with_zoom = (0..EACH).filter(|i| zoomed(*i)).count() * 2;
+    assert_eq!(
+        count(&events, "conferencing_profile.provisioned"),
+        with_zoom
+    );
+    let (_, state) = send(c.app.admin(
+        Method::GET,
+        &format!("/directory-sync/{}/provisioning", dir.id),
+    ))
+    .await;
+    assert_eq!(
+        state["data"]["users"],
+        json!({"provisioned": 2 * EACH, "suspended": 0, "pending": 0, "failed": 0, "skipped": 0}),
+        "{state}"
+    );
+
+    // One user of each tenant (both with Zoom): deactivated, then deleted.
+    let deactivate = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "value": {"active": false}}]});
+    for email in [google(0), microsoft(0)] {
+        let path = format!("/Users/{}", ids[&email]);
+        let (status, _) = send(c.app.scim(&dir, Method::PATCH, &path).json(&deactivate)).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = send(c.app.scim(&dir, Method::DELETE, &path)).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+    let events = rx
+        .wait_until(Duration::from_secs(15), |e| {
+            count(e, "account.revoked") == 2
+        })
+        .await;
+    for email in [google(0), microsoft(0)] {
+        let of = |kind: &str| {
+            events
+                .iter()
+                .filter(|e| e["event"] == kind && e["data"]["email"] == email.as_str())
+                .count()
+        };
+        assert_eq!(of("account.suspended"), 1, "{email}");
+        assert_eq!(of("account.revoked"), 1, "{email}");
+        assert_eq!(of("conferencing_profile.revoked"), 1, "{email}");
     }
 }
