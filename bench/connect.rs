@@ -38,10 +38,23 @@ fn hidden(html: &str, name: &str) -> String {
         .to_string()
 }
 
-/// `unit`: the service account authorizing is the first of a unit of three calendar
-/// accounts (two Microsoft 365 tenants that do not know the emails, then the Google
-/// domain that does): every authorization falls through twice.
-pub async fn run(a: &Args, url: &str, provider_latency: Duration, unit: bool, scim: bool) {
+/// What `--connect` measures.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Delegated authorizations, then the token endpoint and UserInfo.
+    Authorizations,
+    /// As `Authorizations`, the service account authorizing being the first of a unit of
+    /// three calendar accounts (two Microsoft 365 tenants that do not know the emails,
+    /// then the Google domain that does): every authorization falls through twice.
+    Unit,
+    /// SCIM create → `account.provisioned` webhook, one user at a time.
+    Scim,
+    /// The backfill of a directory of `--users` users attached to a unit.
+    Backfill,
+}
+
+pub async fn run(a: &Args, url: &str, provider_latency: Duration, mode: Mode) {
+    let unit = mode == Mode::Unit;
     let providers = DevProviders::start("127.0.0.1:0").await.expect("providers");
     providers.seed_demo().expect("seed");
     for i in 0..a.users {
@@ -163,8 +176,13 @@ pub async fn run(a: &Args, url: &str, provider_latency: Duration, unit: bool, sc
         .json()
         .await
         .unwrap();
-    if scim {
-        scim_latency(a, &db, &client, &base, &app, &tokens, provider_latency).await;
+    if matches!(mode, Mode::Scim | Mode::Backfill) {
+        let unit = google_unit(&db, &app, &tokens).await;
+        if mode == Mode::Scim {
+            scim_latency(a, &client, &base, &unit, provider_latency).await;
+        } else {
+            backfill(a, &client, &base, &unit, provider_latency).await;
+        }
         providers.stop().await;
         return;
     }
@@ -373,38 +391,157 @@ async fn unit_of_three(
     t["access_token"].as_str().expect("access").to_string()
 }
 
-/// `--scim`: a directory attached to a unit of the Google account; `--samples` users
-/// created one after the other over SCIM, each timed from the POST until its
-/// `account.provisioned` webhook arrives.
-async fn scim_latency(
-    a: &Args,
-    db: &scimgate::store::Db,
-    client: &reqwest::Client,
-    base: &str,
-    app: &Value,
-    tokens: &Value,
-    provider_latency: Duration,
-) {
+/// A unit of the consented Google service account alone (made in the database: the
+/// unit pages are not what is measured).
+async fn google_unit(db: &scimgate::store::Db, app: &Value, tokens: &Value) -> String {
     let app_id = app["data"]["id"].as_str().expect("id").to_string();
     let google = tokens["service_account_id"]
         .as_str()
         .expect("ser")
         .to_string();
-    let unit = db
-        .run(move |c| {
-            scimgate::store::write_tx(c, |c| {
-                let unit = scimgate::store::organizational_units::UnitRow {
-                    id: scimgate::ids::OrgUnitId::generate().into_string(),
-                    application_id: app_id.clone(),
-                    created_at: scimgate::store::now(),
-                };
-                scimgate::store::organizational_units::insert(c, &unit)?;
-                scimgate::store::organizational_units::join(c, &google, &unit.id)?;
-                Ok(unit.id)
-            })
+    db.run(move |c| {
+        scimgate::store::write_tx(c, |c| {
+            let unit = scimgate::store::organizational_units::UnitRow {
+                id: scimgate::ids::OrgUnitId::generate().into_string(),
+                application_id: app_id.clone(),
+                created_at: scimgate::store::now(),
+            };
+            scimgate::store::organizational_units::insert(c, &unit)?;
+            scimgate::store::organizational_units::join(c, &google, &unit.id)?;
+            Ok(unit.id)
         })
+    })
+    .await
+    .expect("unit")
+}
+
+/// A new directory (with a webhook endpoint when `hook` is given): id, SCIM endpoint,
+/// secret.
+async fn directory(
+    client: &reqwest::Client,
+    base: &str,
+    hook: Option<&str>,
+) -> (String, String, String) {
+    let mut body = json!({"tenant": "bench", "product": "p"});
+    if let Some(url) = hook {
+        body["webhook_url"] = json!(url);
+        body["webhook_secret"] = json!("s");
+    }
+    let dir: Value = client
+        .post(format!("{base}/api/v1/directory-sync"))
+        .header("Authorization", "Api-Key load")
+        .json(&body)
+        .send()
         .await
-        .expect("unit");
+        .expect("directory")
+        .json()
+        .await
+        .expect("json");
+    let field = |v: &Value| v.as_str().expect("directory field").to_string();
+    (
+        field(&dir["data"]["id"]),
+        field(&dir["data"]["scim"]["endpoint"]),
+        field(&dir["data"]["scim"]["secret"]),
+    )
+}
+
+async fn attach(client: &reqwest::Client, base: &str, dir: &str, unit: &str) {
+    let r = client
+        .patch(format!("{base}/api/v1/directory-sync/{dir}"))
+        .header("Authorization", "Api-Key load")
+        .json(&json!({"organizational_unit_id": unit}))
+        .send()
+        .await
+        .expect("attach");
+    assert!(r.status().is_success());
+}
+
+/// `--backfill`: `--users` users pushed over SCIM Bulk (1 000 a request) into a
+/// directory, which is then attached to the unit; timed from the attach until the
+/// provisioning view shows every user provisioned and no lag.
+async fn backfill(
+    a: &Args,
+    client: &reqwest::Client,
+    base: &str,
+    unit: &str,
+    provider_latency: Duration,
+) {
+    let (id, endpoint, secret) = directory(client, base, None).await;
+    let pushed = Instant::now();
+    let all: Vec<usize> = (0..a.users).collect();
+    for chunk in all.chunks(1000) {
+        let ops: Vec<Value> = chunk
+            .iter()
+            .map(|i| {
+                let email = format!("u{i}@example.com");
+                json!({"method": "POST", "path": "/Users", "bulkId": format!("b{i}"), "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": email, "emails": [{"value": email, "primary": true}], "active": true}})
+            })
+            .collect();
+        let r = client
+            .post(format!("{endpoint}/Bulk"))
+            .bearer_auth(&secret)
+            .header("Content-Type", "application/scim+json")
+            .json(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops}))
+            .send()
+            .await
+            .expect("bulk");
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    println!(
+        "\n{} users pushed over SCIM Bulk in {:.1} s",
+        a.users,
+        pushed.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    attach(client, base, &id, unit).await;
+    let mut last_report = Instant::now();
+    loop {
+        let state: Value = client
+            .get(format!("{base}/api/v1/directory-sync/{id}/provisioning"))
+            .header("Authorization", "Api-Key load")
+            .send()
+            .await
+            .expect("provisioning")
+            .json()
+            .await
+            .expect("json");
+        let done = state["data"]["users"]["provisioned"].as_u64().unwrap_or(0) as usize;
+        if done == a.users && state["data"]["lag"] == 0 {
+            break;
+        }
+        if last_report.elapsed() > Duration::from_secs(10) {
+            eprintln!(
+                "  {done} provisioned after {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
+            last_report = Instant::now();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3600),
+            "backfill stalled: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "Backfill of {} users (provider latency {} ms): {:.1} s, {:.0} users/s",
+        a.users,
+        provider_latency.as_millis(),
+        secs,
+        a.users as f64 / secs
+    );
+}
+
+/// `--scim`: a directory attached to a unit of the Google account; `--samples` users
+/// created one after the other over SCIM, each timed from the POST until its
+/// `account.provisioned` webhook arrives.
+async fn scim_latency(
+    a: &Args,
+    client: &reqwest::Client,
+    base: &str,
+    unit: &str,
+    provider_latency: Duration,
+) {
     let seen: Arc<Mutex<std::collections::HashMap<String, Instant>>> = Arc::default();
     let data = web::Data::new(seen.clone());
     async fn hook(
@@ -439,35 +576,8 @@ async fn scim_latency(
     .expect("listen")
     .run();
     tokio::spawn(server);
-    let dir: Value = client
-        .post(format!("{base}/api/v1/directory-sync"))
-        .header("Authorization", "Api-Key load")
-        .json(&json!({"tenant": "bench", "product": "p", "webhook_url": hook_url, "webhook_secret": "s"}))
-        .send()
-        .await
-        .expect("directory")
-        .json()
-        .await
-        .expect("json");
-    let (id, endpoint, secret) = (
-        dir["data"]["id"].as_str().expect("id").to_string(),
-        dir["data"]["scim"]["endpoint"]
-            .as_str()
-            .expect("endpoint")
-            .to_string(),
-        dir["data"]["scim"]["secret"]
-            .as_str()
-            .expect("secret")
-            .to_string(),
-    );
-    let r = client
-        .patch(format!("{base}/api/v1/directory-sync/{id}"))
-        .header("Authorization", "Api-Key load")
-        .json(&json!({"organizational_unit_id": unit}))
-        .send()
-        .await
-        .expect("attach");
-    assert!(r.status().is_success());
+    let (id, endpoint, secret) = directory(client, base, Some(&hook_url)).await;
+    attach(client, base, &id, unit).await;
     let mut latencies = Vec::with_capacity(a.samples);
     for i in 0..a.samples {
         let email = format!("u{i}@example.com");

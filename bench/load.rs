@@ -10,7 +10,8 @@
 //!   cargo run --release --example load -- --hostile [--database-url URL] [--requests R]
 //!
 //!   cargo run --release --example load -- --connect [--database-url URL] [--users N]
-//!       [--requests N] [--concurrency C] [--provider-latency-ms MS] [--unit | --scim]
+//!       [--requests N] [--concurrency C] [--provider-latency-ms MS]
+//!       [--unit | --scim | --backfill]
 //!
 //! Without `--database-url` it uses a fresh SQLite file; a `postgres://` URL gets a
 //! fresh schema that is dropped afterwards. Results print as a Markdown table.
@@ -25,7 +26,9 @@
 //!
 //! `--connect` measures Enterprise Connect against the local provider stand-ins
 //! (`bench/connect.rs`): `--users` delegated authorizations (default 5 000) until the last
-//! callback, the token endpoint, and `/v1/userinfo`.
+//! callback, the token endpoint, and `/v1/userinfo`. `--scim` times SCIM create →
+//! `account.provisioned` webhook; `--backfill` pushes `--users` users over SCIM Bulk, then
+//! attaches the directory to a unit and times until every user is provisioned.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -90,7 +93,7 @@ fn args() -> Args {
             "--webhooks" => a.webhooks = true,
             "--hostile" => a.hostile = true,
             "--connect" => a.connect = true,
-            "--unit" | "--scim" => {}
+            "--unit" | "--scim" | "--backfill" => {}
             "--provider-latency-ms" => {
                 a.provider_latency_ms = value().parse().expect("--provider-latency-ms MS")
             }
@@ -102,7 +105,7 @@ fn args() -> Args {
                 a.lookup_concurrency = Some(value().parse().expect("--lookup-concurrency C"))
             }
             _ => {
-                eprintln!("usage: load [--database-url URL] [--users N] [--requests N] [--concurrency C] [--lookup-concurrency C] [--members M]\n       load --webhooks [--database-url URL] [--endpoints E] [--events N] [--samples S]\n       load --hostile [--database-url URL] [--requests ROUNDS]\n       load --connect [--database-url URL] [--users N] [--requests N] [--concurrency C] [--provider-latency-ms MS] [--unit | --scim [--samples S]]");
+                eprintln!("usage: load [--database-url URL] [--users N] [--requests N] [--concurrency C] [--lookup-concurrency C] [--members M]\n       load --webhooks [--database-url URL] [--endpoints E] [--events N] [--samples S]\n       load --hostile [--database-url URL] [--requests ROUNDS]\n       load --connect [--database-url URL] [--users N] [--requests N] [--concurrency C] [--provider-latency-ms MS] [--unit | --scim [--samples S] | --backfill]");
                 std::process::exit(2);
             }
         }
@@ -269,8 +272,15 @@ fn main() {
             &a,
             &url,
             Duration::from_millis(a.provider_latency_ms),
-            std::env::args().any(|f| f == "--unit"),
-            std::env::args().any(|f| f == "--scim"),
+            if std::env::args().any(|f| f == "--unit") {
+                connect::Mode::Unit
+            } else if std::env::args().any(|f| f == "--scim") {
+                connect::Mode::Scim
+            } else if std::env::args().any(|f| f == "--backfill") {
+                connect::Mode::Backfill
+            } else {
+                connect::Mode::Authorizations
+            },
         ));
     } else if a.hostile {
         let rounds = if std::env::args().any(|f| f == "--requests") {

@@ -715,26 +715,33 @@ pub fn keep_profiles(
     account: &str,
     found: &[(ServiceAccountRow, ConferencingUser)],
 ) -> Result<(), Error> {
-    use crate::store::organizational_units::{self as units, ProfileRow};
+    use crate::store::organizational_units as units;
     let now = db::now();
     for (ser, user) in found {
-        units::upsert_profile(
-            conn,
-            &ProfileRow {
-                id: crate::ids::ConferencingProfileId::generate().into_string(),
-                account_id: account.into(),
-                service_account_id: ser.id.clone(),
-                provider: ser.provider.clone(),
-                profile_name: user.email.to_lowercase(),
-                provider_user_id: Some(user.id.clone()),
-                state: "active".into(),
-                created_at: now,
-                updated_at: now,
-            },
-        )?;
+        units::upsert_profile(conn, &profile_row(account, ser, user, now))?;
     }
     let keep: Vec<String> = found.iter().map(|(s, _)| s.id.clone()).collect();
     units::revoke_profiles(conn, account, &keep, now)
+}
+
+/// The conferencing profile of `account` at `ser` for `user`, active.
+pub fn profile_row(
+    account: &str,
+    ser: &ServiceAccountRow,
+    user: &ConferencingUser,
+    now: NaiveDateTime,
+) -> crate::store::organizational_units::ProfileRow {
+    crate::store::organizational_units::ProfileRow {
+        id: crate::ids::ConferencingProfileId::generate().into_string(),
+        account_id: account.into(),
+        service_account_id: ser.id.clone(),
+        provider: ser.provider.clone(),
+        profile_name: user.email.to_lowercase(),
+        provider_user_id: Some(user.id.clone()),
+        state: "active".into(),
+        created_at: now,
+        updated_at: now,
+    }
 }
 
 /// A success callback before its code is added (at send time).
@@ -767,7 +774,7 @@ fn provision(
     found: &ServiceAccountRow,
     person: &Person,
 ) -> Result<Option<String>, Error> {
-    provision_account(
+    Ok(provision_account(
         conn,
         &job.application_id,
         &job.email,
@@ -775,7 +782,15 @@ fn provision(
         found,
         person,
         job.created_at,
-    )
+    )?
+    .map(|p| p.row.id))
+}
+
+/// An account as [`provision_account`] left it.
+pub struct Provisioned {
+    pub row: AccountRow,
+    /// Made now (it has no conferencing profiles yet).
+    pub created: bool,
 }
 
 /// The account for `email`, served by `found` (one per email per application: an
@@ -789,7 +804,7 @@ pub fn provision_account(
     found: &ServiceAccountRow,
     person: &Person,
     asked_at: NaiveDateTime,
-) -> Result<Option<String>, Error> {
+) -> Result<Option<Provisioned>, Error> {
     let now = db::now();
     match account_store::by_email(conn, application_id, email)? {
         Some(a) if a.state == account_store::REVOKED && a.updated_at > asked_at => Ok(None),
@@ -803,7 +818,18 @@ pub fn provision_account(
                 scope,
                 now,
             )?;
-            Ok(Some(a.id))
+            Ok(Some(Provisioned {
+                row: AccountRow {
+                    service_account_id: found.id.clone(),
+                    provider: found.provider.clone(),
+                    provider_user_id: Some(person.id.clone()),
+                    scope: scope.into(),
+                    state: account_store::ACTIVE.into(),
+                    updated_at: now,
+                    ..a
+                },
+                created: false,
+            }))
         }
         None => {
             let row = AccountRow {
@@ -821,7 +847,7 @@ pub fn provision_account(
                 updated_at: now,
             };
             account_store::insert(conn, &row)?;
-            Ok(Some(row.id))
+            Ok(Some(Provisioned { row, created: true }))
         }
     }
 }

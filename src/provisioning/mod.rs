@@ -21,14 +21,14 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use crate::connect::provider_access::{Person, Providers};
-use crate::connect::worker::{keep_profiles, provision_account};
+use crate::connect::worker::{keep_profiles, profile_row, provision_account};
 use crate::directory::events::{
     self, ACCOUNT_PROVISIONED, ACCOUNT_PROVISIONING_FAILED, ACCOUNT_REVOKED, ACCOUNT_SUSPENDED,
     CONFERENCING_PROFILE_PROVISIONED, CONFERENCING_PROFILE_REVOKED,
 };
 use crate::error::Error;
 use crate::providers::{backoff, ConferencingUser, ProviderError};
-use crate::store::accounts::{self as accounts, ACTIVE, SUSPENDED};
+use crate::store::accounts::{self as accounts, AccountRow, ACTIVE, SUSPENDED};
 use crate::store::directories::DirectoryRow;
 use crate::store::events::EventRow;
 use crate::store::provisioning::{self as store, CursorRow, IssueRow, MappingRow};
@@ -573,11 +573,88 @@ fn retry_after(e: &ProviderError) -> Option<Duration> {
     }
 }
 
-/// Where a directory's outcomes are recorded: the directory (its events) and the
-/// application its unit belongs to (its accounts).
-struct Target {
+/// One transaction's view of a directory: where outcomes go (the directory's events, the
+/// unit's application), what its users were provisioned as and which have no account
+/// (read once for the events at hand, kept up to date as outcomes are recorded), and the
+/// events recorded so far (written at the end in one insert).
+struct Round {
     directory: DirectoryRow,
     application: String,
+    mappings: HashMap<String, MappingRow>,
+    issues: HashSet<String>,
+    log: Vec<(&'static str, String)>,
+}
+
+impl Round {
+    fn load(
+        c: &mut AnyConnection,
+        dir: &str,
+        unit: &str,
+        events: &[EventRow],
+    ) -> Result<Self, Error> {
+        let users: Vec<String> = events
+            .iter()
+            .filter_map(user_of)
+            .map(|(id, _, _)| id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        Ok(Round {
+            directory: crate::store::directories::get(c, dir)?
+                .ok_or_else(|| Error::Internal(format!("directory {dir} is gone")))?,
+            application: crate::store::organizational_units::get(c, unit)?
+                .ok_or_else(|| Error::Internal(format!("unit {unit} is gone")))?
+                .application_id,
+            mappings: store::mappings(c, dir, &users)?
+                .into_iter()
+                .map(|m| (m.user_id.clone(), m))
+                .collect(),
+            issues: store::with_issues(c, dir, &users)?.into_iter().collect(),
+            log: Vec::new(),
+        })
+    }
+
+    fn event(&mut self, kind: &'static str, data: Value) {
+        self.log.push((kind, data.to_string()));
+    }
+
+    fn set_mapping(&mut self, c: &mut AnyConnection, m: MappingRow) -> Result<(), Error> {
+        store::set_mapping(c, &m, self.mappings.contains_key(&m.user_id))?;
+        self.mappings.insert(m.user_id.clone(), m);
+        Ok(())
+    }
+
+    fn remove_mapping(&mut self, c: &mut AnyConnection, user_id: &str) -> Result<(), Error> {
+        if self.mappings.remove(user_id).is_some() {
+            store::remove_mapping(c, &self.directory.id, user_id)?;
+        }
+        Ok(())
+    }
+
+    /// Why `user_id` has no account (`email` when it has one).
+    fn set_issue(
+        &mut self,
+        c: &mut AnyConnection,
+        user_id: &str,
+        email: Option<&str>,
+        reason: &str,
+    ) -> Result<(), Error> {
+        let row = IssueRow {
+            directory_id: self.directory.id.clone(),
+            user_id: user_id.into(),
+            email: email.map(Into::into),
+            reason: reason.into(),
+            at: db::now(),
+        };
+        store::set_issue(c, &row, !self.issues.insert(user_id.to_string()))
+    }
+
+    fn clear_issue(&mut self, c: &mut AnyConnection, user_id: &str) -> Result<(), Error> {
+        if self.issues.remove(user_id) {
+            store::clear_issue(c, &self.directory.id, user_id)?;
+        }
+        Ok(())
+    }
 }
 
 /// Records, in one transaction, the outcomes of `events` in order — until one needs an
@@ -593,63 +670,53 @@ fn record(
     answers: &Answers,
 ) -> Result<Recorded, Error> {
     write_tx(c, |c| {
-        let t = Target {
-            directory: crate::store::directories::get(c, dir)?
-                .ok_or_else(|| Error::Internal(format!("directory {dir} is gone")))?,
-            application: crate::store::organizational_units::get(c, unit)?
-                .ok_or_else(|| Error::Internal(format!("unit {unit} is gone")))?
-                .application_id,
-        };
+        let mut r = Round::load(c, dir, unit, events)?;
         let mut out = Recorded {
             done: 0,
             events: false,
             needs: None,
         };
         for event in events {
-            match decide(c, dir, event)? {
+            match decide(c, &r, event)? {
                 Step::Provision {
                     user_id,
                     email,
                     previous,
                 } => match answers.get(&email) {
-                    Some(Ok(found)) => {
-                        provision(c, &t, &user_id, &email, previous, found, event.created_at)?;
-                        out.events = true;
-                    }
+                    Some(Ok(found)) => provision(
+                        c,
+                        &mut r,
+                        &user_id,
+                        &email,
+                        previous,
+                        found,
+                        event.created_at,
+                    )?,
                     _ => {
                         out.needs = Some(email);
                         break;
                     }
                 },
                 Step::Advance => {}
-                Step::Skip { user_id } => store::set_issue(
-                    c,
-                    &IssueRow {
-                        directory_id: dir.into(),
-                        user_id,
-                        email: None,
-                        reason: store::NO_EMAIL.into(),
-                        at: db::now(),
-                    },
-                )?,
-                Step::Forget { user_id } => store::clear_issue(c, dir, &user_id)?,
+                Step::Skip { user_id } => r.set_issue(c, &user_id, None, store::NO_EMAIL)?,
+                Step::Forget { user_id } => r.clear_issue(c, &user_id)?,
                 Step::Suspend(m) => {
-                    set_state(c, &t, &m, SUSPENDED, ACCOUNT_SUSPENDED, json!({}))?;
-                    out.events = true;
+                    set_state(c, &mut r, &m, SUSPENDED, ACCOUNT_SUSPENDED, json!({}))?
                 }
                 Step::Resume(m) => {
                     let resumed = json!({"resumed": true});
-                    set_state(c, &t, &m, ACTIVE, ACCOUNT_PROVISIONED, resumed)?;
-                    out.events = true;
+                    set_state(c, &mut r, &m, ACTIVE, ACCOUNT_PROVISIONED, resumed)?;
                 }
                 Step::Revoke(m) => {
-                    revoke(c, &t, &m, db::now())?;
-                    store::remove_mapping(c, dir, &m.user_id)?;
-                    out.events = true;
+                    revoke(c, &mut r, &m, db::now())?;
+                    r.remove_mapping(c, &m.user_id)?;
                 }
             }
             out.done += 1;
         }
+        out.events = !r.log.is_empty();
+        let log = std::mem::take(&mut r.log);
+        events::record_many(c, &r.directory, log)?;
         if let Some(seq) = events[..out.done].iter().rev().find_map(|e| e.sequence) {
             if !store::advance(c, dir, owner, seq, db::later(db::now(), lease))? {
                 // Another instance holds the directory now: nothing of this is kept.
@@ -661,7 +728,7 @@ fn record(
 }
 
 /// What an event asks for, given what was provisioned for its user so far.
-fn decide(c: &mut AnyConnection, dir: &str, event: &EventRow) -> Result<Step, Error> {
+fn decide(c: &mut AnyConnection, r: &Round, event: &EventRow) -> Result<Step, Error> {
     let is_user = matches!(
         event.event_type.as_str(),
         events::USER_CREATED | events::USER_UPDATED | events::USER_DELETED
@@ -669,7 +736,7 @@ fn decide(c: &mut AnyConnection, dir: &str, event: &EventRow) -> Result<Step, Er
     let Some((user_id, email, active)) = is_user.then(|| user_of(event)).flatten() else {
         return Ok(Step::Advance);
     };
-    let mapping = store::mapping(c, dir, &user_id)?;
+    let mapping = r.mappings.get(&user_id).cloned();
     let account = match &mapping {
         Some(m) => accounts::get(c, &m.account_id)?,
         None => None,
@@ -701,11 +768,7 @@ fn decide(c: &mut AnyConnection, dir: &str, event: &EventRow) -> Result<Step, Er
 }
 
 /// An `account.*` event's data: the account, its email, the SCIM user, the provider.
-fn data(
-    m: &MappingRow,
-    account: Option<&crate::store::accounts::AccountRow>,
-    extra: Value,
-) -> Value {
+fn data(m: &MappingRow, account: Option<&AccountRow>, extra: Value) -> Value {
     let mut d = json!({
         "account_id": m.account_id,
         "email": m.email,
@@ -722,22 +785,22 @@ fn data(
 /// Suspends or resumes a user's account, with its event.
 fn set_state(
     c: &mut AnyConnection,
-    t: &Target,
+    r: &mut Round,
     m: &MappingRow,
     state: &str,
-    event_type: &str,
+    event_type: &'static str,
     extra: Value,
 ) -> Result<(), Error> {
     accounts::set_state(c, std::slice::from_ref(&m.account_id), state, db::now())?;
     let a = accounts::get(c, &m.account_id)?;
-    events::record(c, &t.directory, event_type, data(m, a.as_ref(), extra))?;
+    r.event(event_type, data(m, a.as_ref(), extra));
     Ok(())
 }
 
 /// Revokes a user's account, its tokens and conferencing profiles, with the events.
 fn revoke(
     c: &mut AnyConnection,
-    t: &Target,
+    r: &mut Round,
     m: &MappingRow,
     now: NaiveDateTime,
 ) -> Result<(), Error> {
@@ -752,23 +815,16 @@ fn revoke(
     let profiles = crate::store::organizational_units::profiles_of(c, &m.account_id)?;
     crate::store::organizational_units::revoke_profiles(c, &m.account_id, &[], now)?;
     for p in profiles.iter().filter(|p| p.state == ACTIVE) {
-        events::record(
-            c,
-            &t.directory,
+        r.event(
             CONFERENCING_PROFILE_REVOKED,
             data(
                 m,
                 a.as_ref(),
                 json!({"conferencing_profile_id": p.id, "conferencing_provider": p.provider}),
             ),
-        )?;
+        );
     }
-    events::record(
-        c,
-        &t.directory,
-        ACCOUNT_REVOKED,
-        data(m, a.as_ref(), json!({})),
-    )?;
+    r.event(ACCOUNT_REVOKED, data(m, a.as_ref(), json!({})));
     Ok(())
 }
 
@@ -776,7 +832,7 @@ fn revoke(
 /// profiles (or why not), with the events.
 fn provision(
     c: &mut AnyConnection,
-    t: &Target,
+    r: &mut Round,
     user_id: &str,
     email: &str,
     previous: Option<MappingRow>,
@@ -784,83 +840,89 @@ fn provision(
     at: NaiveDateTime,
 ) -> Result<(), Error> {
     let now = db::now();
-    let dir = t.directory.id.as_str();
     // An email change: the old address's account goes.
     if let Some(old) = previous.as_ref().filter(|m| m.email != email) {
-        revoke(c, t, old, now)?;
-        store::remove_mapping(c, dir, user_id)?;
+        revoke(c, r, old, now)?;
+        r.remove_mapping(c, user_id)?;
     }
-    let failed = |c: &mut AnyConnection, reason: &str, description: &str| {
-        store::set_issue(
-            c,
-            &IssueRow {
-                directory_id: dir.into(),
-                user_id: user_id.into(),
-                email: Some(email.into()),
-                reason: reason.into(),
-                at: now,
-            },
-        )?;
-        events::record(
-            c,
-            &t.directory,
+    let failed = |c: &mut AnyConnection, r: &mut Round, reason: &str, description: &str| {
+        r.event(
             ACCOUNT_PROVISIONING_FAILED,
             json!({"email": email, "user_id": user_id, "reason": reason, "description": description}),
-        )
-        .map(|_| ())
+        );
+        r.set_issue(c, user_id, Some(email), reason)
     };
     let Some((ser, person)) = &found.calendar else {
         return failed(
             c,
+            r,
             "not_found",
             "no calendar account of the unit knows this email",
         );
     };
-    let Some(account) = provision_account(c, &t.application, email, "read_write", ser, person, at)?
+    let Some(account) = provision_account(c, &r.application, email, "read_write", ser, person, at)?
     else {
-        return failed(c, "revoked", "the account was revoked by the integrator");
+        return failed(c, r, "revoked", "the account was revoked by the integrator");
     };
-    store::clear_issue(c, dir, user_id)?;
-    let before: Vec<String> = crate::store::organizational_units::profiles_of(c, &account)?
-        .into_iter()
-        .filter(|p| p.state == ACTIVE)
-        .map(|p| p.service_account_id)
-        .collect();
-    keep_profiles(c, &account, &found.conferencing)?;
+    r.clear_issue(c, user_id)?;
+    let id = account.row.id.clone();
+    // A new account has no profiles yet: nothing to compare or revoke.
+    let before: Vec<String> = if account.created {
+        Vec::new()
+    } else {
+        crate::store::organizational_units::profiles_of(c, &id)?
+            .into_iter()
+            .filter(|p| p.state == ACTIVE)
+            .map(|p| p.service_account_id)
+            .collect()
+    };
+    if account.created {
+        for (ser, user) in &found.conferencing {
+            crate::store::organizational_units::upsert_profile(
+                c,
+                &profile_row(&id, ser, user, now),
+            )?;
+        }
+    } else {
+        keep_profiles(c, &id, &found.conferencing)?;
+    }
     let m = MappingRow {
-        directory_id: dir.into(),
+        directory_id: r.directory.id.clone(),
         user_id: user_id.into(),
-        account_id: account.clone(),
+        account_id: id.clone(),
         email: email.into(),
     };
-    store::set_mapping(c, &m)?;
-    let a = accounts::get(c, &account)?;
-    let now_profiles = crate::store::organizational_units::profiles_of(c, &account)?;
+    r.set_mapping(c, m.clone())?;
+    let now_profiles = if found.conferencing.is_empty() && account.created {
+        Vec::new()
+    } else {
+        crate::store::organizational_units::profiles_of(c, &id)?
+    };
     let ids: Vec<&str> = now_profiles
         .iter()
         .filter(|p| p.state == ACTIVE)
         .map(|p| p.id.as_str())
         .collect();
-    events::record(
-        c,
-        &t.directory,
+    r.event(
         ACCOUNT_PROVISIONED,
-        data(&m, a.as_ref(), json!({"conferencing_profile_ids": ids})),
-    )?;
+        data(
+            &m,
+            Some(&account.row),
+            json!({"conferencing_profile_ids": ids}),
+        ),
+    );
     for p in now_profiles
         .iter()
         .filter(|p| p.state == ACTIVE && !before.contains(&p.service_account_id))
     {
-        events::record(
-            c,
-            &t.directory,
+        r.event(
             CONFERENCING_PROFILE_PROVISIONED,
             data(
                 &m,
-                a.as_ref(),
+                Some(&account.row),
                 json!({"conferencing_profile_id": p.id, "conferencing_provider": p.provider}),
             ),
-        )?;
+        );
     }
     Ok(())
 }

@@ -222,18 +222,6 @@ pub struct MappingRow {
     pub email: String,
 }
 
-pub fn mapping(
-    conn: &mut AnyConnection,
-    directory_id: &str,
-    user_id: &str,
-) -> Result<Option<MappingRow>, Error> {
-    Ok(directory_accounts::table
-        .find((directory_id, user_id))
-        .select(MappingRow::as_select())
-        .first(conn)
-        .optional()?)
-}
-
 /// The accounts these users were provisioned as, with the account's state:
 /// `(user_id, email, state)`.
 pub fn provisioned(
@@ -250,12 +238,30 @@ pub fn provisioned(
         .load(conn)?)
 }
 
-pub fn set_mapping(conn: &mut AnyConnection, row: &MappingRow) -> Result<(), Error> {
-    diesel::delete(directory_accounts::table.find((&row.directory_id, &row.user_id)))
-        .execute(conn)?;
-    diesel::insert_into(directory_accounts::table)
-        .values(row)
-        .execute(conn)?;
+/// The mappings of these users (those that have one).
+pub fn mappings(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    user_ids: &[String],
+) -> Result<Vec<MappingRow>, Error> {
+    Ok(directory_accounts::table
+        .filter(m::directory_id.eq(directory_id))
+        .filter(m::user_id.eq_any(user_ids))
+        .select(MappingRow::as_select())
+        .load(conn)?)
+}
+
+/// Records a user's account; `replace` when the user had one.
+pub fn set_mapping(conn: &mut AnyConnection, row: &MappingRow, replace: bool) -> Result<(), Error> {
+    if replace {
+        diesel::update(directory_accounts::table.find((&row.directory_id, &row.user_id)))
+            .set((m::account_id.eq(&row.account_id), m::email.eq(&row.email)))
+            .execute(conn)?;
+    } else {
+        diesel::insert_into(directory_accounts::table)
+            .values(row)
+            .execute(conn)?;
+    }
     Ok(())
 }
 
@@ -302,12 +308,21 @@ pub struct IssueRow {
 /// Why a user has no account: no email (skipped), not found, revoked.
 pub const NO_EMAIL: &str = "no_email";
 
-/// Records (or replaces) why a user has no account.
-pub fn set_issue(conn: &mut AnyConnection, row: &IssueRow) -> Result<(), Error> {
-    clear_issue(conn, &row.directory_id, &row.user_id)?;
-    diesel::insert_into(provisioning_issues::table)
-        .values(row)
-        .execute(conn)?;
+/// Records why a user has no account; `replace` when it had a reason already.
+pub fn set_issue(conn: &mut AnyConnection, row: &IssueRow, replace: bool) -> Result<(), Error> {
+    if replace {
+        diesel::update(provisioning_issues::table.find((&row.directory_id, &row.user_id)))
+            .set((
+                i::email.eq(&row.email),
+                i::reason.eq(&row.reason),
+                i::at.eq(row.at),
+            ))
+            .execute(conn)?;
+    } else {
+        diesel::insert_into(provisioning_issues::table)
+            .values(row)
+            .execute(conn)?;
+    }
     Ok(())
 }
 
@@ -319,6 +334,19 @@ pub fn clear_issue(
 ) -> Result<(), Error> {
     diesel::delete(provisioning_issues::table.find((directory_id, user_id))).execute(conn)?;
     Ok(())
+}
+
+/// Which of these users have no account, with a reason.
+pub fn with_issues(
+    conn: &mut AnyConnection,
+    directory_id: &str,
+    user_ids: &[String],
+) -> Result<Vec<String>, Error> {
+    Ok(provisioning_issues::table
+        .filter(i::directory_id.eq(directory_id))
+        .filter(i::user_id.eq_any(user_ids))
+        .select(i::user_id)
+        .load(conn)?)
 }
 
 /// How many users have no account, by reason.
