@@ -115,6 +115,11 @@ prefixed_id!(
     ProfileId,
     "pro_"
 );
+prefixed_id!(
+    /// A customer setup link (`stl_…`); the secret its URL carries is separate.
+    SetupLinkId,
+    "stl_"
+);
 
 #[cfg(test)]
 mod tests {

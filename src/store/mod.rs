@@ -17,6 +17,7 @@ pub mod organizational_units;
 pub mod provisioning;
 pub mod schema;
 pub mod service_accounts;
+pub mod setup_links;
 pub mod tokens;
 pub mod users;
 pub mod webhooks;

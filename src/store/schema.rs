@@ -326,3 +326,16 @@ diesel::allow_tables_to_appear_in_same_query!(
     accounts,
     authorization_jobs
 );
+
+diesel::table! {
+    setup_links (id) {
+        id -> Text,
+        digest -> Text,
+        tenant -> Nullable<Text>,
+        product -> Nullable<Text>,
+        organizational_unit_id -> Nullable<Text>,
+        expires_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
