@@ -18,7 +18,7 @@ use crate::store::{self as db, write_tx, AnyConnection};
 pub const MAX_REDIRECT_URIS: usize = 20;
 
 /// `POST /api/v1/applications` (and `scimgate application create`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApplication {
     pub name: String,

@@ -23,45 +23,54 @@ pub const PROVIDER_TYPES: &[&str] = &[
     "google",
 ];
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct NewDirectory {
     pub name: Option<String>,
     pub tenant: Option<String>,
     pub product: Option<String>,
+    /// `okta-scim-v2`, `azure-scim-v2`, `onelogin-scim-v2`, `jumpcloud-scim-v2`,
+    /// `generic-scim-v2` (the default).
     #[serde(rename = "type")]
     pub provider_type: Option<String>,
     pub webhook_url: Option<String>,
+    #[schema(value_type = Option<String>)]
     pub webhook_secret: Option<Secret>,
     pub user_limit: Option<i64>,
     pub log_webhook_events: Option<bool>,
 }
 
 /// A PATCH of a directory. Absent fields stay; `null` clears the optional ones.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 pub struct DirectoryUpdate {
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub webhook_url: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub webhook_secret: Option<Option<Secret>>,
     /// Jackson's nested form: `{"webhook": {"endpoint", "secret"}}`.
     pub webhook: Option<WebhookInput>,
     pub log_webhook_events: Option<BoolLike>,
     pub deactivated: Option<BoolLike>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
     pub user_limit: Option<Option<i64>>,
+    /// `ou_…` attaches the directory to a unit; `null` detaches it.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     pub organizational_unit_id: Option<Option<String>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct WebhookInput {
     pub endpoint: Option<String>,
+    #[schema(value_type = Option<String>)]
     pub secret: Option<Secret>,
 }
 
 /// Jackson accepts `false`/`"false"` for false; we accept booleans and their strings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum BoolLike {
     Bool(bool),

@@ -23,10 +23,12 @@ pub const SECRET_GRACE_HOURS: i64 = 24;
 pub const MAX_BATCH: i64 = 1000;
 
 /// What may be sent to create an endpoint.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEndpoint {
     pub url: Option<String>,
+    /// `whsec_…` or any string; generated when absent.
+    #[schema(value_type = Option<String>)]
     pub secret: Option<Secret>,
     pub event_types: Option<Vec<String>>,
     pub enabled: Option<bool>,
@@ -34,15 +36,18 @@ pub struct NewEndpoint {
 }
 
 /// A PATCH of an endpoint; `null` clears `event_types` (all types) and `batch_size`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointUpdate {
     pub url: Option<String>,
+    #[schema(value_type = Option<String>)]
     pub secret: Option<Secret>,
     #[serde(default, deserialize_with = "super::directories::nullable")]
+    #[schema(value_type = Option<Vec<String>>)]
     pub event_types: Option<Option<Vec<String>>>,
     pub enabled: Option<bool>,
     #[serde(default, deserialize_with = "super::directories::nullable")]
+    #[schema(value_type = Option<i64>)]
     pub batch_size: Option<Option<i64>>,
 }
 

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::error::AdminFailure;
 use super::extract::{json_body, AdminAuth};
+use super::openapi::{admin_routes, Change, Create, Paging, Read, Scoped};
 use super::AppState;
 use crate::directory::admin_json::directory_json;
 use crate::directory::directories::{self, DirectoryUpdate, NewDirectory};
@@ -37,42 +38,34 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     DefaultHeaders::new()
                         .add((CACHE_CONTROL, HeaderValue::from_static("no-store"))),
                 )
-                .route("", web::post().to(create_directory))
-                .route("", web::get().to(list_directories))
-                // Jackson's tenant+product (or ?directoryId=) forms, before `/{id}`.
-                .route("/users", web::get().to(scoped_list::<SyncedUsers>))
-                .route("/users/{uid}", web::get().to(scoped_one::<SyncedUsers>))
-                .route("/groups", web::get().to(scoped_list::<SyncedGroups>))
-                .route("/groups/{gid}", web::get().to(scoped_one::<SyncedGroups>))
-                .route("/groups/{gid}/members", web::get().to(scoped_members))
-                .route("/{id}", web::get().to(get_directory))
-                .route("/{id}", web::patch().to(update_directory))
-                .route("/{id}", web::delete().to(delete_directory))
-                .route("/{id}/scim-secret/rotate", web::post().to(rotate_secret))
-                .route("/{id}/provisioning", web::get().to(provisioning_state))
-                .route("/{id}/users", web::get().to(directory_list::<SyncedUsers>))
-                .route(
-                    "/{id}/users/{uid}",
-                    web::get().to(directory_one::<SyncedUsers>),
-                )
-                .route(
-                    "/{id}/groups",
-                    web::get().to(directory_list::<SyncedGroups>),
-                )
-                .route(
-                    "/{id}/groups/{gid}",
-                    web::get().to(directory_one::<SyncedGroups>),
-                )
-                .route(
-                    "/{id}/groups/{gid}/members",
-                    web::get().to(directory_members),
-                )
-                .route("/{id}/events", web::get().to(directory_events))
-                .configure(super::admin_webhooks::routes)
+                .configure(mount)
+                .configure(super::admin_webhooks::mount)
                 .default_service(web::to(not_found)),
         );
     }
 }
+
+// Jackson's tenant+product (or ?directoryId=) forms come before `/{id}`.
+admin_routes!(mount, DirectoryDoc, "/api/v1/directory-sync", {
+    post "" => create_directory,
+    get "" => list_directories,
+    get "/users" => scoped_users,
+    get "/users/{uid}" => scoped_user,
+    get "/groups" => scoped_groups,
+    get "/groups/{gid}" => scoped_group,
+    get "/groups/{gid}/members" => scoped_members,
+    get "/{id}" => get_directory,
+    patch "/{id}" => update_directory,
+    delete "/{id}" => delete_directory,
+    post "/{id}/scim-secret/rotate" => rotate_secret,
+    get "/{id}/provisioning" => provisioning_state,
+    get "/{id}/users" => directory_users,
+    get "/{id}/users/{uid}" => directory_user,
+    get "/{id}/groups" => directory_groups,
+    get "/{id}/groups/{gid}" => directory_group,
+    get "/{id}/groups/{gid}/members" => directory_members,
+    get "/{id}/events" => directory_events,
+});
 
 async fn not_found() -> Reply {
     Err(Rejected::not_found("Not found.").into())
@@ -252,6 +245,12 @@ fn opens_or_closes_quote(word: &str) -> bool {
     marks % 2 == 1
 }
 
+/// Create a directory.
+///
+/// The answer carries `scim: {path, endpoint, secret}`: the SCIM secret is shown here and
+/// at rotation only.
+#[utoipa::path(post, path = "/api/v1/directory-sync", tag = "directories",
+    request_body = NewDirectory, responses(Create))]
 async fn create_directory(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -274,6 +273,10 @@ async fn create_directory(
     Ok(HttpResponse::build(StatusCode::CREATED).json(json!({"data": data, "error": null})))
 }
 
+/// List directories, optionally of one tenant and/or product.
+#[utoipa::path(get, path = "/api/v1/directory-sync", tag = "directories",
+    params(("tenant" = Option<String>, Query), ("product" = Option<String>, Query), Paging),
+    responses(Read))]
 async fn list_directories(_: AdminAuth, state: web::Data<AppState>, q: Query) -> Reply {
     let page = page_of(&q)?;
     let (tenant, product) = (q.get("tenant").cloned(), q.get("product").cloned());
@@ -289,12 +292,19 @@ async fn list_directories(_: AdminAuth, state: web::Data<AppState>, q: Query) ->
     Ok(paged(data, next))
 }
 
+/// Read a directory (`scim.secret` is `null`: it is stored hashed).
+#[utoipa::path(get, path = "/api/v1/directory-sync/{id}", tag = "directories",
+    params(("id" = String, Path, description = "Directory id (UUID)")), responses(Read))]
 async fn get_directory(_: AdminAuth, state: web::Data<AppState>, id: web::Path<String>) -> Reply {
     let id = id.into_inner();
     let row = state.db.run(move |c| directories::get(c, &id)).await?;
     Ok(ok(directory_json(&row, &state.external_url, None, None)))
 }
 
+/// Update a directory: name, webhook, `log_webhook_events`, `deactivated`, `user_limit`,
+/// `organizational_unit_id`.
+#[utoipa::path(patch, path = "/api/v1/directory-sync/{id}", tag = "directories",
+    params(("id" = String, Path, description = "Directory id (UUID)")), request_body = DirectoryUpdate, responses(Change))]
 async fn update_directory(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -325,6 +335,8 @@ async fn update_directory(
 }
 
 /// Where provisioning of a directory attached to a unit is (`null` when not attached).
+#[utoipa::path(get, path = "/api/v1/directory-sync/{id}/provisioning", tag = "directories",
+    params(("id" = String, Path, description = "Directory id (UUID)")), responses(Read))]
 async fn provisioning_state(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -341,6 +353,9 @@ async fn provisioning_state(
     Ok(ok(data))
 }
 
+/// Delete a directory with all its data (`dsync.deleted` is sent).
+#[utoipa::path(delete, path = "/api/v1/directory-sync/{id}", tag = "directories",
+    params(("id" = String, Path, description = "Directory id (UUID)")), responses(Change))]
 async fn delete_directory(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -354,6 +369,11 @@ async fn delete_directory(
     Ok(ok(json!({})))
 }
 
+/// Issue a new SCIM secret; the old one keeps working for the grace period.
+#[utoipa::path(post, path = "/api/v1/directory-sync/{id}/scim-secret/rotate", tag = "directories",
+    params(("id" = String, Path, description = "Directory id (UUID)"), ("grace_period_seconds" = Option<i64>, Query,
+        description = "How long the old secret keeps working (default 24 h; 0 ends it now)")),
+    responses(Change))]
 async fn rotate_secret(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -439,6 +459,102 @@ impl Synced for SyncedGroups {
     const ONE: OneRead = groups::summary_in;
 }
 
+/// List a directory's users.
+#[utoipa::path(get, path = "/api/v1/directory-sync/{id}/users", tag = "synced data",
+    params(("id" = String, Path, description = "Directory id (UUID)"), Paging), responses(Read))]
+async fn directory_users(
+    a: AdminAuth,
+    st: web::Data<AppState>,
+    id: web::Path<String>,
+    q: Query,
+) -> Reply {
+    directory_list::<SyncedUsers>(a, st, id, q).await
+}
+
+/// List a directory's groups.
+#[utoipa::path(get, path = "/api/v1/directory-sync/{id}/groups", tag = "synced data",
+    params(("id" = String, Path, description = "Directory id (UUID)"), Paging), responses(Read))]
+async fn directory_groups(
+    a: AdminAuth,
+    st: web::Data<AppState>,
+    id: web::Path<String>,
+    q: Query,
+) -> Reply {
+    directory_list::<SyncedGroups>(a, st, id, q).await
+}
+
+/// Users of a tenant and product (Jackson's form), or of `?directoryId=`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/directory-sync/users",
+    tag = "synced data",
+    params(Scoped, Paging),
+    responses(Read)
+)]
+async fn scoped_users(a: AdminAuth, st: web::Data<AppState>, q: Query) -> Reply {
+    scoped_list::<SyncedUsers>(a, st, q).await
+}
+
+/// Groups of a tenant and product (Jackson's form), or of `?directoryId=`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/directory-sync/groups",
+    tag = "synced data",
+    params(Scoped, Paging),
+    responses(Read)
+)]
+async fn scoped_groups(a: AdminAuth, st: web::Data<AppState>, q: Query) -> Reply {
+    scoped_list::<SyncedGroups>(a, st, q).await
+}
+
+/// Read one user of a directory.
+#[utoipa::path(get, path = "/api/v1/directory-sync/{id}/users/{uid}", tag = "synced data",
+    params(("id" = String, Path, description = "Directory id (UUID)"), ("uid" = String, Path, description = "User id (UUID)")), responses(Read))]
+async fn directory_user(
+    a: AdminAuth,
+    st: web::Data<AppState>,
+    p: web::Path<(String, String)>,
+    q: Query,
+) -> Reply {
+    directory_one::<SyncedUsers>(a, st, p, q).await
+}
+
+/// Read one group of a directory.
+#[utoipa::path(get, path = "/api/v1/directory-sync/{id}/groups/{gid}", tag = "synced data",
+    params(("id" = String, Path, description = "Directory id (UUID)"), ("gid" = String, Path, description = "Group id (UUID)")), responses(Read))]
+async fn directory_group(
+    a: AdminAuth,
+    st: web::Data<AppState>,
+    p: web::Path<(String, String)>,
+    q: Query,
+) -> Reply {
+    directory_one::<SyncedGroups>(a, st, p, q).await
+}
+
+/// Read one user of a tenant and product (Jackson's form), or of `?directoryId=`.
+#[utoipa::path(get, path = "/api/v1/directory-sync/users/{uid}", tag = "synced data",
+    params(("uid" = String, Path, description = "User id (UUID)"), Scoped), responses(Read))]
+async fn scoped_user(
+    a: AdminAuth,
+    st: web::Data<AppState>,
+    uid: web::Path<String>,
+    q: Query,
+) -> Reply {
+    scoped_one::<SyncedUsers>(a, st, uid, q).await
+}
+
+/// Read one group of a tenant and product (Jackson's form), or of `?directoryId=`.
+#[utoipa::path(get, path = "/api/v1/directory-sync/groups/{gid}", tag = "synced data",
+    params(("gid" = String, Path, description = "Group id (UUID)"), Scoped), responses(Read))]
+async fn scoped_group(
+    a: AdminAuth,
+    st: web::Data<AppState>,
+    gid: web::Path<String>,
+    q: Query,
+) -> Reply {
+    scoped_one::<SyncedGroups>(a, st, gid, q).await
+}
+
 /// `/{id}/users`, `/{id}/groups`.
 async fn directory_list<S: Synced>(
     _: AdminAuth,
@@ -482,6 +598,9 @@ async fn scoped_one<S: Synced>(
     .await
 }
 
+/// A group's members, paged.
+#[utoipa::path(get, path = "/api/v1/directory-sync/{id}/groups/{gid}/members", tag = "synced data",
+    params(("id" = String, Path, description = "Directory id (UUID)"), ("gid" = String, Path, description = "Group id (UUID)"), Paging), responses(Read))]
 async fn directory_members(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -491,6 +610,9 @@ async fn directory_members(
     let (id, gid) = path.into_inner();
     list_members(state, q.into_inner(), gid, one(id)).await
 }
+/// A group's members, of a tenant and product (Jackson's form) or of `?directoryId=`.
+#[utoipa::path(get, path = "/api/v1/directory-sync/groups/{gid}/members", tag = "synced data",
+    params(("gid" = String, Path, description = "Group id (UUID)"), Scoped, Paging), responses(Read))]
 async fn scoped_members(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -575,6 +697,12 @@ async fn list_members(
 
 // ---- Events ----
 
+/// The directory's numbered events after a cursor, in order (`after` in the answer is
+/// the next cursor).
+#[utoipa::path(get, path = "/api/v1/directory-sync/{id}/events", tag = "events",
+    params(("id" = String, Path, description = "Directory id (UUID)"), ("after" = Option<i64>, Query, description = "A sequence number (default 0)"),
+        ("limit" = Option<i64>, Query, description = "1 to 1000, default 50")),
+    responses(Read))]
 async fn directory_events(
     _: AdminAuth,
     state: web::Data<AppState>,

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use super::admin::{from_body, ok};
 use super::error::AdminFailure;
 use super::extract::{json_body, AdminAuth};
+use super::openapi::{admin_routes, Change, Create, Queue, Read};
 use super::AppState;
 use crate::connect::{applications, service_accounts};
 use crate::error::Rejected;
@@ -23,28 +24,42 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/api/v1/applications")
             // The create response carries the client secret.
             .wrap(DefaultHeaders::new().add((CACHE_CONTROL, HeaderValue::from_static("no-store"))))
-            .route("", web::post().to(create_application))
-            .route("", web::get().to(list_applications))
-            .route("/{client_id}", web::delete().to(delete_application)),
+            .configure(mount_applications),
     )
     .service(
         web::scope("/api/v1/organizational_units")
             .wrap(DefaultHeaders::new().add((CACHE_CONTROL, HeaderValue::from_static("no-store"))))
-            .route("", web::get().to(list_units))
-            .route("/{id}", web::get().to(get_unit))
-            .route("/{id}/accounts", web::get().to(unit_accounts))
-            .route("/{id}/accounts/{acc}/relink", web::post().to(relink))
-            .route("/{id}/service_accounts/{ser}", web::delete().to(unlink)),
+            .configure(mount_units),
     )
     .service(
         web::scope("/api/v1/service_accounts")
             .wrap(DefaultHeaders::new().add((CACHE_CONTROL, HeaderValue::from_static("no-store"))))
-            .route("", web::get().to(list_service_accounts))
-            .route("/{id}", web::get().to(get_service_account))
-            .route("/{id}", web::delete().to(revoke_service_account)),
+            .configure(mount_service_accounts),
     );
 }
 
+admin_routes!(mount_applications, ApplicationDoc, "/api/v1/applications", {
+    post "" => create_application,
+    get "" => list_applications,
+    delete "/{client_id}" => delete_application,
+});
+
+admin_routes!(mount_units, UnitDoc, "/api/v1/organizational_units", {
+    get "" => list_units,
+    get "/{id}" => get_unit,
+    get "/{id}/accounts" => unit_accounts,
+    post "/{id}/accounts/{acc}/relink" => relink,
+    delete "/{id}/service_accounts/{ser}" => unlink,
+});
+
+admin_routes!(mount_service_accounts, ServiceAccountDoc, "/api/v1/service_accounts", {
+    get "" => list_service_accounts,
+    get "/{id}" => get_service_account,
+    delete "/{id}" => revoke_service_account,
+});
+
+/// Register an application (OAuth client); its `client_secret` is shown here only.
+#[utoipa::path(post, path = "/api/v1/applications", tag = "applications", request_body = applications::NewApplication, responses(Create))]
 async fn create_application(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -62,6 +77,13 @@ async fn create_application(
         .json(json!({"data": applications::to_json(&row, Some(&secret)), "error": null})))
 }
 
+/// List applications (never their secrets).
+#[utoipa::path(
+    get,
+    path = "/api/v1/applications",
+    tag = "applications",
+    responses(Read)
+)]
 async fn list_applications(_: AdminAuth, state: web::Data<AppState>) -> Reply {
     let rows = state.db.run(applications::list).await?;
     Ok(ok(Value::Array(
@@ -71,6 +93,8 @@ async fn list_applications(_: AdminAuth, state: web::Data<AppState>) -> Reply {
     )))
 }
 
+/// Delete an application, revoking every token it holds.
+#[utoipa::path(delete, path = "/api/v1/applications/{client_id}", tag = "applications", params(("client_id" = String, Path)), responses(Change))]
 async fn delete_application(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -94,7 +118,10 @@ fn service_account_id(raw: &str) -> Result<ServiceAccountId, Rejected> {
     ServiceAccountId::parse(raw).ok_or_else(|| Rejected::not_found("service account not found"))
 }
 
+/// List service accounts.
+///
 /// `?client_id=` narrows to one application.
+#[utoipa::path(get, path = "/api/v1/service_accounts", tag = "service accounts", params(("client_id" = Option<String>, Query, description = "Only this application's")), responses(Read))]
 async fn list_service_accounts(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -109,6 +136,7 @@ async fn list_service_accounts(
 }
 
 /// One service account with its accounts and how many authorizations are pending.
+#[utoipa::path(get, path = "/api/v1/service_accounts/{id}", tag = "service accounts", params(("id" = String, Path, description = "`ser_…`")), responses(Read))]
 async fn get_service_account(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -123,6 +151,7 @@ async fn get_service_account(
 }
 
 /// Revokes a service account and everything provisioned through it.
+#[utoipa::path(delete, path = "/api/v1/service_accounts/{id}", tag = "service accounts", params(("id" = String, Path, description = "`ser_…`")), responses(Change))]
 async fn revoke_service_account(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -146,12 +175,20 @@ fn unit_id(raw: &str) -> Result<crate::ids::OrgUnitId, Rejected> {
         .ok_or_else(|| Rejected::not_found("organizational unit not found"))
 }
 
+/// List organizational units with their service accounts in link order.
+#[utoipa::path(
+    get,
+    path = "/api/v1/organizational_units",
+    tag = "organizational units",
+    responses(Read)
+)]
 async fn list_units(_: AdminAuth, state: web::Data<AppState>) -> Reply {
     let data = state.db.run(crate::connect::units::list_json).await?;
     Ok(ok(Value::Array(data)))
 }
 
 /// A unit with its service accounts in link order.
+#[utoipa::path(get, path = "/api/v1/organizational_units/{id}", tag = "organizational units", params(("id" = String, Path, description = "`ou_…`")), responses(Read))]
 async fn get_unit(_: AdminAuth, state: web::Data<AppState>, path: web::Path<String>) -> Reply {
     let id = unit_id(&path)?;
     let data = state
@@ -162,6 +199,7 @@ async fn get_unit(_: AdminAuth, state: web::Data<AppState>, path: web::Path<Stri
 }
 
 /// Unlinks a service account from its unit and revokes its provider access.
+#[utoipa::path(delete, path = "/api/v1/organizational_units/{id}/service_accounts/{ser}", tag = "organizational units", params(("id" = String, Path, description = "`ou_…`"), ("ser" = String, Path, description = "`ser_…`")), responses(Change))]
 async fn unlink(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -185,6 +223,7 @@ async fn unlink(
 }
 
 /// The accounts a unit serves (`?email=` narrows to one).
+#[utoipa::path(get, path = "/api/v1/organizational_units/{id}/accounts", tag = "organizational units", params(("id" = String, Path, description = "`ou_…`"), ("email" = Option<String>, Query)), responses(Read))]
 async fn unit_accounts(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -201,6 +240,7 @@ async fn unit_accounts(
 }
 
 /// Provisions an account's email again through the unit (relinked or marked not found).
+#[utoipa::path(post, path = "/api/v1/organizational_units/{id}/accounts/{acc}/relink", tag = "organizational units", params(("id" = String, Path, description = "`ou_…`"), ("acc" = String, Path, description = "`acc_…`")), responses(Queue))]
 async fn relink(
     _: AdminAuth,
     state: web::Data<AppState>,

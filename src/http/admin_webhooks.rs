@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use super::admin::{ok, page_of};
 use super::error::AdminFailure;
 use super::extract::{json_body, AdminAuth};
+use super::openapi::{admin_routes, Change, Create, Paging, Queue, Read};
 use super::AppState;
 use crate::directory::webhooks::{self, EndpointUpdate, NewEndpoint};
 use crate::directory::{admin_json, directories, events};
@@ -19,24 +20,19 @@ use crate::ids::{EndpointId, EventId};
 type Reply = Result<HttpResponse, AdminFailure>;
 type Query = web::Query<HashMap<String, String>>;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/{id}/events/{eid}", web::get().to(get_event))
-        .route("/{id}/events/{eid}/replay", web::post().to(replay_event))
-        .route("/{id}/webhooks", web::get().to(list_endpoints))
-        .route("/{id}/webhooks", web::post().to(create_endpoint))
-        .route("/{id}/webhooks/{wid}", web::get().to(get_endpoint))
-        .route("/{id}/webhooks/{wid}", web::patch().to(update_endpoint))
-        .route("/{id}/webhooks/{wid}", web::delete().to(delete_endpoint))
-        .route(
-            "/{id}/webhooks/{wid}/secret/rotate",
-            web::post().to(rotate_endpoint_secret),
-        )
-        .route(
-            "/{id}/webhooks/{wid}/replay",
-            web::post().to(replay_endpoint),
-        )
-        .route("/{id}/deliveries", web::get().to(list_deliveries));
-}
+// Mounted inside each `/api/v1/directory-sync` scope (and its `dsync` alias).
+admin_routes!(mount, WebhookDoc, "/api/v1/directory-sync", {
+    get "/{id}/events/{eid}" => get_event,
+    post "/{id}/events/{eid}/replay" => replay_event,
+    get "/{id}/webhooks" => list_endpoints,
+    post "/{id}/webhooks" => create_endpoint,
+    get "/{id}/webhooks/{wid}" => get_endpoint,
+    patch "/{id}/webhooks/{wid}" => update_endpoint,
+    delete "/{id}/webhooks/{wid}" => delete_endpoint,
+    post "/{id}/webhooks/{wid}/secret/rotate" => rotate_endpoint_secret,
+    post "/{id}/webhooks/{wid}/replay" => replay_endpoint,
+    get "/{id}/deliveries" => list_deliveries,
+});
 
 async fn body_of<T: serde::de::DeserializeOwned>(
     state: &AppState,
@@ -81,6 +77,8 @@ fn endpoint_param(q: &Query) -> Result<Option<EndpointId>, AdminFailure> {
     }
 }
 
+/// One event as receivers get it, with its deliveries and attempts beside.
+#[utoipa::path(get, path = "/api/v1/directory-sync/{id}/events/{eid}", tag = "events", params(("id" = String, Path, description = "Directory id (UUID)"), ("eid" = String, Path, description = "Event id (`evt_…`)")), responses(Read))]
 async fn get_event(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -106,6 +104,8 @@ async fn get_event(
     })))
 }
 
+/// Send an event again to every subscribed endpoint (or one).
+#[utoipa::path(post, path = "/api/v1/directory-sync/{id}/events/{eid}/replay", tag = "events", params(("id" = String, Path, description = "Directory id (UUID)"), ("eid" = String, Path, description = "Event id (`evt_…`)"), ("endpoint_id" = Option<String>, Query, description = "Only this endpoint (`whe_…`)")), responses(Queue))]
 async fn replay_event(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -126,6 +126,8 @@ async fn replay_event(
         .json(json!({"data": {"endpoints": queued}, "error": null})))
 }
 
+/// List a directory's webhook endpoints.
+#[utoipa::path(get, path = "/api/v1/directory-sync/{id}/webhooks", tag = "webhooks", params(("id" = String, Path, description = "Directory id (UUID)")), responses(Read))]
 async fn list_endpoints(_: AdminAuth, state: web::Data<AppState>, id: web::Path<String>) -> Reply {
     let id = id.into_inner();
     let rows = state.db.run(move |c| webhooks::list(c, &id)).await?;
@@ -136,6 +138,8 @@ async fn list_endpoints(_: AdminAuth, state: web::Data<AppState>, id: web::Path<
     Ok(ok(json!(data)))
 }
 
+/// Add a webhook endpoint; its secret is shown here only.
+#[utoipa::path(post, path = "/api/v1/directory-sync/{id}/webhooks", tag = "webhooks", params(("id" = String, Path, description = "Directory id (UUID)")), request_body = NewEndpoint, responses(Create))]
 async fn create_endpoint(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -159,6 +163,8 @@ async fn create_endpoint(
     })))
 }
 
+/// Read a webhook endpoint.
+#[utoipa::path(get, path = "/api/v1/directory-sync/{id}/webhooks/{wid}", tag = "webhooks", params(("id" = String, Path, description = "Directory id (UUID)"), ("wid" = String, Path, description = "Webhook endpoint id (`whe_…`)")), responses(Read))]
 async fn get_endpoint(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -169,6 +175,8 @@ async fn get_endpoint(
     Ok(ok(admin_json::endpoint_json(&row, None)))
 }
 
+/// Change a webhook endpoint (URL, secret, event types, enabled, batch size).
+#[utoipa::path(patch, path = "/api/v1/directory-sync/{id}/webhooks/{wid}", tag = "webhooks", params(("id" = String, Path, description = "Directory id (UUID)"), ("wid" = String, Path, description = "Webhook endpoint id (`whe_…`)")), request_body = EndpointUpdate, responses(Change))]
 async fn update_endpoint(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -187,6 +195,8 @@ async fn update_endpoint(
     Ok(ok(admin_json::endpoint_json(&row, None)))
 }
 
+/// Remove a webhook endpoint.
+#[utoipa::path(delete, path = "/api/v1/directory-sync/{id}/webhooks/{wid}", tag = "webhooks", params(("id" = String, Path, description = "Directory id (UUID)"), ("wid" = String, Path, description = "Webhook endpoint id (`whe_…`)")), responses(Change))]
 async fn delete_endpoint(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -200,12 +210,14 @@ async fn delete_endpoint(
     Ok(ok(json!({})))
 }
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Rotate {
     secret: Option<String>,
 }
 
+/// Rotate an endpoint's signing secret (given, or generated); both sign for a while.
+#[utoipa::path(post, path = "/api/v1/directory-sync/{id}/webhooks/{wid}/secret/rotate", tag = "webhooks", params(("id" = String, Path, description = "Directory id (UUID)"), ("wid" = String, Path, description = "Webhook endpoint id (`whe_…`)")), request_body(content = Option<Rotate>, description = "Optional: the new secret"), responses(Change))]
 async fn rotate_endpoint_secret(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -223,6 +235,8 @@ async fn rotate_endpoint_secret(
     Ok(ok(admin_json::endpoint_json(&row, Some(&secret))))
 }
 
+/// Send again everything since a time to one endpoint.
+#[utoipa::path(post, path = "/api/v1/directory-sync/{id}/webhooks/{wid}/replay", tag = "webhooks", params(("id" = String, Path, description = "Directory id (UUID)"), ("wid" = String, Path, description = "Webhook endpoint id (`whe_…`)"), ("since" = String, Query, description = "RFC 3339 time")), responses(Queue))]
 async fn replay_endpoint(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -245,6 +259,8 @@ async fn replay_endpoint(
         .json(json!({"data": {"queued": queued}, "error": null})))
 }
 
+/// A directory's deliveries (`?status=failed`: the dead letters).
+#[utoipa::path(get, path = "/api/v1/directory-sync/{id}/deliveries", tag = "webhooks", params(("id" = String, Path, description = "Directory id (UUID)"), ("status" = Option<String>, Query, description = "pending, delivered, failed"), ("endpoint_id" = Option<String>, Query, description = "Only this endpoint (`whe_…`)"), Paging), responses(Read))]
 async fn list_deliveries(
     _: AdminAuth,
     state: web::Data<AppState>,

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod guard;
 pub mod health;
 pub mod oauth;
+pub mod openapi;
 pub mod pages;
 pub mod scim;
 
@@ -62,6 +63,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     admin_connect::routes(cfg);
     oauth::routes(cfg);
     connect_api::routes(cfg);
+    openapi::routes(cfg);
 }
 
 /// Wakes the sequencer when a write request ends, however it ends.

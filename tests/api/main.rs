@@ -19,6 +19,7 @@ mod hostile;
 mod http_hygiene;
 mod idp_replay;
 mod instances;
+mod openapi;
 mod pool;
 mod receiver;
 mod scim_errors;
