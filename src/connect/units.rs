@@ -260,3 +260,43 @@ pub fn relink(conn: &mut AnyConnection, unit_id: &str, account_id: &str) -> Resu
         Ok(true)
     })
 }
+
+/// The account `account_id` when one of the unit's calendar accounts serves it (what
+/// `accounts_json` lists); `None` for any other, even of the same application.
+pub fn served_account(
+    conn: &mut AnyConnection,
+    unit_id: &str,
+    account_id: &str,
+) -> Result<Option<crate::store::accounts::AccountRow>, Error> {
+    let Some(account) = crate::store::accounts::get(conn, account_id)? else {
+        return Ok(None);
+    };
+    let served = store::members(conn, unit_id)?
+        .iter()
+        .any(|m| m.capability == CALENDARS && m.id == account.service_account_id);
+    Ok(served.then_some(account))
+}
+
+/// Revokes one account the unit serves, as the revocation endpoint does for its `sub`:
+/// its state `revoked` (its profiles show `profile_connected: false`) and its tokens
+/// revoked. False when the unit does not serve it.
+pub fn revoke_account(
+    conn: &mut AnyConnection,
+    unit_id: &str,
+    account_id: &str,
+) -> Result<bool, Error> {
+    write_tx(conn, |c| {
+        let Some(account) = served_account(c, unit_id, account_id)? else {
+            return Ok(false);
+        };
+        let now = db::now();
+        crate::store::accounts::set_state(
+            c,
+            std::slice::from_ref(&account.id),
+            crate::store::accounts::REVOKED,
+            now,
+        )?;
+        tokens::revoke_subjects(c, &[account.id], now)?;
+        Ok(true)
+    })
+}

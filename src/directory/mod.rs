@@ -7,6 +7,7 @@ pub mod bulk;
 pub mod directories;
 pub mod events;
 pub mod groups;
+pub mod setup_links;
 pub mod users;
 pub mod webhooks;
 

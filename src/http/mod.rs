@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod admin_connect;
+pub mod admin_setup_links;
 pub mod admin_webhooks;
 pub mod connect_api;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod oauth;
 pub mod openapi;
 pub mod pages;
 pub mod scim;
+pub mod setup_page;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -63,6 +65,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     admin_connect::routes(cfg);
     oauth::routes(cfg);
     connect_api::routes(cfg);
+    admin_setup_links::routes(cfg);
+    setup_page::routes(cfg);
     openapi::routes(cfg);
 }
 

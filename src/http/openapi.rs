@@ -165,7 +165,7 @@ pub struct Scoped {
 #[openapi(
     info(
         title = "scimgate admin API",
-        description = "Directories, their synced users and groups, events and webhooks, Enterprise Connect. Every route answers `{\"data\": …, \"error\": null}` or `{\"data\": null, \"error\": {\"message\", \"code\"}}` with the matching status. `/api/v1/dsync/…` is an alias of every `/api/v1/directory-sync/…` route.",
+        description = "Directories, their synced users and groups, events and webhooks, Enterprise Connect and customer setup links. Every route answers `{\"data\": …, \"error\": null}` or `{\"data\": null, \"error\": {\"message\", \"code\"}}` with the matching status. `/api/v1/dsync/…` is an alias of every `/api/v1/directory-sync/…` route.",
     ),
     components(schemas(Envelope, ErrorEnvelope, ApiError)),
     security(("api_key" = [])),
@@ -198,6 +198,7 @@ pub fn document() -> &'static Value {
         doc.merge(super::admin_connect::ApplicationDoc::openapi());
         doc.merge(super::admin_connect::UnitDoc::openapi());
         doc.merge(super::admin_connect::ServiceAccountDoc::openapi());
+        doc.merge(super::admin_setup_links::SetupLinkDoc::openapi());
         serde_json::to_value(&doc).unwrap_or_else(|e| json!({"error": e.to_string()}))
     })
 }
@@ -210,6 +211,7 @@ pub fn admin_route_list() -> Vec<(&'static str, &'static str)> {
         super::admin_connect::ApplicationDoc::ROUTES,
         super::admin_connect::UnitDoc::ROUTES,
         super::admin_connect::ServiceAccountDoc::ROUTES,
+        super::admin_setup_links::SetupLinkDoc::ROUTES,
     ]
     .concat()
 }

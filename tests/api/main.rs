@@ -26,5 +26,6 @@ mod scim_errors;
 mod scim_groups;
 mod scim_users;
 mod secrets_at_rest;
+mod setup_links;
 mod webhooks;
 mod writes;

@@ -165,6 +165,14 @@ async fn the_document_describes_every_admin_route(app: TestApp) {
     ] {
         assert!(create["properties"][field].is_object(), "{field}: {create}");
     }
+    let link = resolve(
+        &doc,
+        &paths["/api/v1/setup_links"]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"],
+    );
+    for field in ["tenant", "product", "organizational_unit_id", "expires_in"] {
+        assert!(link["properties"][field].is_object(), "{field}: {link}");
+    }
     let list = &paths["/api/v1/directory-sync"]["get"]["parameters"];
     let names: Vec<&str> = list
         .as_array()
@@ -184,6 +192,7 @@ fn concrete(path: &str) -> String {
         .map(|s| match s {
             "{id}" if path.contains("/organizational_units/") => "ou_0123".to_string(),
             "{id}" if path.contains("/service_accounts/") => "ser_0123".to_string(),
+            "{id}" if path.contains("/setup_links/") => "stl_0123".to_string(),
             "{id}" | "{uid}" | "{gid}" => "00000000-0000-4000-8000-000000000000".to_string(),
             s if s.starts_with('{') => "x0123".to_string(),
             s => s.to_string(),
@@ -252,7 +261,7 @@ async fn the_docs_page_renders_the_document(app: TestApp) {
             "{method} {path} missing from /api/docs"
         );
     }
-    for schema in ["NewDirectory", "Envelope"] {
+    for schema in ["NewDirectory", "NewSetupLink", "Envelope"] {
         assert!(
             html.contains(&format!("id=\"schema-{schema}\"")),
             "{schema}"
