@@ -232,6 +232,8 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
                         }
                     }
                     drop(wake);
+                    // A setup link's path is its credential: never logged.
+                    let path = setup_page::loggable(&path);
                     tracing::info!(%method, %path, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "request");
                     Ok(res)
                 }

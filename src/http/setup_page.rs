@@ -38,6 +38,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
+/// A request path as the log may show it: a setup link's secret replaced.
+pub fn loggable(path: &str) -> std::borrow::Cow<'_, str> {
+    match path.strip_prefix(setup_links::PATH_PREFIX) {
+        Some(rest) => {
+            let after = rest.find('/').map_or("", |i| &rest[i..]);
+            format!("{}…{after}", setup_links::PATH_PREFIX).into()
+        }
+        None => path.into(),
+    }
+}
+
 /// What the page says above its content after a form.
 enum Notice {
     None,
@@ -358,5 +369,21 @@ fn idp_steps() -> Markup {
                 ol { @for s in *steps { li { (s) } } }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_secret_never_reaches_the_log() {
+        assert_eq!(super::loggable("/setup/s3cr3t"), "/setup/…");
+        assert_eq!(
+            super::loggable("/setup/s3cr3t/directories/d/rotate-secret"),
+            "/setup/…/directories/d/rotate-secret"
+        );
+        assert_eq!(
+            super::loggable("/api/v1/setup_links"),
+            "/api/v1/setup_links"
+        );
     }
 }

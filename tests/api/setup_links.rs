@@ -87,6 +87,25 @@ async fn links_are_created_listed_and_revoked(app: TestApp) {
     assert!(id.starts_with("stl_"), "{id}");
     assert!(url.starts_with(&format!("{}/setup/", app.base)), "{url}");
     assert!(!url.contains(&id), "the URL carries a secret, not the id");
+    // Stored as a digest: no column of the row holds the secret.
+    let secret = url.rsplit('/').next().unwrap().to_string();
+    let db = app.db.clone();
+    let rows = tokio::task::spawn_blocking(move || {
+        let mut c = db.conn().expect("conn");
+        scimgate::store::setup_links::list(
+            &mut c,
+            scimgate::store::Page {
+                offset: 0,
+                limit: 10,
+            },
+        )
+    })
+    .await
+    .unwrap()
+    .expect("rows");
+    assert_eq!(rows.len(), 1);
+    assert!(!format!("{:?}", rows[0]).contains(&secret), "{:?}", rows[0]);
+    assert_eq!(rows[0].digest, scimgate::secrets::digest(&secret));
 
     // Default lifetime: three days.
     let (status, list) = send(app.admin(Method::GET, "/setup_links")).await;
@@ -196,6 +215,7 @@ async fn the_page_shows_its_tenant_and_product_alone(app: TestApp) {
     // Sync state: two users, no group, a last change.
     assert!(html.contains("<strong>2</strong> users"), "{html}");
     assert!(html.contains("<strong>0</strong> groups"), "{html}");
+    assert!(html.contains("last change <time datetime=\""), "{html}");
     for idp in [
         "Okta",
         "Entra ID",
