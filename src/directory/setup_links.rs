@@ -206,8 +206,36 @@ pub struct SetupView {
     pub link: SetupLinkRow,
     pub scope: Scope,
     pub directories: Vec<DirectoryView>,
-    /// A unit's accounts in the admin API's item shape (`None` for a tenant's link).
+    /// A unit's accounts in the admin API's item shape, the first [`PROFILES_SHOWN`]
+    /// (`None` for a tenant's link).
     pub accounts: Option<Vec<Value>>,
+    /// How many accounts the unit (or the email searched for) has in all.
+    pub accounts_total: usize,
+}
+
+/// How many profiles the page lists; the rest are found by email.
+pub const PROFILES_SHOWN: usize = 200;
+
+/// The accounts the unit's calendar accounts serve (those of `email` only, when given):
+/// the first [`PROFILES_SHOWN`] in the admin API's shape, and how many there are. Only
+/// the shown ones cost a query each (their conferencing profiles).
+fn unit_accounts(
+    conn: &mut AnyConnection,
+    unit: &str,
+    email: Option<&str>,
+) -> Result<(Vec<Value>, usize), Error> {
+    let members: Vec<String> = crate::store::organizational_units::members(conn, unit)?
+        .into_iter()
+        .filter(|s| s.capability == crate::connect::units::CALENDARS)
+        .map(|s| s.id)
+        .collect();
+    let rows = crate::store::accounts::list_of_service_accounts(conn, &members, email)?;
+    let shown = rows
+        .iter()
+        .take(PROFILES_SHOWN)
+        .map(|a| crate::connect::accounts::to_json(conn, a))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((shown, rows.len()))
 }
 
 fn directories_in(conn: &mut AnyConnection, scope: &Scope) -> Result<Vec<DirectoryRow>, Error> {
@@ -217,8 +245,12 @@ fn directories_in(conn: &mut AnyConnection, scope: &Scope) -> Result<Vec<Directo
     }
 }
 
-/// The page's content for a live link.
-pub fn view(conn: &mut AnyConnection, link: SetupLinkRow) -> Result<SetupView, Error> {
+/// The page's content for a live link; `email` narrows a unit's profiles to one person.
+pub fn view(
+    conn: &mut AnyConnection,
+    link: SetupLinkRow,
+    email: Option<&str>,
+) -> Result<SetupView, Error> {
     let scope = Scope::of(&link)?;
     let mut directories = Vec::new();
     for directory in directories_in(conn, &scope)? {
@@ -230,15 +262,19 @@ pub fn view(conn: &mut AnyConnection, link: SetupLinkRow) -> Result<SetupView, E
             last_change,
         });
     }
-    let accounts = match &scope {
-        Scope::Unit(unit) => Some(crate::connect::units::accounts_json(conn, unit, None)?),
-        Scope::Tenant { .. } => None,
+    let (accounts, accounts_total) = match &scope {
+        Scope::Unit(unit) => {
+            let (shown, total) = unit_accounts(conn, unit, email)?;
+            (Some(shown), total)
+        }
+        Scope::Tenant { .. } => (None, 0),
     };
     Ok(SetupView {
         link,
         scope,
         directories,
         accounts,
+        accounts_total,
     })
 }
 

@@ -75,7 +75,7 @@ pub(super) fn ok(data: Value) -> HttpResponse {
     HttpResponse::Ok().json(json!({"data": data, "error": null}))
 }
 
-fn paged(data: Vec<Value>, next: Option<i64>) -> HttpResponse {
+pub(super) fn paged(data: Vec<Value>, next: Option<i64>) -> HttpResponse {
     let mut body = json!({"data": data, "error": null});
     if let Some(n) = next {
         body["pageToken"] = json!(URL_SAFE_NO_PAD.encode(n.to_string()));
@@ -114,7 +114,7 @@ pub(super) fn page_of(q: &HashMap<String, String>) -> Result<Page, Error> {
     Ok(Page { offset, limit })
 }
 
-fn next_offset(page: Page, returned: usize, total: Option<i64>) -> Option<i64> {
+pub(super) fn next_offset(page: Page, returned: usize, total: Option<i64>) -> Option<i64> {
     let next = page.offset + returned as i64;
     match total {
         Some(t) => (next < t).then_some(next),

@@ -7,7 +7,7 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use super::admin::{from_body, ok, page_of};
+use super::admin::{from_body, next_offset, ok, page_of, paged};
 use super::error::AdminFailure;
 use super::extract::{json_body, AdminAuth};
 use super::openapi::{admin_routes, Change, Create, Paging, Read};
@@ -68,9 +68,9 @@ async fn list_links(
 ) -> Reply {
     let page = page_of(&q)?;
     let rows = state.db.run(move |c| setup_links::list(c, page)).await?;
-    Ok(ok(Value::Array(
-        rows.iter().map(|r| setup_links::to_json(r, None)).collect(),
-    )))
+    let data: Vec<Value> = rows.iter().map(|r| setup_links::to_json(r, None)).collect();
+    let next = next_offset(page, data.len(), None);
+    Ok(paged(data, next))
 }
 
 /// Revoke a setup link: its page answers 404 from now on.

@@ -80,21 +80,36 @@ fn refused(e: Error) -> Page {
     }
 }
 
-async fn show(state: web::Data<AppState>, secret: web::Path<String>) -> Page {
+/// `?q=` narrows a unit's profiles to one email.
+async fn show(
+    state: web::Data<AppState>,
+    secret: web::Path<String>,
+    q: web::Query<HashMap<String, String>>,
+) -> Page {
     let secret = secret.into_inner();
-    match load(&state, &secret).await {
-        Ok(view) => Ok(render(&state, &secret, &view, Notice::None)),
+    let email = q
+        .get("q")
+        .map(|e| e.trim().to_string())
+        .filter(|e| !e.is_empty());
+    match load(&state, &secret, email.clone()).await {
+        Ok(view) => Ok(render(
+            &state,
+            &secret,
+            &view,
+            Notice::None,
+            email.as_deref(),
+        )),
         Err(e) => refused(e),
     }
 }
 
-async fn load(state: &AppState, secret: &str) -> Result<SetupView, Error> {
+async fn load(state: &AppState, secret: &str, email: Option<String>) -> Result<SetupView, Error> {
     let secret = secret.to_string();
     state
         .db
         .run(move |c| {
             let link = setup_links::open(c, &secret)?;
-            setup_links::view(c, link)
+            setup_links::view(c, link, email.as_deref())
         })
         .await
 }
@@ -204,13 +219,19 @@ async fn after_form(state: &AppState, secret: &str, done: Result<Notice, Error>)
         Ok(n) => n,
         Err(e) => return refused(e),
     };
-    match load(state, secret).await {
-        Ok(view) => Ok(render(state, secret, &view, notice)),
+    match load(state, secret, None).await {
+        Ok(view) => Ok(render(state, secret, &view, notice, None)),
         Err(e) => refused(e),
     }
 }
 
-fn render(state: &AppState, secret: &str, view: &SetupView, notice: Notice) -> HttpResponse {
+fn render(
+    state: &AppState,
+    secret: &str,
+    view: &SetupView,
+    notice: Notice,
+    searched: Option<&str>,
+) -> HttpResponse {
     let csrf = setup_links::csrf_token(secret);
     let base = format!("/setup/{secret}");
     let heading = match &view.scope {
@@ -232,7 +253,19 @@ fn render(state: &AppState, secret: &str, view: &SetupView, notice: Notice) -> H
             }
             @if let Some(accounts) = &view.accounts {
                 h2 { "Linked profiles" }
-                (accounts_table(&base, &csrf, accounts))
+                form method="get" action=(base) {
+                    label for="q" { "Find a profile by email" }
+                    input type="email" id="q" name="q" value=(searched.unwrap_or(""));
+                    button type="submit" class="secondary" { "Search" }
+                }
+                @if view.accounts_total > accounts.len() {
+                    p { "Showing " (accounts.len()) " of " (view.accounts_total) " profiles; search by email for the others." }
+                }
+                @if accounts.is_empty() && searched.is_some() {
+                    p { "No profile with that email." }
+                } @else {
+                    (accounts_table(&base, &csrf, accounts))
+                }
             }
             h2 { "Set-up by identity provider" }
             (idp_steps())

@@ -131,6 +131,20 @@ async fn links_are_created_listed_and_revoked(app: TestApp) {
 
     let (status, _, _) = page(&app, &url).await;
     assert_eq!(status, StatusCode::OK);
+    // Paged as the other lists.
+    link(&app, json!({"tenant": "acme", "product": "billing"})).await;
+    let (_, first) = send(app.admin(Method::GET, "/setup_links?pageLimit=1")).await;
+    assert_eq!(first["data"].as_array().unwrap().len(), 1);
+    let token = first["pageToken"]
+        .as_str()
+        .expect("a next page")
+        .to_string();
+    let (_, second) = send(app.admin(
+        Method::GET,
+        &format!("/setup_links?pageLimit=1&pageToken={token}"),
+    ))
+    .await;
+    assert_eq!(second["data"][0]["product"], "billing", "{second}");
     let (status, body) = send(app.admin(Method::DELETE, &format!("/setup_links/{id}"))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"]["state"], "revoked");
@@ -526,6 +540,11 @@ mod unit {
         assert!(html.contains("alice@example.com") && html.contains("zoom_enterprise"));
         assert!(!html.contains("erin@globex.example") && !html.contains(&other_dir.id));
         assert!(html.contains("Revoke profile") && html.contains("Relink profile"));
+        // Found by email (a GET form, `q`); another unit's email finds nothing.
+        let (_, found, _) = page(&c.app, &format!("{url}?q=alice@example.com")).await;
+        assert!(found.contains(&alice_id));
+        let (_, none, _) = page(&c.app, &format!("{url}?q=erin@globex.example")).await;
+        assert!(none.contains("No profile with that email.") && !none.contains(&other_account));
         let token = csrf(&html);
 
         // Another unit's profile: 404, untouched.
