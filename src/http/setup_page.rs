@@ -366,9 +366,9 @@ fn accounts_table(base: &str, csrf: &str, accounts: &[Value]) -> Markup {
 fn idp_steps() -> Markup {
     const STEPS: &[(&str, &[&str])] = &[
         ("Okta", &[
-            "In the Okta Admin Console, open Applications → Applications → Browse App Catalog and add \"SCIM 2.0 Test App (Header Auth)\" (or open your own app integration).",
-            "On its Provisioning tab choose Configure API Integration and tick Enable API integration.",
-            "Base URL: the directory's SCIM endpoint above. API Token: the SCIM secret (rotate it here to get one). Test API Credentials, then Save.",
+            "In the Okta Admin Console, open Applications → Applications → Create App Integration (SAML 2.0 or OIDC), or open the app you already use for this product.",
+            "On its General tab, under App Settings, set Provisioning to SCIM and save.",
+            "On the Provisioning tab → Integration: SCIM connector base URL is the directory's SCIM endpoint above; Unique identifier field for users is userName; tick Push New Users, Push Profile Updates and Push Groups; Authentication Mode HTTP Header, Authorization (Bearer) the SCIM secret (rotate it here to get one). Test Connector Configuration, then Save.",
             "Under Provisioning → To App, enable Create Users, Update User Attributes and Deactivate Users.",
             "Assign people on the Assignments tab and groups on the Push Groups tab.",
         ]),
