@@ -1,6 +1,6 @@
 //! The fake Google: the OAuth token endpoint's JWT-bearer grant (RFC 7523) for the one
-//! service account it issued, and the Admin SDK Directory's `users.get`. Texts are
-//! Google's own.
+//! service account it issued, and the Admin SDK Directory's `users.get`, `users.list`,
+//! `groups.list` and `members.list` (paged with `pageToken`). Texts are Google's own.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -13,21 +13,40 @@ use rsa::sha2::Sha256;
 use rsa::signature::Verifier;
 use serde_json::{json, Value};
 
-use super::state::GoogleToken;
+use super::state::{GoogleGroup, GoogleToken, GoogleUser, Inner};
 use super::{arrive, bearer, form, json, random_token, token_lifetime, Shared, TOKEN_SECONDS};
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// Scopes that let an admin read users.
-const USER_READ_SCOPES: [&str; 2] = [
+const USER_READ_SCOPES: &[&str] = &[
     "https://www.googleapis.com/auth/admin.directory.user.readonly",
     "https://www.googleapis.com/auth/admin.directory.user",
 ];
+/// Scopes that let an admin list groups.
+const GROUP_READ_SCOPES: &[&str] = &[
+    "https://www.googleapis.com/auth/admin.directory.group.readonly",
+    "https://www.googleapis.com/auth/admin.directory.group",
+];
+/// Scopes that let an admin list a group's members.
+const MEMBER_READ_SCOPES: &[&str] = &[
+    "https://www.googleapis.com/auth/admin.directory.group.member.readonly",
+    "https://www.googleapis.com/auth/admin.directory.group.member",
+    "https://www.googleapis.com/auth/admin.directory.group.readonly",
+    "https://www.googleapis.com/auth/admin.directory.group",
+];
 
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/google/token", web::post().to(token)).route(
-        "/google/admin/directory/v1/users/{user_key}",
-        web::get().to(user),
-    );
+    cfg.route("/google/token", web::post().to(token))
+        .route("/google/admin/directory/v1/users", web::get().to(users))
+        .route(
+            "/google/admin/directory/v1/users/{user_key}",
+            web::get().to(user),
+        )
+        .route("/google/admin/directory/v1/groups", web::get().to(groups))
+        .route(
+            "/google/admin/directory/v1/groups/{group_key}/members",
+            web::get().to(members),
+        );
 }
 
 // --- the token endpoint ---
@@ -247,6 +266,273 @@ fn admin_fault(status: u16) -> HttpResponse {
     }
 }
 
+/// The admin a request acts as, if its token is live, has one of `scopes` and belongs to
+/// a workspace admin; else Google's answer.
+fn caller(req: &HttpRequest, inner: &Inner, scopes: &[&str]) -> Result<GoogleUser, HttpResponse> {
+    let Some(token) = bearer(req).and_then(|t| inner.google_tokens.get(&t).cloned()) else {
+        return Err(unauthenticated());
+    };
+    if token.expires <= Instant::now() {
+        return Err(unauthenticated());
+    }
+    if !scopes.iter().any(|s| token.scopes.contains(*s)) {
+        return Err(api_error(
+            403,
+            "Request had insufficient authentication scopes.",
+            "insufficientPermissions",
+            json!({}),
+            Some("PERMISSION_DENIED"),
+        ));
+    }
+    // The token acts as `sub`: only a workspace admin reads the directory.
+    match inner.google_users.get(&token.subject) {
+        Some(caller) if caller.is_admin => Ok(caller.clone()),
+        _ => Err(forbidden()),
+    }
+}
+
+fn domain(email: &str) -> Option<String> {
+    email.rsplit_once('@').map(|(_, d)| d.to_string())
+}
+
+fn etag(seed: &str) -> String {
+    format!("\"{}\"", &crate::secrets::digest(seed)[..27])
+}
+
+fn user_json(u: &GoogleUser) -> Value {
+    let customer = domain(&u.email).unwrap_or_default();
+    let customer_id = format!(
+        "C0{}",
+        &crate::secrets::digest(&customer)[..7].to_ascii_lowercase()
+    );
+    let mut emails = vec![json!({"address": u.email, "primary": true})];
+    emails.extend(u.aliases.iter().map(|a| json!({"address": a})));
+    let mut user = json!({
+        "kind": "admin#directory#user",
+        "id": u.id,
+        "etag": etag(&format!("{}{}{}", u.id, u.is_admin, u.revision)),
+        "primaryEmail": u.email,
+        "name": {
+            "givenName": u.given_name,
+            "familyName": u.family_name,
+            "fullName": format!("{} {}", u.given_name, u.family_name),
+        },
+        "isAdmin": u.is_admin,
+        "isDelegatedAdmin": false,
+        "lastLoginTime": match u.last_login {
+            Some(n) => format!("2026-01-01T00:{:02}:{:02}.000Z", (n / 60) % 60, n % 60),
+            None => "1970-01-01T00:00:00.000Z".to_string(),
+        },
+        "creationTime": "2024-01-15T09:30:00.000Z",
+        "agreedToTerms": true,
+        "suspended": u.suspended,
+        "archived": false,
+        "changePasswordAtNextLogin": false,
+        "ipWhitelisted": false,
+        "emails": emails,
+        "customerId": customer_id,
+        "orgUnitPath": "/",
+        "isMailboxSetup": true,
+        "isEnrolledIn2Sv": false,
+        "isEnforcedIn2Sv": false,
+        "includeInGlobalAddressList": true,
+    });
+    if u.suspended {
+        user["suspensionReason"] = json!("ADMIN");
+    }
+    if !u.aliases.is_empty() {
+        user["aliases"] = json!(u.aliases);
+    }
+    user
+}
+
+fn group_json(g: &GoogleGroup) -> Value {
+    json!({
+        "kind": "admin#directory#group",
+        "id": g.id,
+        "etag": etag(&format!("{}{}", g.id, g.revision)),
+        "email": g.email,
+        "name": g.name,
+        // Google sends this count as a string.
+        "directMembersCount": g.members.len().to_string(),
+        "description": "",
+        "adminCreated": true,
+    })
+}
+
+/// `maxResults` (within Google's bounds, `default` when absent) and the offset a
+/// `pageToken` stands for; Google's 400 when either is malformed.
+fn paging(
+    query: &std::collections::HashMap<String, String>,
+    max: usize,
+    default: usize,
+) -> Result<(usize, usize), HttpResponse> {
+    let invalid = |what: &str| {
+        api_error(
+            400,
+            &format!("Invalid Input: {what}"),
+            "invalid",
+            json!({}),
+            Some("INVALID_ARGUMENT"),
+        )
+    };
+    let size = match query.get("maxResults") {
+        None => default,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| invalid("maxResults"))?,
+    };
+    let offset = match query.get("pageToken") {
+        None => 0,
+        Some(t) => URL_SAFE_NO_PAD
+            .decode(t)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.strip_prefix("offset:").and_then(|n| n.parse().ok()))
+            .ok_or_else(|| invalid("pageToken"))?,
+    };
+    Ok((size, offset))
+}
+
+/// A listing page: `kind`, `etag`, the items under `key`, and `nextPageToken` when more
+/// follow.
+fn page(kind: &str, key: &str, items: Vec<Value>, next: Option<usize>) -> HttpResponse {
+    let mut body = json!({"kind": kind, "etag": etag(&format!("{kind}{}", items.len()))});
+    // Google leaves an empty page's array out.
+    if !items.is_empty() {
+        body[key] = Value::Array(items);
+    }
+    if let Some(offset) = next {
+        body["nextPageToken"] = json!(URL_SAFE_NO_PAD.encode(format!("offset:{offset}")));
+    }
+    json(200, body)
+}
+
+/// The account a listing covers: `customer=my_customer` (the caller's) or its `domain`.
+fn account_of(
+    query: &std::collections::HashMap<String, String>,
+    caller: &GoogleUser,
+) -> Result<String, HttpResponse> {
+    let own = domain(&caller.email).unwrap_or_default();
+    match (
+        query.get("customer").map(String::as_str),
+        query.get("domain"),
+    ) {
+        (Some("my_customer"), _) => Ok(own),
+        (_, Some(d)) if d.eq_ignore_ascii_case(&own) => Ok(own),
+        (None, None) => Err(api_error(
+            400,
+            "Bad Request",
+            "badRequest",
+            json!({}),
+            Some("INVALID_ARGUMENT"),
+        )),
+        _ => Err(forbidden()),
+    }
+}
+
+async fn users(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    if let Some(fault) = arrive(&shared, "google/admin", admin_fault).await {
+        return fault;
+    }
+    let query = form(req.query_string().as_bytes());
+    let inner = shared.state.lock();
+    let listed = caller(&req, &inner, USER_READ_SCOPES)
+        .and_then(|c| account_of(&query, &c))
+        .and_then(|account| paging(&query, 500, 100).map(|p| (account, p)));
+    let (account, (size, offset)) = match listed {
+        Ok(v) => v,
+        Err(answer) => return answer,
+    };
+    let mut matching = inner
+        .google_users
+        .values()
+        .filter(|u| domain(&u.email).as_deref() == Some(account.as_str()))
+        .skip(offset);
+    let items: Vec<Value> = matching.by_ref().take(size).map(user_json).collect();
+    let more = matching.next().is_some();
+    let next = more.then_some(offset + items.len());
+    page("admin#directory#users", "users", items, next)
+}
+
+async fn groups(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    if let Some(fault) = arrive(&shared, "google/admin", admin_fault).await {
+        return fault;
+    }
+    let query = form(req.query_string().as_bytes());
+    let inner = shared.state.lock();
+    let listed = caller(&req, &inner, GROUP_READ_SCOPES)
+        .and_then(|c| account_of(&query, &c))
+        .and_then(|account| paging(&query, 200, 200).map(|p| (account, p)));
+    let (account, (size, offset)) = match listed {
+        Ok(v) => v,
+        Err(answer) => return answer,
+    };
+    let mut matching = inner
+        .google_groups
+        .values()
+        .filter(|g| domain(&g.email).as_deref() == Some(account.as_str()))
+        .skip(offset);
+    let items: Vec<Value> = matching.by_ref().take(size).map(group_json).collect();
+    let more = matching.next().is_some();
+    let next = more.then_some(offset + items.len());
+    page("admin#directory#groups", "groups", items, next)
+}
+
+async fn members(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    if let Some(fault) = arrive(&shared, "google/admin", admin_fault).await {
+        return fault;
+    }
+    let query = form(req.query_string().as_bytes());
+    let inner = shared.state.lock();
+    let (caller, (size, offset)) = match caller(&req, &inner, MEMBER_READ_SCOPES)
+        .and_then(|c| paging(&query, 200, 200).map(|p| (c, p)))
+    {
+        Ok(v) => v,
+        Err(answer) => return answer,
+    };
+    let key = path.into_inner().to_ascii_lowercase();
+    let group = inner
+        .google_groups
+        .get(&key)
+        .or_else(|| inner.google_groups.values().find(|g| g.id == key))
+        .filter(|g| domain(&g.email) == domain(&caller.email));
+    let Some(group) = group else {
+        return api_error(
+            404,
+            "Resource Not Found: groupKey",
+            "notFound",
+            json!({}),
+            None,
+        );
+    };
+    let mut listed = group.members.values().skip(offset);
+    let items: Vec<Value> = listed
+        .by_ref()
+        .take(size)
+        .map(|m| {
+            json!({
+                "kind": "admin#directory#member",
+                "etag": etag(&format!("{}{}", group.id, m.id)),
+                "id": m.id,
+                "email": m.email,
+                "role": m.role,
+                "type": m.kind,
+                "status": "ACTIVE",
+            })
+        })
+        .collect();
+    let more = listed.next().is_some();
+    let next = more.then_some(offset + items.len());
+    page("admin#directory#members", "members", items, next)
+}
+
 async fn user(
     req: HttpRequest,
     shared: web::Data<Shared>,
@@ -256,70 +542,17 @@ async fn user(
         return fault;
     }
     let inner = shared.state.lock();
-    let Some(token) = bearer(&req).and_then(|t| inner.google_tokens.get(&t).cloned()) else {
-        return unauthenticated();
+    let caller = match caller(&req, &inner, USER_READ_SCOPES) {
+        Ok(c) => c,
+        Err(answer) => return answer,
     };
-    if token.expires <= Instant::now() {
-        return unauthenticated();
-    }
-    if !USER_READ_SCOPES.iter().any(|s| token.scopes.contains(*s)) {
-        return api_error(
-            403,
-            "Request had insufficient authentication scopes.",
-            "insufficientPermissions",
-            json!({}),
-            Some("PERMISSION_DENIED"),
-        );
-    }
-    // The token acts as `sub`: only a workspace admin reads the directory.
-    let Some(caller) = inner.google_users.get(&token.subject) else {
-        return forbidden();
-    };
-    if !caller.is_admin {
-        return forbidden();
-    }
     let key = path.into_inner().to_ascii_lowercase();
     let found = inner
         .google_users
         .get(&key)
         .or_else(|| inner.google_users.values().find(|u| u.id == key));
-    let domain = |email: &str| email.rsplit_once('@').map(|(_, d)| d.to_string());
     let Some(found) = found.filter(|u| domain(&u.email) == domain(&caller.email)) else {
         return not_found();
     };
-    let customer = domain(&caller.email).unwrap_or_default();
-    let customer_id = format!(
-        "C0{}",
-        &crate::secrets::digest(&customer)[..7].to_ascii_lowercase()
-    );
-    json(
-        200,
-        json!({
-            "kind": "admin#directory#user",
-            "id": found.id,
-            "etag": format!("\"{}\"", &crate::secrets::digest(&format!("{}{}", found.id, found.is_admin))[..27]),
-            "primaryEmail": found.email,
-            "name": {
-                "givenName": found.given_name,
-                "familyName": found.family_name,
-                "fullName": format!("{} {}", found.given_name, found.family_name),
-            },
-            "isAdmin": found.is_admin,
-            "isDelegatedAdmin": false,
-            "lastLoginTime": "1970-01-01T00:00:00.000Z",
-            "creationTime": "2024-01-15T09:30:00.000Z",
-            "agreedToTerms": true,
-            "suspended": false,
-            "archived": false,
-            "changePasswordAtNextLogin": false,
-            "ipWhitelisted": false,
-            "emails": [{"address": found.email, "primary": true}],
-            "customerId": customer_id,
-            "orgUnitPath": "/",
-            "isMailboxSetup": true,
-            "isEnrolledIn2Sv": false,
-            "isEnforcedIn2Sv": false,
-            "includeInGlobalAddressList": true,
-        }),
-    )
+    json(200, user_json(found))
 }

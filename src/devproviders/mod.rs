@@ -15,6 +15,13 @@
 //! | request | body |
 //! |---|---|
 //! | `POST /_control/google/users` | `{"email", "is_admin"}` |
+//! | `POST /_control/google/users/update` | `{"email", "new_email"?, "given_name"?, "family_name"?, "suspended"?, "aliases"?, "is_admin"?, "sign_in"?}` (a new address keeps the id; `sign_in` changes only the etag and `lastLoginTime`) |
+//! | `POST /_control/google/users/delete` | `{"email"}` (with their memberships) |
+//! | `POST /_control/google/groups` | `{"email", "name"}` (a new name for an existing group) |
+//! | `POST /_control/google/groups/delete` | `{"email"}` |
+//! | `POST /_control/google/members` | `{"group", "email", "role"?}` (a user, a group, or an outside address) |
+//! | `POST /_control/google/members/delete` | `{"group", "email"}` |
+//! | `POST /_control/google/seed` | `{"domain", "users", "groups", "members_per_group"}`: `u{i}@domain` (every 10th suspended), groups `g{j}@domain` |
 //! | `POST /_control/google/delegations` | `{"domain", "scopes": [...]}` |
 //! | `POST /_control/microsoft/tenants` | `{"tenant_id", "domains": [...], "consented"?}` |
 //! | `POST /_control/microsoft/users` | `{"email", "mailbox"}` (the tenant with its domain) |
@@ -25,7 +32,7 @@
 //! | `POST /_control/webex/users` | `{"org_id", "email"}` |
 //! | `POST /_control/indeed/employers` | `{"employer_id"}` |
 //! | `POST /_control/indeed/users` | `{"employer_id", "email"}` |
-//! | `POST /_control/faults` | `{"prefix", "status", "times"?, "retry_after"?}`: the next `times` (1) requests under `prefix` (`google/token`, `google/admin`, `microsoft/token`, `microsoft/graph`, `microsoft/login`, and `oauth` (the sign-in pages), `token`, `api` under `zoom/`, `webex/`, `indeed/`) answer `status` in the provider's error shape |
+//! | `POST /_control/faults` | `{"prefix", "status", "times"?, "retry_after"?, "skip"?}`: after `skip` (0) more requests, the next `times` (1) requests under `prefix` (`google/token`, `google/admin`, `microsoft/token`, `microsoft/graph`, `microsoft/login`, and `oauth` (the sign-in pages), `token`, `api` under `zoom/`, `webex/`, `indeed/`) answer `status` in the provider's error shape |
 //! | `POST /_control/expire_tokens` | none: every access token issued so far answers 401 |
 
 mod google;
@@ -50,10 +57,15 @@ use serde::Deserialize;
 use crate::error::Error;
 use crate::secrets::random_token;
 
-pub use state::{Conferencing, FakeState, PREFIXES};
+pub use state::{Conferencing, FakeState, GoogleUserChange, PREFIXES};
 
-/// The Google scope the demo data delegates (the fakes do not import the connector's).
+/// The Google scopes the demo data delegates (the fakes do not import the connector's):
+/// reading users (Enterprise Connect), and groups and members (directories).
 const DEMO_GOOGLE_SCOPE: &str = "https://www.googleapis.com/auth/admin.directory.user.readonly";
+const DEMO_GOOGLE_DIRECTORY_SCOPES: [&str; 2] = [
+    "https://www.googleapis.com/auth/admin.directory.group.readonly",
+    "https://www.googleapis.com/auth/admin.directory.group.member.readonly",
+];
 const DEMO_TENANT: &str = "11111111-2222-3333-4444-555555555555";
 const DEMO_ZOOM_ACCOUNT: &str = "zacc_demo";
 const DEMO_WEBEX_ORG: &str = "org_demo";
@@ -342,6 +354,10 @@ impl DevProviders {
         s.add_google_user("alice@example.com", false)?;
         s.add_google_user("bob@example.com", false)?;
         s.grant_delegation("example.com", &[DEMO_GOOGLE_SCOPE]);
+        s.grant_delegation("example.com", &DEMO_GOOGLE_DIRECTORY_SCOPES);
+        s.add_google_group("engineering@example.com", "Engineering")?;
+        s.add_google_member("engineering@example.com", "alice@example.com", "OWNER")?;
+        s.add_google_member("engineering@example.com", "bob@example.com", "MEMBER")?;
         s.add_tenant(DEMO_TENANT, &["contoso.example"]);
         s.add_microsoft_user("carol@contoso.example", true)?;
         s.add_microsoft_user("dave@contoso.example", false)?;
@@ -375,6 +391,10 @@ pub async fn run_cli(listen: &str, key_file: &Path) -> Result<(), Error> {
         "# Google: example.com, admin@example.com (admin), alice@, bob@; delegation granted for"
     );
     println!("#   {DEMO_GOOGLE_SCOPE}");
+    for scope in DEMO_GOOGLE_DIRECTORY_SCOPES {
+        println!("#   {scope}");
+    }
+    println!("#   (group engineering@example.com: alice@, bob@)");
     println!("#   to client id {}.", fakes.google_client_id());
     println!("# Microsoft: tenant {DEMO_TENANT} (contoso.example, not yet consented),");
     println!("#   carol@contoso.example (mailbox), dave@contoso.example (no mailbox).");
@@ -544,6 +564,31 @@ fn control_routes(cfg: &mut web::ServiceConfig) {
         web::post().to(control_google_user),
     )
     .route(
+        "/_control/google/users/update",
+        web::post().to(control_google_user_update),
+    )
+    .route(
+        "/_control/google/users/delete",
+        web::post().to(control_google_user_delete),
+    )
+    .route(
+        "/_control/google/groups",
+        web::post().to(control_google_group),
+    )
+    .route(
+        "/_control/google/groups/delete",
+        web::post().to(control_google_group_delete),
+    )
+    .route(
+        "/_control/google/members",
+        web::post().to(control_google_member),
+    )
+    .route(
+        "/_control/google/members/delete",
+        web::post().to(control_google_member_delete),
+    )
+    .route("/_control/google/seed", web::post().to(control_google_seed))
+    .route(
         "/_control/google/delegations",
         web::post().to(control_delegation),
     )
@@ -612,6 +657,138 @@ async fn control_google_user(
         return refusal;
     }
     done(shared.state.add_google_user(&body.email, body.is_admin))
+}
+
+#[derive(Deserialize)]
+struct GoogleUserUpdateBody {
+    email: String,
+    #[serde(flatten)]
+    change: GoogleUserChange,
+}
+
+async fn control_google_user_update(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    body: web::Json<GoogleUserUpdateBody>,
+) -> HttpResponse {
+    if let Some(refusal) = local(&req) {
+        return refusal;
+    }
+    let body = body.into_inner();
+    done(shared.state.update_google_user(&body.email, body.change))
+}
+
+#[derive(Deserialize)]
+struct EmailBody {
+    email: String,
+}
+
+async fn control_google_user_delete(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    body: web::Json<EmailBody>,
+) -> HttpResponse {
+    if let Some(refusal) = local(&req) {
+        return refusal;
+    }
+    shared.state.remove_google_user(&body.email);
+    done(Ok(()))
+}
+
+#[derive(Deserialize)]
+struct GoogleGroupBody {
+    email: String,
+    name: String,
+}
+
+async fn control_google_group(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    body: web::Json<GoogleGroupBody>,
+) -> HttpResponse {
+    if let Some(refusal) = local(&req) {
+        return refusal;
+    }
+    done(shared.state.add_google_group(&body.email, &body.name))
+}
+
+async fn control_google_group_delete(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    body: web::Json<EmailBody>,
+) -> HttpResponse {
+    if let Some(refusal) = local(&req) {
+        return refusal;
+    }
+    shared.state.remove_google_group(&body.email);
+    done(Ok(()))
+}
+
+#[derive(Deserialize)]
+struct GoogleMemberBody {
+    group: String,
+    email: String,
+    #[serde(default = "member_role")]
+    role: String,
+}
+
+fn member_role() -> String {
+    "MEMBER".into()
+}
+
+async fn control_google_member(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    body: web::Json<GoogleMemberBody>,
+) -> HttpResponse {
+    if let Some(refusal) = local(&req) {
+        return refusal;
+    }
+    done(
+        shared
+            .state
+            .add_google_member(&body.group, &body.email, &body.role),
+    )
+}
+
+async fn control_google_member_delete(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    body: web::Json<GoogleMemberBody>,
+) -> HttpResponse {
+    if let Some(refusal) = local(&req) {
+        return refusal;
+    }
+    shared.state.remove_google_member(&body.group, &body.email);
+    done(Ok(()))
+}
+
+#[derive(Deserialize)]
+struct GoogleSeedBody {
+    domain: String,
+    users: usize,
+    #[serde(default)]
+    groups: usize,
+    #[serde(default)]
+    members_per_group: usize,
+}
+
+async fn control_google_seed(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    body: web::Json<GoogleSeedBody>,
+) -> HttpResponse {
+    if let Some(refusal) = local(&req) {
+        return refusal;
+    }
+    let b = body.into_inner();
+    let state = shared.state.clone();
+    // Seeding a hundred thousand users takes a while: off the server's thread.
+    let result =
+        web::block(move || state.seed_google(&b.domain, b.users, b.groups, b.members_per_group))
+            .await
+            .unwrap_or_else(|e| Err(Error::Internal(format!("seeding: {e}"))));
+    done(result)
 }
 
 #[derive(Deserialize)]
@@ -815,6 +992,8 @@ struct FaultBody {
     #[serde(default = "once")]
     times: u32,
     retry_after: Option<u64>,
+    #[serde(default)]
+    skip: u32,
 }
 
 fn once() -> u32 {
@@ -835,9 +1014,13 @@ async fn control_fault(
             serde_json::json!({"error": format!("prefix must be one of {}", PREFIXES.join(", "))}),
         );
     }
-    shared
-        .state
-        .fail_next(&body.prefix, body.status, body.times, body.retry_after);
+    shared.state.fail_after(
+        &body.prefix,
+        body.skip,
+        body.status,
+        body.times,
+        body.retry_after,
+    );
     done(Ok(()))
 }
 

@@ -24,6 +24,8 @@ pub(super) struct Inner {
     pub google_users: BTreeMap<String, GoogleUser>,
     /// Domain → scopes its admin delegated to the fake-issued service account.
     pub delegations: BTreeMap<String, BTreeSet<String>>,
+    /// By lower-case email.
+    pub google_groups: BTreeMap<String, GoogleGroup>,
     pub google_tokens: HashMap<String, GoogleToken>,
     /// By tenant id.
     pub tenants: BTreeMap<String, Tenant>,
@@ -51,6 +53,47 @@ pub(super) struct GoogleUser {
     pub is_admin: bool,
     pub given_name: String,
     pub family_name: String,
+    pub suspended: bool,
+    /// Further addresses (Google lists them in `emails` and `aliases`).
+    pub aliases: Vec<String>,
+    /// Bumped by every change and sign-in: the etag and `lastLoginTime` follow it.
+    pub revision: u64,
+    pub last_login: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct GoogleGroup {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    /// By lower-case email.
+    pub members: BTreeMap<String, GoogleMember>,
+    pub revision: u64,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct GoogleMember {
+    pub id: String,
+    pub email: String,
+    /// `USER`, `GROUP` or `CUSTOMER`.
+    pub kind: String,
+    /// `OWNER`, `MANAGER` or `MEMBER`.
+    pub role: String,
+}
+
+/// A change to a fake Google user; absent fields stay.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct GoogleUserChange {
+    /// A new primary address (the id stays: a rename).
+    pub new_email: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub suspended: Option<bool>,
+    pub aliases: Option<Vec<String>>,
+    pub is_admin: Option<bool>,
+    /// A sign-in: only the etag and `lastLoginTime` change.
+    #[serde(default)]
+    pub sign_in: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -149,6 +192,8 @@ pub(super) struct ConferencingToken {
 #[derive(Debug, Clone)]
 pub(super) struct Fault {
     pub status: u16,
+    /// Requests let through before the fault starts (a failure on page N of a listing).
+    pub skip: u32,
     pub remaining: u32,
     pub retry_after: Option<u64>,
 }
@@ -202,7 +247,11 @@ fn digest(kind: &str, name: &str) -> [u8; 32] {
 }
 
 fn google_id(email: &str) -> String {
-    let d = digest("google user", email);
+    google_id_of("google user", email)
+}
+
+fn google_id_of(kind: &str, email: &str) -> String {
+    let d = digest(kind, email);
     let n = u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
     format!("1{:020}", n)
 }
@@ -264,13 +313,176 @@ impl FakeState {
                 is_admin,
                 given_name,
                 family_name,
+                suspended: false,
+                aliases: Vec::new(),
+                revision: 1,
+                last_login: None,
             },
         );
         Ok(())
     }
 
+    /// Google deletes a user with their memberships.
     pub fn remove_google_user(&self, email: &str) {
-        self.lock().google_users.remove(&email.to_ascii_lowercase());
+        let key = email.to_ascii_lowercase();
+        let mut inner = self.lock();
+        inner.google_users.remove(&key);
+        for g in inner.google_groups.values_mut() {
+            if g.members.remove(&key).is_some() {
+                g.revision += 1;
+            }
+        }
+    }
+
+    /// Changes a user (a rename keeps their id and memberships).
+    pub fn update_google_user(&self, email: &str, change: GoogleUserChange) -> Result<(), Error> {
+        let key = email.to_ascii_lowercase();
+        let mut inner = self.lock();
+        let mut user = inner
+            .google_users
+            .remove(&key)
+            .ok_or_else(|| Rejected::not_found(format!("no Google user {email:?}")))?;
+        let mut renamed = None;
+        if let Some(new) = change.new_email.map(|e| e.to_ascii_lowercase()) {
+            if domain_of(&new).is_none() || (new != key && inner.google_users.contains_key(&new)) {
+                inner.google_users.insert(key, user);
+                return Err(Rejected::invalid(format!("{new:?} cannot be used")).into());
+            }
+            user.email = new.clone();
+            renamed = Some(new);
+        }
+        if let Some(v) = change.given_name {
+            user.given_name = v;
+        }
+        if let Some(v) = change.family_name {
+            user.family_name = v;
+        }
+        if let Some(v) = change.suspended {
+            user.suspended = v;
+        }
+        if let Some(v) = change.aliases {
+            user.aliases = v.iter().map(|a| a.to_ascii_lowercase()).collect();
+        }
+        if let Some(v) = change.is_admin {
+            user.is_admin = v;
+        }
+        user.revision += 1;
+        if change.sign_in {
+            user.last_login = Some(user.revision);
+        }
+        if let Some(new) = &renamed {
+            // Memberships follow the person, under their new address.
+            for g in inner.google_groups.values_mut() {
+                if let Some(mut m) = g.members.remove(&key) {
+                    m.email = new.clone();
+                    g.members.insert(new.clone(), m);
+                }
+            }
+        }
+        inner.google_users.insert(user.email.clone(), user);
+        Ok(())
+    }
+
+    /// A group (or a new name for an existing one).
+    pub fn add_google_group(&self, email: &str, name: &str) -> Result<(), Error> {
+        domain_of(email)
+            .ok_or_else(|| Rejected::invalid(format!("{email:?} is not an email address")))?;
+        let key = email.to_ascii_lowercase();
+        let mut inner = self.lock();
+        let group = inner
+            .google_groups
+            .entry(key.clone())
+            .or_insert_with(|| GoogleGroup {
+                id: google_id_of("google group", &key)
+                    .get(1..18)
+                    .map(|d| format!("0{d}"))
+                    .unwrap_or_default(),
+                email: key,
+                name: String::new(),
+                members: BTreeMap::new(),
+                revision: 0,
+            });
+        group.name = name.to_string();
+        group.revision += 1;
+        Ok(())
+    }
+
+    pub fn remove_google_group(&self, email: &str) {
+        self.lock()
+            .google_groups
+            .remove(&email.to_ascii_lowercase());
+    }
+
+    /// A direct member of a group: a user of the workspace, another group, or an outside
+    /// address (a `USER` Google knows only by email).
+    pub fn add_google_member(&self, group: &str, email: &str, role: &str) -> Result<(), Error> {
+        let key = email.to_ascii_lowercase();
+        let mut inner = self.lock();
+        let (id, kind) = if let Some(u) = inner.google_users.get(&key) {
+            (u.id.clone(), "USER")
+        } else if let Some(g) = inner.google_groups.get(&key) {
+            (g.id.clone(), "GROUP")
+        } else {
+            (google_id_of("outside user", &key), "USER")
+        };
+        let group = inner
+            .google_groups
+            .get_mut(&group.to_ascii_lowercase())
+            .ok_or_else(|| Rejected::not_found(format!("no Google group {group:?}")))?;
+        group.members.insert(
+            key.clone(),
+            GoogleMember {
+                id,
+                email: key,
+                kind: kind.to_string(),
+                role: role.to_ascii_uppercase(),
+            },
+        );
+        group.revision += 1;
+        Ok(())
+    }
+
+    pub fn remove_google_member(&self, group: &str, email: &str) {
+        let mut inner = self.lock();
+        if let Some(g) = inner.google_groups.get_mut(&group.to_ascii_lowercase()) {
+            if g.members.remove(&email.to_ascii_lowercase()).is_some() {
+                g.revision += 1;
+            }
+        }
+    }
+
+    /// Many users at once (benchmarks): `u{i}@domain` for i in 0..users, every 10th
+    /// suspended, and `groups` groups `g{j}@domain` whose members are every user with
+    /// `i % groups == j`, up to `members_per_group`.
+    pub fn seed_google(
+        &self,
+        domain: &str,
+        users: usize,
+        groups: usize,
+        members_per_group: usize,
+    ) -> Result<(), Error> {
+        for i in 0..users {
+            let email = format!("u{i}@{domain}");
+            self.add_google_user(&email, false)?;
+            if i % 10 == 9 {
+                self.update_google_user(
+                    &email,
+                    GoogleUserChange {
+                        suspended: Some(true),
+                        ..Default::default()
+                    },
+                )?;
+            }
+        }
+        for j in 0..groups {
+            let group = format!("g{j}@{domain}");
+            self.add_google_group(&group, &format!("Group {j}"))?;
+            let members = (j..users).step_by(groups).take(members_per_group);
+            for i in members {
+                self.add_google_member(&group, &format!("u{i}@{domain}"), "MEMBER")?;
+            }
+        }
+        Ok(())
     }
 
     /// The domain's admin authorizes the fake-issued service account for `scopes`
@@ -462,10 +674,23 @@ impl FakeState {
     /// The next `times` requests under `prefix` (one of [`PREFIXES`]) answer `status` in
     /// the provider's error shape, with `Retry-After` when given.
     pub fn fail_next(&self, prefix: &str, status: u16, times: u32, retry_after: Option<u64>) {
+        self.fail_after(prefix, 0, status, times, retry_after);
+    }
+
+    /// As [`FakeState::fail_next`], after letting `skip` requests through first.
+    pub fn fail_after(
+        &self,
+        prefix: &str,
+        skip: u32,
+        status: u16,
+        times: u32,
+        retry_after: Option<u64>,
+    ) {
         self.lock().faults.insert(
             prefix.trim_matches('/').to_string(),
             Fault {
                 status,
+                skip,
                 remaining: times,
                 retry_after,
             },
@@ -502,6 +727,10 @@ impl FakeState {
         *inner.requests.entry(prefix.to_string()).or_default() += 1;
         let latency = inner.latency;
         let fault = match inner.faults.get_mut(prefix) {
+            Some(f) if f.skip > 0 => {
+                f.skip -= 1;
+                None
+            }
             Some(f) if f.remaining > 0 => {
                 f.remaining -= 1;
                 Some(f.clone())

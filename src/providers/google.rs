@@ -14,13 +14,59 @@ use rsa::sha2::Sha256;
 use rsa::signature::{SignatureEncoding, Signer};
 use serde_json::Value;
 
-use super::{bearer, code_and_description, exchange, form, join, AccessToken, ProviderError};
+use super::{
+    bearer, code_and_description, exchange, exchange_up_to, form, join, AccessToken, Answer,
+    ProviderError,
+};
 use crate::error::Error;
 use crate::outbound;
 use crate::secrets::Secret;
 
 pub const USER_READONLY_SCOPE: &str =
     "https://www.googleapis.com/auth/admin.directory.user.readonly";
+pub const GROUP_READONLY_SCOPE: &str =
+    "https://www.googleapis.com/auth/admin.directory.group.readonly";
+pub const MEMBER_READONLY_SCOPE: &str =
+    "https://www.googleapis.com/auth/admin.directory.group.member.readonly";
+/// What a Google Workspace directory reads: users, groups and their members.
+pub const DIRECTORY_SCOPES: [&str; 3] = [
+    USER_READONLY_SCOPE,
+    GROUP_READONLY_SCOPE,
+    MEMBER_READONLY_SCOPE,
+];
+
+/// Most of one listing page we read: 500 users in Google's full shape, with room for
+/// custom schemas.
+const MAX_PAGE_BYTES: usize = 16 << 20;
+
+/// One of the Admin SDK Directory's listings.
+#[derive(Debug, Clone, Copy)]
+pub enum Listing<'a> {
+    /// `users.list` of the admin's own account (`customer=my_customer`).
+    Users,
+    /// `groups.list` of that account.
+    Groups,
+    /// `members.list` of a group, by its id or email.
+    Members(&'a str),
+}
+
+impl Listing<'_> {
+    /// The array its pages carry, and the most items Google gives per page.
+    fn key_and_size(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::Users => ("users", "500"),
+            Self::Groups => ("groups", "200"),
+            Self::Members(_) => ("members", "200"),
+        }
+    }
+}
+
+/// A page of a listing: its items as Google sent them, and the token of the next.
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub items: Vec<Value>,
+    pub next_page_token: Option<String>,
+}
 
 /// Where tokens come from when a key does not say (every key Google issues does).
 const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
@@ -276,31 +322,99 @@ impl Google {
         if answer.status == 404 {
             return Ok(None);
         }
-        // {"error": {"code", "message", "errors": [{"reason", …}], "status"}}
-        let error = json.as_ref().and_then(|j| j.get("error"));
-        let reason = error
-            .and_then(|e| e.get("errors"))
-            .and_then(|e| e.get(0))
-            .and_then(|e| e.get("reason"))
-            .and_then(Value::as_str);
-        let status_text = error.and_then(|e| e.get("status")).and_then(Value::as_str);
-        let message = format!(
-            "{WHAT}: {} {}",
-            answer.status,
-            code_and_description(
-                reason.or(status_text),
-                error.and_then(|e| e.get("message")).and_then(Value::as_str)
-            )
-        );
-        // Google reports some quota overruns as 403 (usageLimits): those pass with time.
-        let rate_limited = matches!(
-            reason,
-            Some("rateLimitExceeded" | "userRateLimitExceeded" | "quotaExceeded")
-        );
-        match answer.status {
-            401 => Err(ProviderError::Unauthorized(message)),
-            _ if answer.is_transient() || rate_limited => Err(answer.unavailable(message)),
-            _ => Err(ProviderError::Refused(message)),
+        Err(admin_error(WHAT, &answer, json.as_ref()))
+    }
+
+    /// One page of `listing` (`pageToken` from the previous page, none for the first).
+    pub async fn list(
+        &self,
+        token: &str,
+        listing: Listing<'_>,
+        page_token: Option<&str>,
+    ) -> Result<ListPage, ProviderError> {
+        const WHAT: &str = "Google Admin SDK";
+        let base = ["admin", "directory", "v1"];
+        let mut url = match listing {
+            Listing::Users => join(&self.admin_url, &[&base[..], &["users"]].concat())?,
+            Listing::Groups => join(&self.admin_url, &[&base[..], &["groups"]].concat())?,
+            Listing::Members(group) => join(
+                &self.admin_url,
+                &[&base[..], &["groups", group, "members"]].concat(),
+            )?,
+        };
+        let (key, size) = listing.key_and_size();
+        {
+            let mut query = url.query_pairs_mut();
+            if !matches!(listing, Listing::Members(_)) {
+                query.append_pair("customer", "my_customer");
+            }
+            query.append_pair("maxResults", size);
+            if let Some(t) = page_token {
+                query.append_pair("pageToken", t);
+            }
         }
+        let request = self
+            .client
+            .get(url)
+            .header("authorization", bearer(token))
+            .header("accept", "application/json");
+        let answer = exchange_up_to(WHAT, request, MAX_PAGE_BYTES).await?;
+        let json = answer.json();
+        if answer.status != 200 {
+            return Err(admin_error(WHAT, &answer, json.as_ref()));
+        }
+        let json = json.ok_or_else(|| {
+            ProviderError::Refused(format!("{WHAT}: a {key} page that is not JSON"))
+        })?;
+        // Google leaves the array out of an empty page.
+        let items = match json.get(key) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items.clone(),
+            Some(_) => {
+                return Err(ProviderError::Refused(format!(
+                    "{WHAT}: `{key}` is not an array"
+                )))
+            }
+        };
+        let next_page_token = json
+            .get("nextPageToken")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        Ok(ListPage {
+            items,
+            next_page_token,
+        })
+    }
+}
+
+/// An Admin SDK error answer (`{"error": {"code", "message", "errors": [{"reason", …}],
+/// "status"}}`) as its kind: 401 to refresh, 429/5xx and quota reasons to retry, the
+/// rest refused.
+fn admin_error(what: &str, answer: &Answer, json: Option<&Value>) -> ProviderError {
+    let error = json.and_then(|j| j.get("error"));
+    let reason = error
+        .and_then(|e| e.get("errors"))
+        .and_then(|e| e.get(0))
+        .and_then(|e| e.get("reason"))
+        .and_then(Value::as_str);
+    let status_text = error.and_then(|e| e.get("status")).and_then(Value::as_str);
+    let message = format!(
+        "{what}: {} {}",
+        answer.status,
+        code_and_description(
+            reason.or(status_text),
+            error.and_then(|e| e.get("message")).and_then(Value::as_str)
+        )
+    );
+    // Google reports some quota overruns as 403 (usageLimits): those pass with time.
+    let rate_limited = matches!(
+        reason,
+        Some("rateLimitExceeded" | "userRateLimitExceeded" | "quotaExceeded")
+    );
+    match answer.status {
+        401 => ProviderError::Unauthorized(message),
+        _ if answer.is_transient() || rate_limited => answer.unavailable(message),
+        _ => ProviderError::Refused(message),
     }
 }

@@ -117,6 +117,15 @@ impl Answer {
 /// Sends a request and reads its answer; a transport failure (timeout, refused
 /// connection, reset) is [`ProviderError::Unavailable`], described without the URL.
 async fn exchange(what: &str, request: outbound::RequestBuilder) -> Result<Answer, ProviderError> {
+    exchange_up_to(what, request, MAX_ANSWER_BYTES).await
+}
+
+/// As [`exchange`], reading at most `max_bytes` (a listing's page is larger than a lookup).
+async fn exchange_up_to(
+    what: &str,
+    request: outbound::RequestBuilder,
+    max_bytes: usize,
+) -> Result<Answer, ProviderError> {
     let transport = |e| ProviderError::Unavailable {
         message: format!("{what}: {}", outbound::describe(e)),
         retry_after: None,
@@ -126,9 +135,9 @@ async fn exchange(what: &str, request: outbound::RequestBuilder) -> Result<Answe
     let retry_after = outbound::retry_after(response.headers());
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(transport)? {
-        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+        if body.len() + chunk.len() > max_bytes {
             return Err(ProviderError::Refused(format!(
-                "{what}: the answer is larger than {MAX_ANSWER_BYTES} bytes"
+                "{what}: the answer is larger than {max_bytes} bytes"
             )));
         }
         body.extend_from_slice(&chunk);

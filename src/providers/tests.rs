@@ -11,7 +11,7 @@ use rsa::pkcs8::DecodePrivateKey;
 use rsa::sha2::Sha256;
 use rsa::signature::Verifier;
 
-use super::google::{self, Google, ServiceAccountKey, USER_READONLY_SCOPE};
+use super::google::{self, Google, Listing, ServiceAccountKey, USER_READONLY_SCOPE};
 use super::microsoft::Microsoft;
 use super::ProviderError;
 use crate::devproviders::DevProviders;
@@ -517,5 +517,80 @@ async fn the_control_api_changes_the_fakes() {
         Err(ProviderError::Unauthorized(_))
     ));
     assert_eq!(fakes.state.requests("microsoft/graph"), 4);
+    fakes.stop().await;
+}
+
+#[tokio::test]
+async fn google_lists_users_groups_and_members_page_by_page() {
+    let fakes = fakes().await;
+    let st = &fakes.state;
+    for i in 0..1203 {
+        st.add_google_user(&format!("p{i:04}@example.com"), false)
+            .unwrap();
+    }
+    st.add_google_user("someone@other.example", false).unwrap();
+    let g = google(&fakes);
+    // Without the group scopes granted, no token for all three.
+    st.revoke_delegation("example.com");
+    st.grant_delegation("example.com", &[USER_READONLY_SCOPE]);
+    let refused = g
+        .token("admin@example.com", &google::DIRECTORY_SCOPES)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("unauthorized_client"),
+        "{refused}"
+    );
+    st.grant_delegation("example.com", &google::DIRECTORY_SCOPES);
+    let token = g
+        .token("admin@example.com", &google::DIRECTORY_SCOPES)
+        .await
+        .unwrap();
+    let token = token.token.expose();
+    let (mut seen, mut next, mut pages) = (Vec::new(), None, 0);
+    loop {
+        let page = g
+            .list(token, Listing::Users, next.as_deref())
+            .await
+            .unwrap();
+        pages += 1;
+        seen.extend(
+            page.items
+                .iter()
+                .map(|u| u["primaryEmail"].as_str().unwrap().to_string()),
+        );
+        next = page.next_page_token;
+        if next.is_none() {
+            break;
+        }
+    }
+    // 1 203 + admin, alice, bob: three pages of up to 500, no other domain.
+    assert_eq!((seen.len(), pages), (1206, 3));
+    assert!(!seen.iter().any(|e| e.ends_with("other.example")));
+    let groups = g.list(token, Listing::Groups, None).await.unwrap();
+    assert_eq!(groups.items.len(), 1);
+    assert_eq!(groups.items[0]["name"], "Engineering");
+    let id = groups.items[0]["id"].as_str().unwrap();
+    let members = g.list(token, Listing::Members(id), None).await.unwrap();
+    let emails: Vec<&str> = members
+        .items
+        .iter()
+        .map(|m| m["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, ["alice@example.com", "bob@example.com"]);
+    assert_eq!(members.items[0]["type"], "USER");
+    // A 429 is retryable with its Retry-After, a 401 asks for a new token.
+    st.fail_next("google/admin", 429, 1, Some(3));
+    match g.list(token, Listing::Groups, None).await {
+        Err(ProviderError::Unavailable { retry_after, .. }) => {
+            assert_eq!(retry_after, Some(Duration::from_secs(3)))
+        }
+        other => panic!("{other:?}"),
+    }
+    st.expire_tokens();
+    assert!(matches!(
+        g.list(token, Listing::Users, None).await,
+        Err(ProviderError::Unauthorized(_))
+    ));
     fakes.stop().await;
 }
