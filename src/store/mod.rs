@@ -10,6 +10,7 @@ pub mod deliveries;
 pub mod directories;
 pub mod events;
 pub mod filter_sql;
+pub mod google_directories;
 pub mod groups;
 pub mod memberships;
 pub mod notify;

@@ -339,3 +339,21 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    google_directories (directory_id) {
+        directory_id -> Text,
+        domain -> Text,
+        admin_email -> Text,
+        state -> Text,
+        started_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+        user_count -> Nullable<BigInt>,
+        group_count -> Nullable<BigInt>,
+        error -> Nullable<Text>,
+        next_attempt_at -> Timestamp,
+        lease_until -> Nullable<Timestamp>,
+        lease_owner -> Nullable<Text>,
+        updated_at -> Timestamp,
+    }
+}
