@@ -37,7 +37,20 @@ pub struct NewDirectory {
     pub webhook_secret: Option<Secret>,
     pub user_limit: Option<i64>,
     pub log_webhook_events: Option<bool>,
+    /// A `google` directory's workspace: `{"domain", "admin_email"}`, whose delegation the
+    /// caller verified first.
+    pub google: Option<GoogleWorkspace>,
 }
+
+/// Where a Google Workspace directory pulls from (DESIGN.md §4).
+#[derive(Debug, Clone, Deserialize)]
+pub struct GoogleWorkspace {
+    pub domain: String,
+    pub admin_email: String,
+}
+
+/// The type of directories pulled from Google Workspace rather than pushed over SCIM.
+pub const GOOGLE: &str = "google";
 
 /// A PATCH of a directory. Absent fields stay; `null` clears the optional ones.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
@@ -170,6 +183,25 @@ pub fn create(
         .map(|u| webhooks::check_url(&u, allow_private))
         .transpose()?;
     check_limit(input.user_limit)?;
+    let google = match (provider_type == GOOGLE, input.google) {
+        (true, Some(g)) => {
+            check_texts(&[
+                ("google.domain", Some(&g.domain)),
+                ("google.admin_email", Some(&g.admin_email)),
+            ])?;
+            Some(g)
+        }
+        (true, None) => {
+            return Err(Rejected::invalid(
+                "a google directory needs google.domain and google.admin_email",
+            )
+            .into())
+        }
+        (false, Some(_)) => {
+            return Err(Rejected::invalid("google is only for directories of type google").into())
+        }
+        (false, None) => None,
+    };
     let secret = secrets::random_token(32)?;
     let webhook_secret = input
         .webhook_secret
@@ -203,6 +235,9 @@ pub fn create(
     };
     let generated = write_tx(conn, |conn| {
         store::insert(conn, &row)?;
+        if let Some(g) = &google {
+            crate::store::google_directories::insert(conn, &row.id, &g.domain, &g.admin_email, t)?;
+        }
         // A webhook without a secret gets one.
         let generated = webhooks::sync_primary(conn, sealer, &row)?;
         events::record(conn, &row, DSYNC_CREATED, directory_event_data(&row))?;
@@ -462,6 +497,13 @@ fn unauthorized() -> Error {
 /// Checks a bearer token against a directory (current secret, or the previous one within
 /// its grace period), in constant time.
 pub fn verify(row: &DirectoryRow, token: Option<&str>) -> Result<(), Error> {
+    // Pulled from Google, never pushed: no token opens its SCIM routes, so none is checked.
+    if row.provider_type == GOOGLE {
+        return Err(ScimError::forbidden(
+            "this directory is synced from Google Workspace and has no SCIM endpoint",
+        )
+        .into());
+    }
     let token = token.ok_or_else(unauthorized)?;
     if !secret_opens(row, token, now()) {
         return Err(unauthorized());

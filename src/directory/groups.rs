@@ -469,6 +469,22 @@ pub fn patch(
     }))
 }
 
+/// Makes a group's members exactly `user_ids` (a directory pulled from its provider):
+/// one `group.user_added` / `group.user_removed` per member changed and never a
+/// `group.updated`, as a SCIM PATCH of members. Returns whether anything changed.
+pub fn set_members(
+    conn: &mut AnyConnection,
+    scope: &DirectoryScope,
+    id: &str,
+    user_ids: Vec<String>,
+) -> Result<bool, Error> {
+    super::known_id(id, "group")?;
+    write_tx(conn, |conn| {
+        let row = store::get_for_update(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
+        change_members(conn, scope, &row, &[MemberOp::Replace(user_ids)])
+    })
+}
+
 /// Deletes a group: `group.user_removed` for each member, then `group.deleted`.
 pub fn delete(
     conn: &mut AnyConnection,

@@ -186,6 +186,64 @@ pub fn create(
     }
 }
 
+/// Creates many users in one write transaction (a directory pulled from its provider),
+/// each with the `user.created` [`create`] would record, in multi-row inserts. All or
+/// nothing: a duplicate `userName` or a seat limit refuses the whole batch.
+pub fn create_many(
+    conn: &mut AnyConnection,
+    scope: &DirectoryScope,
+    bodies: Vec<Value>,
+) -> Result<Vec<UserRow>, Error> {
+    let mut rows = Vec::with_capacity(bodies.len());
+    let (mut emails, mut created) = (Vec::new(), Vec::with_capacity(bodies.len()));
+    for body in bodies {
+        let (raw, fields) = resource::normalize_user(body)?;
+        let row = row_from(
+            scope,
+            uuid::Uuid::now_v7().to_string(),
+            &raw,
+            &fields,
+            1,
+            now(),
+        );
+        emails.extend(email_rows(&row, &fields));
+        let rendered = render(&row, &[], &scope.base_url);
+        created.push(events::build(
+            &scope.directory,
+            None,
+            USER_CREATED,
+            user_summary(&row, rendered),
+        ));
+        rows.push(row);
+    }
+    let active = rows.iter().filter(|r| r.active).count() as i64;
+    let result = write_tx(conn, |conn| {
+        if let (Some(limit), true) = (scope.directory.user_limit, active > 0) {
+            if store::count_active(conn, scope.id())? + active > limit {
+                return Err(ScimError::forbidden(format!(
+                    "seat limit reached: this directory allows {limit} active users"
+                ))
+                .into());
+            }
+        }
+        for set in [
+            store::user_rows(&rows),
+            store::email_rows(&emails),
+            event_store::event_rows(&created),
+        ] {
+            db::bulk_insert(conn, set.table, set.columns, &set.rows)?;
+        }
+        Ok(())
+    });
+    match result {
+        Err(e) if db::is_unique_violation(&e) => {
+            Err(ScimError::uniqueness("a userName of the batch already exists").into())
+        }
+        Err(e) => Err(e),
+        Ok(()) => Ok(rows),
+    }
+}
+
 pub fn get(conn: &mut AnyConnection, scope: &DirectoryScope, id: &str) -> Result<UserView, Error> {
     super::known_id(id, "user")?;
     let row = store::get(conn, scope.id(), id)?.ok_or_else(|| not_found(id))?;
