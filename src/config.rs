@@ -325,6 +325,19 @@ impl Value for Vec<Duration> {
     }
 }
 
+/// One delay with a unit (`10m`), as in a schedule.
+impl Value for Duration {
+    fn parse(text: &str) -> Result<Self, String> {
+        match <Vec<Duration> as Value>::parse(text)?.as_slice() {
+            [d] => Ok(*d),
+            _ => Err(format!("expected one duration such as 10m, got {text:?}")),
+        }
+    }
+    fn show(&self) -> Option<toml::Value> {
+        vec![*self].show()
+    }
+}
+
 /// Declares the settings: generates [`Config`], its `Default` and [`SETTINGS`].
 /// Each entry: doc comment (the help), `name: Type = default`, then optionally
 /// `=> { default: "as documented", mask: Mask::…, }`.
@@ -517,6 +530,9 @@ settings! {
         indeed_token_url: Option<String> = None,
         /// Indeed's lookup URL, with `{email}` where the address goes.
         indeed_lookup_url: Option<String> = None,
+        /// How often each Google Workspace directory is pulled from the Admin SDK (units
+        /// `ms`, `s`, `m`, `h`); `POST /api/v1/directory-sync/{id}/sync` pulls one now.
+        google_sync_interval: Duration = Duration::from_secs(600),
         /// Time allowed for one provider request, in milliseconds.
         provider_timeout_ms: u64 = 15_000,
         /// Delegated authorizations one instance works on at once (provider lookups and
@@ -680,6 +696,17 @@ impl Config {
             lookups: self.authorization_concurrency.max(1),
             lease: self.authorization_settings().lease,
             poll: Duration::from_millis(self.poll_ms.max(1)) * 6,
+        }
+    }
+
+    /// The Google Workspace directory worker's settings.
+    pub fn google_sync_settings(&self, external_url: &str) -> crate::google_sync::Settings {
+        crate::google_sync::Settings {
+            interval: self.google_sync_interval.max(Duration::from_secs(1)),
+            // Renewed as a run goes (each page, each batch of writes).
+            lease: Duration::from_millis(self.provider_timeout_ms.saturating_mul(8))
+                .max(Duration::from_secs(120)),
+            external_url: external_url.to_string(),
         }
     }
 

@@ -16,6 +16,8 @@
 //! - [`webhooks`]: fan-out of numbered events to endpoints, delivery workers, signatures.
 //! - [`directory`]: directories, users, groups and their events; every state change goes
 //!   through here, in one write transaction with its event.
+//! - [`google_sync`]: Google Workspace directories, pulled from the Admin SDK and written
+//!   through `directory` (the same events as a SCIM push).
 //! - [`http`]: actix-web routes for SCIM, the admin API and health.
 //! - [`background`]: tasks of a running gateway (the event sequencer, log pruning).
 //! - [`config`]: configuration from a TOML file and `SCIMGATE_*` variables.
@@ -29,6 +31,7 @@ pub mod directory;
 pub mod error;
 #[doc(hidden)]
 pub mod faults;
+pub mod google_sync;
 pub mod http;
 pub mod ids;
 pub mod oauth;

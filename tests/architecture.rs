@@ -159,6 +159,7 @@ fn lower_parts_do_not_import_higher_ones() {
                 "crate::http",
                 "crate::webhooks",
                 "crate::outbound",
+                "crate::google_sync",
             ],
         ),
         (
@@ -196,6 +197,7 @@ fn lower_parts_do_not_import_higher_ones() {
                 "crate::webhooks",
                 "crate::store",
                 "crate::background",
+                "crate::google_sync",
             ],
         ),
         (
@@ -209,7 +211,19 @@ fn lower_parts_do_not_import_higher_ones() {
                 "crate::outbound",
             ],
         ),
-        ("src/directory/", &["crate::http"]),
+        ("src/directory/", &["crate::http", "crate::google_sync"]),
+        (
+            "src/google_sync/",
+            &[
+                "crate::http",
+                "crate::background",
+                "crate::connect",
+                "crate::devproviders",
+                "crate::provisioning",
+                "crate::webhooks",
+                "crate::outbound",
+            ],
+        ),
     ];
     let mut found = Vec::new();
     for (file, n, code) in code_lines() {

@@ -266,28 +266,31 @@ fn admin_fault(status: u16) -> HttpResponse {
     }
 }
 
+/// Google's answer to a request it refuses (boxed: a response is large).
+type Refusal = Box<HttpResponse>;
+
 /// The admin a request acts as, if its token is live, has one of `scopes` and belongs to
 /// a workspace admin; else Google's answer.
-fn caller(req: &HttpRequest, inner: &Inner, scopes: &[&str]) -> Result<GoogleUser, HttpResponse> {
+fn caller(req: &HttpRequest, inner: &Inner, scopes: &[&str]) -> Result<GoogleUser, Refusal> {
     let Some(token) = bearer(req).and_then(|t| inner.google_tokens.get(&t).cloned()) else {
-        return Err(unauthenticated());
+        return Err(Box::new(unauthenticated()));
     };
     if token.expires <= Instant::now() {
-        return Err(unauthenticated());
+        return Err(Box::new(unauthenticated()));
     }
     if !scopes.iter().any(|s| token.scopes.contains(*s)) {
-        return Err(api_error(
+        return Err(Box::new(api_error(
             403,
             "Request had insufficient authentication scopes.",
             "insufficientPermissions",
             json!({}),
             Some("PERMISSION_DENIED"),
-        ));
+        )));
     }
     // The token acts as `sub`: only a workspace admin reads the directory.
     match inner.google_users.get(&token.subject) {
         Some(caller) if caller.is_admin => Ok(caller.clone()),
-        _ => Err(forbidden()),
+        _ => Err(Box::new(forbidden())),
     }
 }
 
@@ -366,15 +369,15 @@ fn paging(
     query: &std::collections::HashMap<String, String>,
     max: usize,
     default: usize,
-) -> Result<(usize, usize), HttpResponse> {
+) -> Result<(usize, usize), Refusal> {
     let invalid = |what: &str| {
-        api_error(
+        Box::new(api_error(
             400,
             &format!("Invalid Input: {what}"),
             "invalid",
             json!({}),
             Some("INVALID_ARGUMENT"),
-        )
+        ))
     };
     let size = match query.get("maxResults") {
         None => default,
@@ -414,7 +417,7 @@ fn page(kind: &str, key: &str, items: Vec<Value>, next: Option<usize>) -> HttpRe
 fn account_of(
     query: &std::collections::HashMap<String, String>,
     caller: &GoogleUser,
-) -> Result<String, HttpResponse> {
+) -> Result<String, Refusal> {
     let own = domain(&caller.email).unwrap_or_default();
     match (
         query.get("customer").map(String::as_str),
@@ -422,14 +425,14 @@ fn account_of(
     ) {
         (Some("my_customer"), _) => Ok(own),
         (_, Some(d)) if d.eq_ignore_ascii_case(&own) => Ok(own),
-        (None, None) => Err(api_error(
+        (None, None) => Err(Box::new(api_error(
             400,
             "Bad Request",
             "badRequest",
             json!({}),
             Some("INVALID_ARGUMENT"),
-        )),
-        _ => Err(forbidden()),
+        ))),
+        _ => Err(Box::new(forbidden())),
     }
 }
 
@@ -444,7 +447,7 @@ async fn users(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
         .and_then(|account| paging(&query, 500, 100).map(|p| (account, p)));
     let (account, (size, offset)) = match listed {
         Ok(v) => v,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let mut matching = inner
         .google_users
@@ -468,7 +471,7 @@ async fn groups(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
         .and_then(|account| paging(&query, 200, 200).map(|p| (account, p)));
     let (account, (size, offset)) = match listed {
         Ok(v) => v,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let mut matching = inner
         .google_groups
@@ -495,7 +498,7 @@ async fn members(
         .and_then(|c| paging(&query, 200, 200).map(|p| (c, p)))
     {
         Ok(v) => v,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let key = path.into_inner().to_ascii_lowercase();
     let group = inner
@@ -544,7 +547,7 @@ async fn user(
     let inner = shared.state.lock();
     let caller = match caller(&req, &inner, USER_READ_SCOPES) {
         Ok(c) => c,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let key = path.into_inner().to_ascii_lowercase();
     let found = inner

@@ -29,7 +29,8 @@ pub struct NewDirectory {
     pub tenant: Option<String>,
     pub product: Option<String>,
     /// `okta-scim-v2`, `azure-scim-v2`, `onelogin-scim-v2`, `jumpcloud-scim-v2`,
-    /// `generic-scim-v2` (the default).
+    /// `generic-scim-v2` (the default), or `google` (pulled from Google Workspace, with
+    /// `google`).
     #[serde(rename = "type")]
     pub provider_type: Option<String>,
     pub webhook_url: Option<String>,
@@ -43,7 +44,7 @@ pub struct NewDirectory {
 }
 
 /// Where a Google Workspace directory pulls from (DESIGN.md §4).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct GoogleWorkspace {
     pub domain: String,
     pub admin_email: String,

@@ -11,6 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
 
+use super::admin_google::{__path_sync_now, sync_now};
 use super::error::AdminFailure;
 use super::extract::{json_body, AdminAuth};
 use super::openapi::{admin_routes, Change, Create, Paging, Read, Scoped};
@@ -58,6 +59,7 @@ admin_routes!(mount, DirectoryDoc, "/api/v1/directory-sync", {
     patch "/{id}" => update_directory,
     delete "/{id}" => delete_directory,
     post "/{id}/scim-secret/rotate" => rotate_secret,
+    post "/{id}/sync" => sync_now,
     get "/{id}/provisioning" => provisioning_state,
     get "/{id}/users" => directory_users,
     get "/{id}/users/{uid}" => directory_user,
@@ -259,6 +261,9 @@ async fn create_directory(
 ) -> Reply {
     let body = json_body(payload, &req, state.max_body_bytes).await?;
     let input: NewDirectory = from_body(body, "invalid directory")?;
+    if input.provider_type.as_deref() == Some(directories::GOOGLE) {
+        return super::admin_google::create(state, input).await;
+    }
     let (allow_private, sealer) = (state.webhook_allow_private, state.sealer.clone());
     let (row, secret, webhook_secret) = state
         .db
@@ -297,8 +302,18 @@ async fn list_directories(_: AdminAuth, state: web::Data<AppState>, q: Query) ->
     params(("id" = String, Path, description = "Directory id (UUID)")), responses(Read))]
 async fn get_directory(_: AdminAuth, state: web::Data<AppState>, id: web::Path<String>) -> Reply {
     let id = id.into_inner();
-    let row = state.db.run(move |c| directories::get(c, &id)).await?;
-    Ok(ok(directory_json(&row, &state.external_url, None, None)))
+    let (row, google) = state
+        .db
+        .run(move |c| {
+            Ok((
+                directories::get(c, &id)?,
+                crate::google_sync::state_json(c, &id)?,
+            ))
+        })
+        .await?;
+    let mut data = directory_json(&row, &state.external_url, None, None);
+    super::admin_google::decorate(&mut data, google);
+    Ok(ok(data))
 }
 
 /// Update a directory: name, webhook, `log_webhook_events`, `deactivated`, `user_limit`,

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod admin_connect;
+pub mod admin_google;
 pub mod admin_setup_links;
 pub mod admin_webhooks;
 pub mod connect_api;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub authorizations: crate::connect::worker::Handle,
     /// Wakes the provisioning follower (a directory attached to a unit).
     pub provisioning: crate::provisioning::Handle,
+    /// Wakes the Google Workspace directory worker.
+    pub google_sync: crate::google_sync::Handle,
 }
 
 /// The route table.
@@ -159,6 +162,13 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
         config.provisioning_settings(),
         Arc::new(move |dir: &str| numbered.directory(dir)),
     );
+    let synced = wake.clone();
+    let google_sync = crate::google_sync::start(
+        db.clone(),
+        providers.google.clone(),
+        config.google_sync_settings(&external_url),
+        Arc::new(move |dir: &str| synced.directory(dir)),
+    );
     tokio::spawn(crate::background::sequencer(
         db.clone(),
         poll,
@@ -198,6 +208,7 @@ pub fn bind(config: &Config, db: Db) -> Result<Running, Error> {
         providers,
         authorizations: authorizations.clone(),
         provisioning,
+        google_sync,
     });
     let header_timeout = Duration::from_millis(config.header_timeout_ms);
     let server = HttpServer::new(move || {

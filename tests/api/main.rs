@@ -14,6 +14,7 @@ mod enterprise_connect;
 mod events;
 mod filters;
 mod fixtures;
+mod google_directories;
 mod guarantees;
 mod hostile;
 mod http_hygiene;
