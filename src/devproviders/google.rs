@@ -298,55 +298,72 @@ fn domain(email: &str) -> Option<String> {
     email.rsplit_once('@').map(|(_, d)| d.to_string())
 }
 
+/// An opaque etag that changes with `seed` (a fast hash: listings make thousands).
 fn etag(seed: &str) -> String {
-    format!("\"{}\"", &crate::secrets::digest(seed)[..27])
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    seed.hash(&mut h);
+    format!("\"{:016x}{}\"", h.finish(), seed.len())
 }
 
-fn user_json(u: &GoogleUser) -> Value {
-    let customer = domain(&u.email).unwrap_or_default();
-    let customer_id = format!(
-        "C0{}",
-        &crate::secrets::digest(&customer)[..7].to_ascii_lowercase()
-    );
-    let mut emails = vec![json!({"address": u.email, "primary": true})];
-    emails.extend(u.aliases.iter().map(|a| json!({"address": a})));
-    let mut user = json!({
-        "kind": "admin#directory#user",
-        "id": u.id,
-        "etag": etag(&format!("{}{}{}", u.id, u.is_admin, u.revision)),
-        "primaryEmail": u.email,
-        "name": {
+/// A user in Google's shape; with `wanted` (a partial response), only those fields, built
+/// alone (a listing of a hundred thousand users asks for a few).
+fn user_json(u: &GoogleUser, wanted: Option<&[String]>) -> Value {
+    let want = |k: &str| wanted.is_none_or(|w| w.iter().any(|x| x == k));
+    let mut m = serde_json::Map::new();
+    let mut put = |k: &str, v: &dyn Fn() -> Value| {
+        if want(k) {
+            m.insert(k.to_string(), v());
+        }
+    };
+    put("kind", &|| json!("admin#directory#user"));
+    put("id", &|| json!(u.id));
+    put("etag", &|| {
+        json!(etag(&format!("{}{}{}", u.id, u.is_admin, u.revision)))
+    });
+    put("primaryEmail", &|| json!(u.email));
+    put("name", &|| {
+        json!({
             "givenName": u.given_name,
             "familyName": u.family_name,
             "fullName": format!("{} {}", u.given_name, u.family_name),
-        },
-        "isAdmin": u.is_admin,
-        "isDelegatedAdmin": false,
-        "lastLoginTime": match u.last_login {
+        })
+    });
+    put("isAdmin", &|| json!(u.is_admin));
+    put("isDelegatedAdmin", &|| json!(false));
+    put("lastLoginTime", &|| {
+        json!(match u.last_login {
             Some(n) => format!("2026-01-01T00:{:02}:{:02}.000Z", (n / 60) % 60, n % 60),
             None => "1970-01-01T00:00:00.000Z".to_string(),
-        },
-        "creationTime": "2024-01-15T09:30:00.000Z",
-        "agreedToTerms": true,
-        "suspended": u.suspended,
-        "archived": false,
-        "changePasswordAtNextLogin": false,
-        "ipWhitelisted": false,
-        "emails": emails,
-        "customerId": customer_id,
-        "orgUnitPath": "/",
-        "isMailboxSetup": true,
-        "isEnrolledIn2Sv": false,
-        "isEnforcedIn2Sv": false,
-        "includeInGlobalAddressList": true,
+        })
     });
+    put("creationTime", &|| json!("2024-01-15T09:30:00.000Z"));
+    put("agreedToTerms", &|| json!(true));
+    put("suspended", &|| json!(u.suspended));
     if u.suspended {
-        user["suspensionReason"] = json!("ADMIN");
+        put("suspensionReason", &|| json!("ADMIN"));
     }
+    put("archived", &|| json!(false));
+    put("changePasswordAtNextLogin", &|| json!(false));
+    put("ipWhitelisted", &|| json!(false));
+    put("emails", &|| {
+        let mut emails = vec![json!({"address": u.email, "primary": true})];
+        emails.extend(u.aliases.iter().map(|a| json!({"address": a})));
+        Value::Array(emails)
+    });
     if !u.aliases.is_empty() {
-        user["aliases"] = json!(u.aliases);
+        put("aliases", &|| json!(u.aliases));
     }
-    user
+    put("customerId", &|| {
+        let customer = domain(&u.email).unwrap_or_default();
+        json!(format!("C0{}", &etag(&customer)[1..8]))
+    });
+    put("orgUnitPath", &|| json!("/"));
+    put("isMailboxSetup", &|| json!(true));
+    put("isEnrolledIn2Sv", &|| json!(false));
+    put("isEnforcedIn2Sv", &|| json!(false));
+    put("includeInGlobalAddressList", &|| json!(true));
+    Value::Object(m)
 }
 
 fn group_json(g: &GoogleGroup) -> Value {
@@ -399,9 +416,42 @@ fn paging(
     Ok((size, offset))
 }
 
-/// A listing page: `kind`, `etag`, the items under `key`, and `nextPageToken` when more
-/// follow.
-fn page(kind: &str, key: &str, items: Vec<Value>, next: Option<usize>) -> HttpResponse {
+/// The item fields a partial response (`fields=nextPageToken,users(id,name(givenName))`)
+/// asks for under `key`: their top-level names; `None` when it does not narrow them.
+fn wanted_fields(fields: Option<&String>, key: &str) -> Option<Vec<String>> {
+    let fields = fields?;
+    let start = fields.find(&format!("{key}("))? + key.len() + 1;
+    let (mut depth, mut names, mut current) = (0, Vec::new(), String::new());
+    for c in fields[start..].chars() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth == 0 => break,
+            ')' => depth -= 1,
+            ',' if depth == 0 => names.push(std::mem::take(&mut current)),
+            c if depth == 0 => current.push(c),
+            _ => {}
+        }
+    }
+    names.push(current);
+    Some(names.into_iter().map(|n| n.trim().to_string()).collect())
+}
+
+/// A listing page: `kind`, `etag`, the items under `key` (narrowed to the `fields` asked
+/// for, as Google's partial responses are), and `nextPageToken` when more follow.
+fn page(
+    kind: &str,
+    key: &str,
+    mut items: Vec<Value>,
+    next: Option<usize>,
+    fields: Option<&String>,
+) -> HttpResponse {
+    if let Some(wanted) = wanted_fields(fields, key) {
+        for item in &mut items {
+            if let Some(obj) = item.as_object_mut() {
+                obj.retain(|k, _| wanted.iter().any(|w| w == k));
+            }
+        }
+    }
     let mut body = json!({"kind": kind, "etag": etag(&format!("{kind}{}", items.len()))});
     // Google leaves an empty page's array out.
     if !items.is_empty() {
@@ -454,10 +504,21 @@ async fn users(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
         .values()
         .filter(|u| domain(&u.email).as_deref() == Some(account.as_str()))
         .skip(offset);
-    let items: Vec<Value> = matching.by_ref().take(size).map(user_json).collect();
+    let wanted = wanted_fields(query.get("fields"), "users");
+    let items: Vec<Value> = matching
+        .by_ref()
+        .take(size)
+        .map(|u| user_json(u, wanted.as_deref()))
+        .collect();
     let more = matching.next().is_some();
     let next = more.then_some(offset + items.len());
-    page("admin#directory#users", "users", items, next)
+    page(
+        "admin#directory#users",
+        "users",
+        items,
+        next,
+        query.get("fields"),
+    )
 }
 
 async fn groups(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
@@ -481,7 +542,13 @@ async fn groups(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     let items: Vec<Value> = matching.by_ref().take(size).map(group_json).collect();
     let more = matching.next().is_some();
     let next = more.then_some(offset + items.len());
-    page("admin#directory#groups", "groups", items, next)
+    page(
+        "admin#directory#groups",
+        "groups",
+        items,
+        next,
+        query.get("fields"),
+    )
 }
 
 async fn members(
@@ -533,7 +600,13 @@ async fn members(
         .collect();
     let more = listed.next().is_some();
     let next = more.then_some(offset + items.len());
-    page("admin#directory#members", "members", items, next)
+    page(
+        "admin#directory#members",
+        "members",
+        items,
+        next,
+        query.get("fields"),
+    )
 }
 
 async fn user(
@@ -557,5 +630,5 @@ async fn user(
     let Some(found) = found.filter(|u| domain(&u.email) == domain(&caller.email)) else {
         return not_found();
     };
-    json(200, user_json(found))
+    json(200, user_json(found, None))
 }

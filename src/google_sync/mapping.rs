@@ -163,7 +163,11 @@ pub fn plan(stored: Vec<Stored>, desired: Vec<(String, Value)>) -> Plan {
     for (google_id, resource) in desired {
         match by_google.remove(&google_id) {
             Some((id, raw)) => {
-                let unchanged = serde_json::from_str::<Value>(&raw).is_ok_and(|r| r == resource);
+                // Stored by this same mapping, an unchanged resource serializes to the same
+                // text; only a differing text is parsed (keys in another order are equal).
+                let text = resource.to_string();
+                let unchanged =
+                    text == raw || serde_json::from_str::<Value>(&raw).is_ok_and(|r| r == resource);
                 if !unchanged {
                     out.update.push((id.clone(), resource));
                 }

@@ -185,6 +185,9 @@ struct Run<'a> {
     w: &'a Arc<Worker>,
     row: GoogleDirectoryRow,
     renewed: Instant,
+    /// Milliseconds since the run started at each phase's end, for the log.
+    started: Instant,
+    phases: Vec<(&'static str, u128)>,
 }
 
 impl<'a> Run<'a> {
@@ -193,12 +196,47 @@ impl<'a> Run<'a> {
             w,
             row,
             renewed: Instant::now(),
+            started: Instant::now(),
+            phases: Vec::new(),
         }
     }
 
     async fn go(mut self) -> Result<(i64, i64), String> {
-        let listed = self.list().await.map_err(|e| e.to_string())?;
-        self.write(listed).await
+        let (id, external_url) = (
+            self.row.directory_id.clone(),
+            self.w.settings.external_url.clone(),
+        );
+        let scope = self
+            .w
+            .db
+            .run(move |c| directories::get(c, &id))
+            .await
+            .map(|d| Arc::new(DirectoryScope::new(d, &external_url)))
+            .map_err(|e| e.to_string())?;
+        // As a deactivated SCIM directory refuses pushes, this one is not pulled.
+        if scope.directory.deactivated {
+            return Err("the directory is deactivated: not synced".into());
+        }
+        // The directory's users are read while Google is listed (nothing else writes a
+        // Google directory: its SCIM routes are closed, and runs take turns).
+        let (db, dir) = (self.w.db.clone(), scope.id().to_string());
+        let stored_users =
+            tokio::spawn(
+                async move { db.run(move |c| load_stored(c, &dir, store::users_of)).await },
+            );
+        let listed = self.list().await?;
+        self.phase("listed");
+        let stored_users = stored_users
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let result = self.write(scope, listed, stored_users).await;
+        tracing::debug!(directory_id = %self.row.directory_id, phases = ?self.phases, "Google directory run");
+        result
+    }
+
+    fn phase(&mut self, name: &'static str) {
+        self.phases.push((name, self.started.elapsed().as_millis()));
     }
 
     /// Extends the lease when a third of it has passed; an error when another instance
@@ -345,18 +383,12 @@ impl<'a> Run<'a> {
     }
 
     /// Writes the differences between the directory and `listed`.
-    async fn write(&mut self, listed: Listed) -> Result<(i64, i64), String> {
-        let (id, external_url) = (
-            self.row.directory_id.clone(),
-            self.w.settings.external_url.clone(),
-        );
-        let scope = self
-            .w
-            .db
-            .run(move |c| directories::get(c, &id))
-            .await
-            .map(|d| Arc::new(DirectoryScope::new(d, &external_url)))
-            .map_err(|e| e.to_string())?;
+    async fn write(
+        &mut self,
+        scope: Arc<DirectoryScope>,
+        listed: Listed,
+        stored_users: Vec<mapping::Stored>,
+    ) -> Result<(i64, i64), String> {
         let mut failures = Failures::default();
 
         // Users.
@@ -368,11 +400,9 @@ impl<'a> Run<'a> {
                 None => {}
             }
         }
-        let dir = scope.id().to_string();
-        let stored = self
-            .read(move |c| load_stored(c, &dir, store::users_of))
-            .await?;
-        let plan = mapping::plan(stored, desired);
+        self.phase("mapped users");
+        let plan = mapping::plan(stored_users, desired);
+        self.phase("planned users");
         let mut known = plan.known;
         for chunk in plan.delete.chunks(WRITE_CHUNK) {
             let (s, ids) = (scope.clone(), chunk.to_vec());
@@ -399,6 +429,7 @@ impl<'a> Run<'a> {
             failures.extend(errs);
         }
         let user_count = known.len() as i64;
+        self.phase("wrote users");
 
         // Groups.
         let mut desired = Vec::with_capacity(listed.groups.len());
@@ -433,6 +464,7 @@ impl<'a> Run<'a> {
         known_groups.extend(created);
         failures.extend(errs);
         let group_count = known_groups.len() as i64;
+        self.phase("wrote groups");
 
         // Memberships: direct members that are users of the directory.
         let wanted: HashMap<String, Vec<String>> = listed
@@ -461,6 +493,7 @@ impl<'a> Run<'a> {
                 .await?;
             failures.extend(errs);
         }
+        self.phase("wrote memberships");
         failures.result((user_count, group_count))
     }
 }
