@@ -24,6 +24,12 @@
 //! `--hostile` measures memory and fairness under the costliest inputs the limits allow
 //! (`bench/hostile.rs`); `--requests` is its number of rounds (default 50).
 //!
+//!   cargo run --release --example load -- --google [--database-url URL] [--users N]
+//!
+//! `--google` measures Google Workspace directories against the local Google
+//! (`bench/google.rs`): a full sync of `--users` (default 100 000), a run over unchanged
+//! data, and an incremental run after 100 changes.
+//!
 //! `--connect` measures Enterprise Connect against the local provider stand-ins
 //! (`bench/connect.rs`): `--users` delegated authorizations (default 5 000) until the last
 //! callback, the token endpoint, and `/v1/userinfo`. `--scim` times SCIM create →
@@ -41,6 +47,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 mod connect;
+mod google;
 mod hostile;
 
 struct Args {
@@ -58,6 +65,8 @@ struct Args {
     hostile: bool,
     /// Enterprise Connect: delegated authorizations, token exchanges, UserInfo.
     connect: bool,
+    /// Google Workspace directories: full and incremental syncs.
+    google: bool,
     provider_latency_ms: u64,
     endpoints: usize,
     events: usize,
@@ -76,6 +85,7 @@ fn args() -> Args {
         cross_instance: false,
         hostile: false,
         connect: false,
+        google: false,
         provider_latency_ms: 0,
         endpoints: 50,
         events: 2_000,
@@ -93,6 +103,7 @@ fn args() -> Args {
             "--webhooks" => a.webhooks = true,
             "--hostile" => a.hostile = true,
             "--connect" => a.connect = true,
+            "--google" => a.google = true,
             "--unit" | "--scim" | "--backfill" => {}
             "--provider-latency-ms" => {
                 a.provider_latency_ms = value().parse().expect("--provider-latency-ms MS")
@@ -105,7 +116,7 @@ fn args() -> Args {
                 a.lookup_concurrency = Some(value().parse().expect("--lookup-concurrency C"))
             }
             _ => {
-                eprintln!("usage: load [--database-url URL] [--users N] [--requests N] [--concurrency C] [--lookup-concurrency C] [--members M]\n       load --webhooks [--database-url URL] [--endpoints E] [--events N] [--samples S]\n       load --hostile [--database-url URL] [--requests ROUNDS]\n       load --connect [--database-url URL] [--users N] [--requests N] [--concurrency C] [--provider-latency-ms MS] [--unit | --scim [--samples S] | --backfill]");
+                eprintln!("usage: load [--database-url URL] [--users N] [--requests N] [--concurrency C] [--lookup-concurrency C] [--members M]\n       load --webhooks [--database-url URL] [--endpoints E] [--events N] [--samples S]\n       load --hostile [--database-url URL] [--requests ROUNDS]\n       load --connect [--database-url URL] [--users N] [--requests N] [--concurrency C] [--provider-latency-ms MS] [--unit | --scim [--samples S] | --backfill]\n       load --google [--database-url URL] [--users N]");
                 std::process::exit(2);
             }
         }
@@ -282,6 +293,8 @@ fn main() {
                 connect::Mode::Authorizations
             },
         ));
+    } else if a.google {
+        rt.block_on(google::run(a.users, &url));
     } else if a.hostile {
         let rounds = if std::env::args().any(|f| f == "--requests") {
             a.requests
