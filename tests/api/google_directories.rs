@@ -51,6 +51,7 @@ google_tests!(
     a_change_set_gives_exactly_its_events,
     a_run_failing_mid_list_deletes_nothing,
     retry_after_is_honoured_and_an_expired_token_is_replaced,
+    two_instances_never_run_one_directory_twice,
 );
 
 /// The gateway with Google pointed at a fresh local Google.
@@ -80,6 +81,27 @@ impl G {
             google,
             _key_dir: key_dir,
         })
+    }
+
+    /// Another gateway on the same database and the same Google.
+    async fn second_instance(&self) -> String {
+        let mut config = scimgate::Config {
+            database_url: self.app.database_url().to_string(),
+            listen: "127.0.0.1:0".into(),
+            api_keys: vec![crate::common::API_KEY.into()],
+            encryption_key: Some(crate::common::ENCRYPTION_KEY.into()),
+            ..scimgate::Config::default()
+        };
+        config.google_service_account_key = Some(self._key_dir.path().join("google.json"));
+        config.google_admin_url = self.google.google_admin_url();
+        let url = config.database_url.clone();
+        let db = tokio::task::spawn_blocking(move || scimgate::store::Db::open(&url))
+            .await
+            .expect("join")
+            .expect("open database");
+        let running = scimgate::http::bind(&config, db).expect("bind");
+        tokio::spawn(running.server);
+        format!("http://{}", running.addr)
     }
 
     async fn create(&self, domain: &str, admin: &str) -> (StatusCode, Value) {
@@ -514,4 +536,77 @@ async fn retry_after_is_honoured_and_an_expired_token_is_replaced(g: G) {
     st.set_latency(Duration::ZERO);
     let sync = g.finished(&dir, None).await;
     assert_eq!(sync["state"], "succeeded", "{sync}");
+}
+
+async fn two_instances_never_run_one_directory_twice(g: G) {
+    if g.app.db.backend() != scimgate::store::Backend::Postgres {
+        return; // One instance per SQLite file.
+    }
+    let st = &g.google.state;
+    st.seed_google(DOMAIN, 3000, 3, 100).unwrap();
+    // Each page waits: the first run lasts long enough for the other instance to try.
+    st.set_latency(Duration::from_millis(100));
+    let other = g.second_instance().await;
+    let (status, body) = g.create(DOMAIN, ADMIN).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["data"]["id"].as_str().unwrap().to_string();
+    let dir = Dir {
+        id: id.clone(),
+        secret: String::new(),
+        endpoint: String::new(),
+        json: body["data"].clone(),
+    };
+    // "Sync now" through the other instance while the first run is under way.
+    for _ in 0..3 {
+        let (status, _) = send(
+            g.app
+                .client
+                .post(format!("{other}/api/v1/directory-sync/{id}/sync"))
+                .header(
+                    "Authorization",
+                    format!("Api-Key {}", crate::common::API_KEY),
+                ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    st.set_latency(Duration::ZERO);
+    // Settled: a finished run and no other after it for a while.
+    let mut last = g.finished(&dir, None).await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let now = g.state(&dir).await;
+        if now == last {
+            break;
+        }
+        last = g.finished(&dir, None).await;
+    }
+    assert_eq!(last["state"], "succeeded", "{last}");
+    // The request made during the first run gave one more run (by either instance):
+    // users.get at creation, then 7 pages of users, 1 of groups, 3 of members per run.
+    let (creation, per_run) = (1, 11);
+    assert!(
+        st.requests("google/admin") >= creation + 2 * per_run,
+        "{} Admin SDK requests",
+        st.requests("google/admin")
+    );
+    let events = g.events(&dir).await;
+    assert_eq!(
+        kinds(&events),
+        counts(&[
+            ("dsync.created", 1),
+            ("user.created", 3001),
+            ("group.created", 3),
+            ("group.user_added", 300),
+        ])
+    );
+    let mut emails: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "user.created")
+        .filter_map(|e| e["data"]["email"].as_str())
+        .collect();
+    emails.sort();
+    emails.dedup();
+    assert_eq!(emails.len(), 3001, "each user created once");
 }
