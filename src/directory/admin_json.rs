@@ -32,12 +32,13 @@ pub fn directory_json(
         "organizational_unit_id": row.organizational_unit_id,
         "created_at": timestamp(row.created_at),
         "updated_at": timestamp(row.updated_at),
-        "scim": {
+        // A Google Workspace directory is pulled: it has no SCIM endpoint.
+        "scim": (row.provider_type != super::directories::GOOGLE).then(|| json!({
             "path": scim_path(&row.id),
             "endpoint": scim_base_url(external_url, &row.id),
             "secret": secret,
             "previous_secret_expires_at": row.previous_secret_expires_at.map(timestamp),
-        },
+        })),
         "webhook": {
             "endpoint": row.webhook_url,
             "secret": webhook_secret,

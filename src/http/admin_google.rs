@@ -45,13 +45,9 @@ pub(super) async fn create(state: web::Data<AppState>, mut input: NewDirectory) 
     Ok(HttpResponse::build(StatusCode::CREATED).json(json!({"data": data, "error": null})))
 }
 
-/// A Google directory's JSON: no SCIM endpoint, its workspace and its last sync.
+/// A Google directory's JSON with its workspace and its last sync.
 pub(super) fn decorate(data: &mut Value, extras: Option<Value>) {
-    let Some(Value::Object(extras)) = extras else {
-        return;
-    };
-    if let Some(d) = data.as_object_mut() {
-        d.insert("scim".into(), Value::Null);
+    if let (Some(d), Some(Value::Object(extras))) = (data.as_object_mut(), extras) {
         d.extend(extras);
     }
 }

@@ -259,6 +259,12 @@ async fn creation_verifies_the_delegation_and_scim_routes_are_closed(g: G) {
     );
     assert!(data["sync"]["state"].is_string(), "{data}");
     let id = data["id"].as_str().unwrap();
+    let (_, list) = send(
+        g.app
+            .admin(Method::GET, "/directory-sync?tenant=acme&product=crm"),
+    )
+    .await;
+    assert_eq!(list["data"][0]["scim"], Value::Null, "{list}");
     // Its SCIM routes answer 403 whatever the bearer (or none).
     for bearer in [None, Some("wrong"), Some("")] {
         let mut req = g
