@@ -480,7 +480,9 @@ impl<'a> Run<'a> {
             })
             .collect();
         let dir = scope.id().to_string();
-        let current = self.read(move |c| store::memberships_of(c, &dir)).await?;
+        let current = self
+            .read(move |c| db::unbounded(c, |c| store::memberships_of(c, &dir)))
+            .await?;
         let changes = mapping::membership_changes(&wanted, &current);
         for chunk in changes.chunks(WRITE_CHUNK) {
             let (s, items) = (scope.clone(), chunk.to_vec());
@@ -542,7 +544,8 @@ fn load_stored(
     dir: &str,
     read: fn(&mut AnyConnection, &str) -> Result<Vec<store::Existing>, Error>,
 ) -> Result<Vec<mapping::Stored>, Error> {
-    Ok(read(c, dir)?
+    // A whole directory's size, not a client's choice: no statement timeout.
+    Ok(db::unbounded(c, |c| read(c, dir))?
         .into_iter()
         .map(|e| mapping::Stored {
             id: e.id,
