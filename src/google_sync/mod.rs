@@ -140,7 +140,9 @@ async fn run(w: Arc<Worker>, wake: Arc<Notify>) {
 async fn sync(w: &Arc<Worker>, row: GoogleDirectoryRow) {
     let id = row.directory_id.clone();
     let started = Instant::now();
-    let result = Run::new(w, row).go().await;
+    let mut run = Run::new(w, row);
+    let result = run.go().await;
+    let wait = Duration::from_secs(run.not_before.load(std::sync::atomic::Ordering::Relaxed));
     let now = db::now();
     let outcome = match &result {
         Ok(counts) => Outcome {
@@ -149,6 +151,7 @@ async fn sync(w: &Arc<Worker>, row: GoogleDirectoryRow) {
             counts: Some(*counts),
             error: None,
             retry_at: None,
+            not_before: None,
         },
         Err(message) => Outcome {
             state: store::FAILED,
@@ -156,6 +159,7 @@ async fn sync(w: &Arc<Worker>, row: GoogleDirectoryRow) {
             counts: None,
             error: Some(message.clone()),
             retry_at: Some(db::later(now, RETRY_FAILED.min(w.settings.interval))),
+            not_before: (!wait.is_zero()).then(|| db::later(now, wait)),
         },
     };
     match &result {
@@ -185,6 +189,8 @@ struct Run<'a> {
     w: &'a Arc<Worker>,
     row: GoogleDirectoryRow,
     renewed: Instant,
+    /// Seconds Google asked to wait that outlast this run (its next run waits them).
+    not_before: std::sync::atomic::AtomicU64,
     /// Milliseconds since the run started at each phase's end, for the log.
     started: Instant,
     phases: Vec<(&'static str, u128)>,
@@ -196,12 +202,13 @@ impl<'a> Run<'a> {
             w,
             row,
             renewed: Instant::now(),
+            not_before: Default::default(),
             started: Instant::now(),
             phases: Vec::new(),
         }
     }
 
-    async fn go(mut self) -> Result<(i64, i64), String> {
+    async fn go(&mut self) -> Result<(i64, i64), String> {
         let (id, external_url) = (
             self.row.directory_id.clone(),
             self.w.settings.external_url.clone(),
@@ -319,7 +326,15 @@ impl<'a> Run<'a> {
                     self.forget_token();
                 }
                 Err(ProviderError::Unavailable { retry_after, .. }) if attempt + 1 < ATTEMPTS => {
-                    tokio::time::sleep(backoff(attempt, retry_after)).await;
+                    let wait = backoff(attempt, retry_after);
+                    // A wait longer than the lease would let another instance take the
+                    // directory mid-run: this run ends, the next comes after the wait.
+                    if wait > self.w.settings.lease / 3 {
+                        self.not_before
+                            .store(wait.as_secs(), std::sync::atomic::Ordering::Relaxed);
+                        return result;
+                    }
+                    tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
                 other => return other,

@@ -136,6 +136,8 @@ pub struct Outcome {
     pub error: Option<String>,
     /// Sooner than the interval (a failed run's retry); `None` keeps what is set.
     pub retry_at: Option<NaiveDateTime>,
+    /// No run before this (Google's `Retry-After`), whatever was asked meanwhile.
+    pub not_before: Option<NaiveDateTime>,
 }
 
 /// Records the end of `owner`'s run and gives the lease back.
@@ -173,6 +175,15 @@ pub fn finish(
             google_directories::table
                 .find(directory_id)
                 .filter(g::next_attempt_at.gt(at)),
+        )
+        .set(g::next_attempt_at.eq(at))
+        .execute(conn)?;
+    }
+    if let Some(at) = outcome.not_before {
+        diesel::update(
+            google_directories::table
+                .find(directory_id)
+                .filter(g::next_attempt_at.lt(at)),
         )
         .set(g::next_attempt_at.eq(at))
         .execute(conn)?;

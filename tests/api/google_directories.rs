@@ -532,7 +532,19 @@ async fn retry_after_is_honoured_and_an_expired_token_is_replaced(g: G) {
     assert_eq!(st.requests("google/token"), tokens + 1, "one new token");
     let events = g.events(&dir).await;
     assert_eq!(kinds(&events[before..]), counts(&[("user.created", 1)]));
+    // A Retry-After longer than the run's lease ends the run (the next one waits it)
+    // instead of sleeping while holding the directory.
+    st.fail_next("google/admin", 429, 1, Some(600));
+    let started = Instant::now();
+    let sync = g.sync(&dir).await;
+    assert_eq!(sync["state"], "failed", "{sync}");
+    assert!(
+        sync["error"].as_str().unwrap_or("").contains("429"),
+        "{sync}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
     // Requests while a run is under way merge into one more run.
+    let before = sync["finished_at"].clone();
     st.set_latency(Duration::from_millis(300));
     let path = format!("/directory-sync/{}/sync", dir.id);
     for _ in 0..3 {
@@ -540,7 +552,7 @@ async fn retry_after_is_honoured_and_an_expired_token_is_replaced(g: G) {
         assert_eq!(status, StatusCode::ACCEPTED);
     }
     st.set_latency(Duration::ZERO);
-    let sync = g.finished(&dir, None).await;
+    let sync = g.finished(&dir, Some(before)).await;
     assert_eq!(sync["state"], "succeeded", "{sync}");
 }
 
