@@ -157,6 +157,7 @@ pub fn to_json(conn: &mut AnyConnection, unit: &UnitRow) -> Result<Value, Error>
             "external_account": s.external_account,
             "state": s.state,
             "link_position": s.link_position,
+            "linked_at": timestamp(s.created_at),
         })).collect::<Vec<_>>(),
     }))
 }
@@ -257,6 +258,29 @@ pub fn relink(conn: &mut AnyConnection, unit_id: &str, account_id: &str) -> Resu
         };
         let job = super::authorizations::reprovision_job(&account, &first.id, db::now());
         crate::store::authorization_jobs::insert(c, &[job])?;
+        Ok(true)
+    })
+}
+
+/// The dashboard's "Revoke profile": revokes an account of the unit's application (its
+/// tokens end, its profile shows disconnected) as `/oauth/token/revoke` with its `sub`
+/// does. False when the account is not the unit's.
+pub fn revoke_account(
+    conn: &mut AnyConnection,
+    unit_id: &str,
+    account_id: &str,
+) -> Result<bool, Error> {
+    write_tx(conn, |c| {
+        let Some(account) = crate::store::accounts::get(c, account_id)? else {
+            return Ok(false);
+        };
+        let Some(unit) = store::get(c, unit_id)? else {
+            return Ok(false);
+        };
+        if unit.application_id != account.application_id {
+            return Ok(false);
+        }
+        super::revoke_subject(c, &unit.application_id, &account.id, db::now())?;
         Ok(true)
     })
 }

@@ -316,3 +316,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     accounts,
     authorization_jobs
 );
+
+diesel::table! {
+    dashboard_sessions (token_digest) {
+        token_digest -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+    }
+}
