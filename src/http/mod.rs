@@ -62,6 +62,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     admin_connect::routes(cfg);
     oauth::routes(cfg);
     connect_api::routes(cfg);
+    crate::dashboard::routes(cfg);
 }
 
 /// Wakes the sequencer when a write request ends, however it ends.
