@@ -22,6 +22,26 @@ backend_tests!(
     organizational_unit_pages_answer,
 );
 
+/// As `backend_tests!`, with the stand-in providers (a unit needs their consents).
+mod with_providers {
+    use crate::enterprise_connect::Connect;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let c = Connect::start(crate::common::Backend::Sqlite)
+            .await
+            .expect("sqlite");
+        super::a_unit_shows_its_accounts_and_revokes_and_relinks(c).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        if let Some(c) = Connect::start(crate::common::Backend::Postgres).await {
+            super::a_unit_shows_its_accounts_and_revokes_and_relinks(c).await;
+        }
+    }
+}
+
 /// A page as the test read it.
 struct Page {
     status: StatusCode,
@@ -1019,4 +1039,160 @@ async fn organizational_unit_pages_answer(app: TestApp) {
         .post("/dashboard/units/not-a-unit/accounts/acc_x/relink", &[])
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+/// DESIGN.md §8: a unit's page — service accounts in link order with "Revoke access", its
+/// directories, the accounts with their profiles and "Revoke profile" / "Relink profile".
+async fn a_unit_shows_its_accounts_and_revokes_and_relinks(c: crate::enterprise_connect::Connect) {
+    let redirect = "http://127.0.0.1:9/dash";
+    let (client_id, secret) = c.application(redirect).await;
+    let code = c
+        .google_consent(&client_id, redirect, "admin@example.com")
+        .await;
+    let (_, tokens, _) = c.redeem(&client_id, &secret, &code, redirect).await;
+    let ser = tokens["service_account_id"].as_str().unwrap().to_string();
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    let unit = c
+        .add_conferencing(&client_id, &secret, redirect, &ser, "zoom_enterprise")
+        .await;
+    let rx = Receiver::ok().await;
+    assert_eq!(
+        c.authorize_emails(&access, json!({"email": "alice@example.com", "callback_url": rx.url, "scope": "read_write", "state": "a"}))
+            .await,
+        StatusCode::ACCEPTED
+    );
+    crate::enterprise_connect::callbacks(&rx, 1).await;
+    let dir = c.app.create_directory("acme", "crm").await;
+    let (status, body) = send(
+        c.app
+            .admin(Method::PATCH, &format!("/directory-sync/{}", dir.id))
+            .json(&json!({"organizational_unit_id": unit})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let op = Operator::sign_in(&c.app).await;
+    let list = op.get("/dashboard/units").await.body;
+    assert!(
+        list.contains(&format!("href=\"/dashboard/units/{unit}\"")),
+        "{list}"
+    );
+    assert!(list.contains("google, zoom_enterprise"), "{list}");
+    let page_path = format!("/dashboard/units/{unit}");
+    let page = op.get(&page_path).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let body = page.body;
+    // Service accounts in link order, with the domain and when they were linked.
+    let google = body.find(">google<").expect("google");
+    let zoom = body.find(">zoom_enterprise<").expect("zoom");
+    assert!(google < zoom, "{body}");
+    assert!(
+        body.contains("example.com")
+            && body.contains(">Revoke access<")
+            && body.contains("Linked at")
+    );
+    // Its directory, and alice's account with her profiles.
+    assert!(
+        body.contains(&format!("/dashboard/directories/{}", dir.id)),
+        "{body}"
+    );
+    let alice = body
+        .split("<tr>")
+        .find(|r| r.contains("alice@example.com"))
+        .expect("alice")
+        .to_string();
+    assert!(
+        alice.contains(">connected<") && alice.contains("zoom_enterprise"),
+        "{alice}"
+    );
+    assert!(
+        alice.contains(">Revoke profile<") && alice.contains(">Relink profile<"),
+        "{alice}"
+    );
+    let account = alice
+        .split("/accounts/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(account.starts_with("acc_"), "{account}");
+
+    // Revoke profile: refused without CSRF, then done (not connected, in the admin view).
+    let revoke = format!("{page_path}/accounts/{account}/revoke");
+    assert_eq!(
+        op.post_raw(&revoke, &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let connected =
+        |v: &serde_json::Value| v["data"][0]["profiles"][0]["profile_connected"].as_bool();
+    let accounts = format!("/organizational_units/{unit}/accounts");
+    assert_eq!(
+        connected(&send(c.app.admin(Method::GET, &accounts)).await.1),
+        Some(true)
+    );
+    let r = op.post(&revoke, &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(
+        connected(&send(c.app.admin(Method::GET, &accounts)).await.1),
+        Some(false)
+    );
+    let alice = op.get(&page_path).await.body;
+    assert!(alice.contains(">not connected<"), "{alice}");
+
+    // Relink profile: provisions the email again through the unit.
+    let r = op
+        .post(&format!("{page_path}/accounts/{account}/relink"), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let started = Instant::now();
+    while connected(&send(c.app.admin(Method::GET, &accounts)).await.1) != Some(true) {
+        assert!(started.elapsed() < Duration::from_secs(15), "relinked");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Revoke access of the Zoom account: it leaves the unit.
+    let (_, view) = send(
+        c.app
+            .admin(Method::GET, &format!("/organizational_units/{unit}")),
+    )
+    .await;
+    let zoom_ser = view["data"]["service_accounts"][1]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let revoke_access = format!("{page_path}/service_accounts/{zoom_ser}/revoke");
+    assert_eq!(
+        op.post_raw(&revoke_access, &[]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let r = op.post(&revoke_access, &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let body = op.get(&page_path).await.body;
+    assert!(
+        !body.contains(">zoom_enterprise<") || !body.contains(&zoom_ser),
+        "{body}"
+    );
+    let (_, view) = send(
+        c.app
+            .admin(Method::GET, &format!("/organizational_units/{unit}")),
+    )
+    .await;
+    assert_eq!(
+        view["data"]["service_accounts"].as_array().unwrap().len(),
+        1,
+        "{view}"
+    );
+    // Another unit's account is not reachable through this unit.
+    let r = op
+        .post(
+            &format!(
+                "/dashboard/units/ou_{}/accounts/{account}/relink",
+                "0".repeat(26)
+            ),
+            &[],
+        )
+        .await;
+    assert!(r.status == StatusCode::NOT_FOUND, "{}", r.status);
 }

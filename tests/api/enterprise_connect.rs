@@ -1052,7 +1052,7 @@ impl Connect {
     /// Opens the unit authorization: the first page's URL and the cookie, or the refusal.
     /// A unit flow from a Google service account adding the conferencing `provider`:
     /// proof, the provider's sign-in page (the stand-in), back, join. The unit's id.
-    async fn add_conferencing(
+    pub(crate) async fn add_conferencing(
         &self,
         client_id: &str,
         secret: &str,
