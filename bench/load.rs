@@ -9,6 +9,9 @@
 //!
 //!   cargo run --release --example load -- --hostile [--database-url URL] [--requests R]
 //!
+//!   cargo run --release --example load -- --dashboard [--database-url URL] [--users N]
+//!       [--members M] [--samples S]
+//!
 //!   cargo run --release --example load -- --connect [--database-url URL] [--users N]
 //!       [--requests N] [--concurrency C] [--provider-latency-ms MS] [--unit | --scim]
 //!
@@ -38,6 +41,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 mod connect;
+mod dashboard;
 mod hostile;
 
 struct Args {
@@ -55,6 +59,8 @@ struct Args {
     hostile: bool,
     /// Enterprise Connect: delegated authorizations, token exchanges, UserInfo.
     connect: bool,
+    /// The operators' dashboard's pages at `--users` users.
+    dashboard: bool,
     provider_latency_ms: u64,
     endpoints: usize,
     events: usize,
@@ -73,6 +79,7 @@ fn args() -> Args {
         cross_instance: false,
         hostile: false,
         connect: false,
+        dashboard: false,
         provider_latency_ms: 0,
         endpoints: 50,
         events: 2_000,
@@ -90,6 +97,7 @@ fn args() -> Args {
             "--webhooks" => a.webhooks = true,
             "--hostile" => a.hostile = true,
             "--connect" => a.connect = true,
+            "--dashboard" => a.dashboard = true,
             "--unit" | "--scim" => {}
             "--provider-latency-ms" => {
                 a.provider_latency_ms = value().parse().expect("--provider-latency-ms MS")
@@ -102,7 +110,7 @@ fn args() -> Args {
                 a.lookup_concurrency = Some(value().parse().expect("--lookup-concurrency C"))
             }
             _ => {
-                eprintln!("usage: load [--database-url URL] [--users N] [--requests N] [--concurrency C] [--lookup-concurrency C] [--members M]\n       load --webhooks [--database-url URL] [--endpoints E] [--events N] [--samples S]\n       load --hostile [--database-url URL] [--requests ROUNDS]\n       load --connect [--database-url URL] [--users N] [--requests N] [--concurrency C] [--provider-latency-ms MS] [--unit | --scim [--samples S]]");
+                eprintln!("usage: load [--database-url URL] [--users N] [--requests N] [--concurrency C] [--lookup-concurrency C] [--members M]\n       load --webhooks [--database-url URL] [--endpoints E] [--events N] [--samples S]\n       load --hostile [--database-url URL] [--requests ROUNDS]\n       load --connect [--database-url URL] [--users N] [--requests N] [--concurrency C] [--provider-latency-ms MS] [--unit | --scim [--samples S]]\n       load --dashboard [--database-url URL] [--users N] [--members M] [--samples S]");
                 std::process::exit(2);
             }
         }
@@ -272,6 +280,13 @@ fn main() {
             std::env::args().any(|f| f == "--unit"),
             std::env::args().any(|f| f == "--scim"),
         ));
+    } else if a.dashboard {
+        let samples = if std::env::args().any(|f| f == "--samples") {
+            a.samples
+        } else {
+            30
+        };
+        rt.block_on(dashboard::run(&Args { samples, ..a }, &url));
     } else if a.hostile {
         let rounds = if std::env::args().any(|f| f == "--requests") {
             a.requests
