@@ -1,8 +1,8 @@
 //! `--dashboard`: the operators' dashboard's pages timed with `--users` users in one
 //! directory (seeded as the SCIM phase does: a few hundred through SCIM, the rest
 //! inserted directly) and a group of `--members` members, signed in as an operator.
-//! Each page is requested `--samples` times, one at a time. On PostgreSQL the plan of
-//! the users page's query is printed too.
+//! Each page is requested `--samples` times, one at a time. On PostgreSQL the plans of
+//! the users page's queries (and of the count its header shows) are printed too.
 
 use std::time::{Duration, Instant};
 
@@ -115,17 +115,26 @@ pub async fn run(a: &Args, url: &str) {
                 ] {
                     c.batch_execute(sql).expect("vacuum");
                 }
-                let sql = format!(
-                    "EXPLAIN ANALYZE SELECT * FROM users WHERE directory_id = '{dir2}' \
-                     AND ((user_name_lower >= 'seed5' AND user_name_lower < 'seed5\u{10FFFF}') \
-                     OR (email_lower >= 'seed5' AND email_lower < 'seed5\u{10FFFF}')) \
-                     AND user_name_lower > 'seed500' ORDER BY user_name_lower LIMIT 51"
-                );
-                diesel::sql_query(sql)
-                    .load::<PlanLine>(&mut *c)
-                    .expect("explain")
-                    .into_iter()
-                    .map(|p| p.line)
+                let range = "'seed5' AND user_name_lower < 'seed5\u{10FFFF}'";
+                let queries = [
+                    format!("SELECT * FROM users WHERE directory_id = '{dir2}' AND user_name_lower > 'seed500000@load.example' ORDER BY user_name_lower LIMIT 51"),
+                    format!("SELECT * FROM users WHERE directory_id = '{dir2}' AND user_name_lower >= {range} ORDER BY user_name_lower LIMIT 51"),
+                    format!("SELECT * FROM users WHERE directory_id = '{dir2}' AND email_lower >= {} ORDER BY email_lower LIMIT 1000", range.replace("user_name_lower", "email_lower")),
+                    format!("SELECT count(*) FROM users WHERE directory_id = '{dir2}'"),
+                ];
+                queries
+                    .iter()
+                    .flat_map(|q| {
+                        let mut lines = vec![format!("-- {q}")];
+                        lines.extend(
+                            diesel::sql_query(format!("EXPLAIN ANALYZE {q}"))
+                                .load::<PlanLine>(&mut *c)
+                                .expect("explain")
+                                .into_iter()
+                                .map(|p| p.line),
+                        );
+                        lines
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             }
@@ -211,6 +220,6 @@ pub async fn run(a: &Args, url: &str) {
         println!("{}", s.row());
     }
     if !plan.is_empty() {
-        println!("\nPlan of the users page's search (PostgreSQL):\n```\n{plan}\n```");
+        println!("\nPlans of the users page's queries (PostgreSQL):\n```\n{plan}\n```");
     }
 }

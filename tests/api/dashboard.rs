@@ -1196,3 +1196,26 @@ async fn a_unit_shows_its_accounts_and_revokes_and_relinks(c: crate::enterprise_
         .await;
     assert!(r.status == StatusCode::NOT_FOUND, "{}", r.status);
 }
+
+/// Behind https (`SCIMGATE_EXTERNAL_URL`), the session cookie is `Secure`. The cookie's
+/// flags do not depend on the database: SQLite alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_cookie_is_secure_behind_https() {
+    let app = TestApp::start_with(crate::common::Backend::Sqlite, |c| {
+        c.external_url = Some("https://gateway.example".into());
+    })
+    .await
+    .expect("sqlite");
+    let r = read(
+        browser()
+            .post(format!("{}/dashboard/login", app.base))
+            .form(&[("api_key", API_KEY)]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let set = r.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        set.contains("; Secure") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+}
