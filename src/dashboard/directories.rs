@@ -109,8 +109,8 @@ fn table(rows: &[DirectorySummary]) -> Markup {
                         td { (d.row.tenant) }
                         td { (d.row.product) }
                         td { (d.row.provider_type) }
-                        td.num { (d.users) }
-                        td.num { (d.groups) }
+                        td.num { (super::count(d.users)) }
+                        td.num { (super::count(d.groups)) }
                         td { (state_label(d.row.deactivated)) }
                         td { @match d.last_event { Some(t) => (when(t)), None => span.muted { "none" } } }
                     }

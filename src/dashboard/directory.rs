@@ -76,7 +76,7 @@ fn header(d: &DirectorySummary, external_url: &str, current: Tab) -> Markup {
         p.muted {
             (r.tenant) " / " (r.product) " · " (r.provider_type) " · "
             span class=(if r.deactivated { "bad" } else { "ok" }) { (state_label(r.deactivated)) }
-            " · " (d.users) " users · " (d.groups) " groups"
+            " · " (super::count(d.users)) " users · " (super::count(d.groups)) " groups"
         }
         p { "SCIM endpoint: " code { (crate::directory::scim_base_url(external_url, &r.id)) } }
         nav.tabs {
@@ -432,7 +432,7 @@ async fn confirm_delete(
         &session,
         html! {
             p { "This deletes " strong { (d.row.name) } " (" (d.row.tenant) " / " (d.row.product) ") with its "
-                (d.users) " users and " (d.groups) " groups. Its identity provider can no longer push to it. This cannot be undone." }
+                (super::count(d.users)) " users and " (super::count(d.groups)) " groups. Its identity provider can no longer push to it. This cannot be undone." }
             form method="post" action={ (base(&id)) "/settings/delete" } {
                 (csrf_field(&session))
                 input type="hidden" name="confirm" value="yes";

@@ -221,6 +221,16 @@ pub fn copyable(id: &str, label: &str, value: &str) -> Markup {
     }
 }
 
+/// A count of users or groups: exact up to the cap the store counts to, then "100000+".
+pub fn count(n: i64) -> String {
+    let cap = crate::directory::overview::COUNT_CAP;
+    if n > cap {
+        format!("{cap}+")
+    } else {
+        n.to_string()
+    }
+}
+
 /// A time as the dashboard shows it (UTC).
 pub fn when(t: chrono::NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()

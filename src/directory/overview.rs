@@ -15,7 +15,13 @@ use crate::store::users::UserRow;
 use crate::store::webhooks::EndpointRow;
 use crate::store::{now, write_tx, AnyConnection, Page};
 
-/// A directory as its table row shows it.
+/// Users and groups are counted exactly up to this many; beyond, a page says "more than"
+/// (the store keeps no running counts, and counting a million rows on every page view
+/// would cost more than the page).
+pub const COUNT_CAP: i64 = 100_000;
+
+/// A directory as its table row shows it. `users` and `groups` above [`COUNT_CAP`] mean
+/// "more than the cap".
 #[derive(Debug, Clone)]
 pub struct DirectorySummary {
     pub row: DirectoryRow,
@@ -25,9 +31,8 @@ pub struct DirectorySummary {
 }
 
 fn summarize(conn: &mut AnyConnection, row: DirectoryRow) -> Result<DirectorySummary, Error> {
-    // Counted over the (directory_id, …) indexes; the store keeps no running counts.
-    let users = crate::store::users::count(conn, &row.id, None)?;
-    let groups = crate::store::groups::count(conn, &row.id, None)?;
+    let users = store::count_capped(conn, "users", &row.id, COUNT_CAP)?;
+    let groups = store::count_capped(conn, "scim_groups", &row.id, COUNT_CAP)?;
     let last_event = match row.last_event_sequence {
         0 => None,
         n => store::event_time(conn, &row.id, n)?,

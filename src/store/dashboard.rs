@@ -69,6 +69,39 @@ pub fn directories_of_unit(
         .load(conn)?)
 }
 
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Rows of a directory in `table` (`users` or `scim_groups`), counted up to `cap + 1`:
+/// an exact count walks the whole (directory_id, …) index, 60 ms on PostgreSQL and over
+/// 100 ms on SQLite at a million users, on every page that shows it.
+pub fn count_capped(
+    conn: &mut AnyConnection,
+    table: &str,
+    directory_id: &str,
+    cap: i64,
+) -> Result<i64, Error> {
+    if !["users", "scim_groups"].contains(&table) {
+        return Err(Error::Internal(format!("no count of {table}")));
+    }
+    let mut sql = format!(
+        "SELECT COUNT(*) AS n FROM (SELECT 1 FROM {table} WHERE directory_id = ? LIMIT {}) capped",
+        cap.max(0) + 1
+    );
+    if conn.backend() == super::Backend::Postgres {
+        sql = super::number_placeholders(&sql);
+    }
+    let values = [super::SqlValue::Text(directory_id.to_string())];
+    Ok(
+        super::bind_all(diesel::sql_query(sql).into_boxed(), values.iter())
+            .get_result::<Count>(conn)?
+            .n,
+    )
+}
+
 /// When the directory's event `sequence` happened.
 pub fn event_time(
     conn: &mut AnyConnection,
