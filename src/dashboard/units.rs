@@ -79,14 +79,20 @@ async fn unit(
     let id = unit_id(&path)?;
     let offset = param(&q, "offset")
         .and_then(|o| o.parse::<usize>().ok())
-        .unwrap_or(0);
+        .unwrap_or(0)
+        .min(i64::MAX as usize / 2);
     let uid = id.as_str().to_string();
     let (detail, directories, accounts) = state
         .db
         .run(move |c| {
             let detail = units::get_json(c, &uid)?;
             let dirs = crate::directory::overview::unit_directories(c, &uid)?;
-            let accounts = units::accounts_json(c, &uid, None)?;
+            // One more than shown says whether there is a next page.
+            let page = crate::store::Page {
+                offset: offset as i64,
+                limit: PAGE_ROWS + 1,
+            };
+            let accounts = units::accounts_page_json(c, &uid, page)?;
             Ok((detail, dirs, accounts))
         })
         .await?;
@@ -95,12 +101,8 @@ async fn unit(
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let shown: Vec<&Value> = accounts
-        .iter()
-        .skip(offset)
-        .take(PAGE_ROWS as usize)
-        .collect();
-    let more = accounts.len() > offset + shown.len();
+    let more = accounts.len() as i64 > PAGE_ROWS;
+    let shown: Vec<&Value> = accounts.iter().take(PAGE_ROWS as usize).collect();
     ok(
         &format!("Organizational unit {}", id.as_str()),
         &session,
