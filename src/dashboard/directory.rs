@@ -196,7 +196,7 @@ async fn groups(
                         tr {
                             td { (g.display_name) }
                             td { (g.external_id.as_deref().unwrap_or("")) }
-                            td.num { (members) }
+                            td.num { (super::members(*members)) }
                             td { (when(g.updated_at)) }
                         }
                     } }

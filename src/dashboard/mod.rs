@@ -231,6 +231,16 @@ pub fn count(n: i64) -> String {
     }
 }
 
+/// A group's member count: exact up to its cap, then "10000+".
+pub fn members(n: i64) -> String {
+    let cap = crate::directory::overview::MEMBER_COUNT_CAP;
+    if n > cap {
+        format!("{cap}+")
+    } else {
+        n.to_string()
+    }
+}
+
 /// A time as the dashboard shows it (UTC).
 pub fn when(t: chrono::NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
@@ -250,5 +260,28 @@ pub fn link(path: &str, params: &[(&str, &str)]) -> String {
     match s.finish() {
         q if q.is_empty() => path.to_string(),
         q => format!("{path}?{q}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{count, link, members};
+
+    #[test]
+    fn capped_counts_say_more_than() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(100_000), "100000");
+        assert_eq!(count(100_001), "100000+");
+        assert_eq!(members(10_000), "10000");
+        assert_eq!(members(10_001), "10000+");
+    }
+
+    #[test]
+    fn links_encode_their_values_and_leave_empty_ones_out() {
+        assert_eq!(link("/p", &[]), "/p");
+        assert_eq!(
+            link("/p", &[("q", ""), ("after", "a&b c")]),
+            "/p?after=a%26b+c"
+        );
     }
 }

@@ -31,8 +31,8 @@ pub struct DirectorySummary {
 }
 
 fn summarize(conn: &mut AnyConnection, row: DirectoryRow) -> Result<DirectorySummary, Error> {
-    let users = store::count_capped(conn, "users", &row.id, COUNT_CAP)?;
-    let groups = store::count_capped(conn, "scim_groups", &row.id, COUNT_CAP)?;
+    let users = store::count_capped(conn, "users", "directory_id", &row.id, COUNT_CAP)?;
+    let groups = store::count_capped(conn, "scim_groups", "directory_id", &row.id, COUNT_CAP)?;
     let last_event = match row.last_event_sequence {
         0 => None,
         n => store::event_time(conn, &row.id, n)?,
@@ -82,7 +82,12 @@ pub fn users(
     store::users(conn, directory_id, q.as_deref(), after, limit)
 }
 
-/// Up to `limit` groups after the name `after`, each with its member count.
+/// Members are counted exactly up to this many per group; a page shows 50 groups, and
+/// an "everyone" group of a million users would otherwise cost a whole index walk.
+pub const MEMBER_COUNT_CAP: i64 = 10_000;
+
+/// Up to `limit` groups after the name `after`, each with its member count (above
+/// [`MEMBER_COUNT_CAP`]: more than the cap).
 pub fn groups(
     conn: &mut AnyConnection,
     directory_id: &str,
@@ -90,18 +95,12 @@ pub fn groups(
     limit: i64,
 ) -> Result<Vec<(GroupRow, i64)>, Error> {
     let rows = store::groups(conn, directory_id, after, limit)?;
-    let ids: Vec<String> = rows.iter().map(|g| g.id.clone()).collect();
-    let counts: std::collections::HashMap<String, i64> =
-        store::member_counts(conn, directory_id, &ids)?
-            .into_iter()
-            .collect();
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(|g| {
-            let n = counts.get(&g.id).copied().unwrap_or(0);
-            (g, n)
+            let n = store::count_capped(conn, "memberships", "group_id", &g.id, MEMBER_COUNT_CAP)?;
+            Ok((g, n))
         })
-        .collect())
+        .collect()
 }
 
 /// Up to `limit` events newest first, before the sequence `before`, each with its
