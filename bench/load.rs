@@ -9,6 +9,9 @@
 //!
 //!   cargo run --release --example load -- --hostile [--database-url URL] [--requests R]
 //!
+//!   cargo run --release --example load -- --dashboard [--database-url URL] [--users N]
+//!       [--members M] [--samples S]
+//!
 //!   cargo run --release --example load -- --connect [--database-url URL] [--users N]
 //!       [--requests N] [--concurrency C] [--provider-latency-ms MS]
 //!       [--unit | --scim | --backfill]
@@ -47,6 +50,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 mod connect;
+mod dashboard;
 mod google;
 mod hostile;
 
@@ -67,6 +71,8 @@ struct Args {
     connect: bool,
     /// Google Workspace directories: full and incremental syncs.
     google: bool,
+    /// The operators' dashboard's pages at `--users` users.
+    dashboard: bool,
     provider_latency_ms: u64,
     endpoints: usize,
     events: usize,
@@ -86,6 +92,7 @@ fn args() -> Args {
         hostile: false,
         connect: false,
         google: false,
+        dashboard: false,
         provider_latency_ms: 0,
         endpoints: 50,
         events: 2_000,
@@ -104,6 +111,7 @@ fn args() -> Args {
             "--hostile" => a.hostile = true,
             "--connect" => a.connect = true,
             "--google" => a.google = true,
+            "--dashboard" => a.dashboard = true,
             "--unit" | "--scim" | "--backfill" => {}
             "--provider-latency-ms" => {
                 a.provider_latency_ms = value().parse().expect("--provider-latency-ms MS")
@@ -116,7 +124,7 @@ fn args() -> Args {
                 a.lookup_concurrency = Some(value().parse().expect("--lookup-concurrency C"))
             }
             _ => {
-                eprintln!("usage: load [--database-url URL] [--users N] [--requests N] [--concurrency C] [--lookup-concurrency C] [--members M]\n       load --webhooks [--database-url URL] [--endpoints E] [--events N] [--samples S]\n       load --hostile [--database-url URL] [--requests ROUNDS]\n       load --connect [--database-url URL] [--users N] [--requests N] [--concurrency C] [--provider-latency-ms MS] [--unit | --scim [--samples S] | --backfill]\n       load --google [--database-url URL] [--users N]");
+                eprintln!("usage: load [--database-url URL] [--users N] [--requests N] [--concurrency C] [--lookup-concurrency C] [--members M]\n       load --webhooks [--database-url URL] [--endpoints E] [--events N] [--samples S]\n       load --hostile [--database-url URL] [--requests ROUNDS]\n       load --connect [--database-url URL] [--users N] [--requests N] [--concurrency C] [--provider-latency-ms MS] [--unit | --scim [--samples S] | --backfill]\n       load --google [--database-url URL] [--users N]\n       load --dashboard [--database-url URL] [--users N] [--members M] [--samples S]");
                 std::process::exit(2);
             }
         }
@@ -295,6 +303,13 @@ fn main() {
         ));
     } else if a.google {
         rt.block_on(google::run(a.users, &url));
+    } else if a.dashboard {
+        let samples = if std::env::args().any(|f| f == "--samples") {
+            a.samples
+        } else {
+            30
+        };
+        rt.block_on(dashboard::run(&Args { samples, ..a }, &url));
     } else if a.hostile {
         let rounds = if std::env::args().any(|f| f == "--requests") {
             a.requests

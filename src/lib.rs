@@ -26,6 +26,7 @@
 pub mod background;
 pub mod config;
 pub mod connect;
+pub mod dashboard;
 pub mod devproviders;
 pub mod directory;
 pub mod error;

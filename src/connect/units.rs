@@ -157,6 +157,7 @@ pub fn to_json(conn: &mut AnyConnection, unit: &UnitRow) -> Result<Value, Error>
             "external_account": s.external_account,
             "state": s.state,
             "link_position": s.link_position,
+            "linked_at": timestamp(s.created_at),
         })).collect::<Vec<_>>(),
     }))
 }
@@ -238,6 +239,26 @@ pub fn accounts_json(
         .collect()
 }
 
+/// A page of [`accounts_json`] (the dashboard's unit page): only that page's accounts
+/// are read, with their profiles.
+pub fn accounts_page_json(
+    conn: &mut AnyConnection,
+    id: &str,
+    page: crate::store::Page,
+) -> Result<Vec<Value>, Error> {
+    store::get(conn, id)?.ok_or_else(|| Rejected::not_found("organizational unit not found"))?;
+    let members: Vec<String> = store::members(conn, id)?
+        .into_iter()
+        .filter(|s| s.capability == CALENDARS)
+        .map(|s| s.id)
+        .collect();
+    let accounts = crate::store::accounts::page_of_service_accounts(conn, &members, page)?;
+    accounts
+        .iter()
+        .map(|a| super::accounts::to_json(conn, a))
+        .collect()
+}
+
 /// `POST /api/v1/organizational_units/{id}/accounts/{acc}/relink`: provisions the
 /// account's email again through the unit's calendar accounts (a job without callback):
 /// relinked to whichever knows it now, or marked `not_found`. False when the account is
@@ -289,14 +310,8 @@ pub fn revoke_account(
         let Some(account) = served_account(c, unit_id, account_id)? else {
             return Ok(false);
         };
-        let now = db::now();
-        crate::store::accounts::set_state(
-            c,
-            std::slice::from_ref(&account.id),
-            crate::store::accounts::REVOKED,
-            now,
-        )?;
-        tokens::revoke_subjects(c, &[account.id], now)?;
+        // As `/oauth/token/revoke` with the account's `sub`.
+        super::revoke_subject(c, &account.application_id, &account.id, db::now())?;
         Ok(true)
     })
 }

@@ -7,6 +7,8 @@ pub mod bulk;
 pub mod directories;
 pub mod events;
 pub mod groups;
+pub mod overview;
+pub mod sessions;
 pub mod setup_links;
 pub mod users;
 pub mod webhooks;

@@ -17,17 +17,35 @@ async fn healthz() -> HttpResponse {
 
 /// Prometheus text: this instance's delivery counters and the shared queue's gauges.
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let stats = state.db.run(crate::webhooks::metrics::queue).await;
-    let (depth, age) = match stats {
+    let stats = state
+        .db
+        .run(|c| {
+            let queue = crate::webhooks::metrics::queue(c)?;
+            let backlog = crate::directory::overview::provisioning_backlog(c)?;
+            Ok((queue, backlog))
+        })
+        .await;
+    let ((depth, age), backlog) = match stats {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "queue statistics");
             return HttpResponse::ServiceUnavailable().finish();
         }
     };
+    let mut text = crate::webhooks::metrics::global().render(depth, age);
+    text.push_str(&provisioning_gauge(backlog));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(crate::webhooks::metrics::global().render(depth, age))
+        .body(text)
+}
+
+/// The provisioning backlog (the dashboard's home shows the same number).
+pub fn provisioning_gauge(backlog: i64) -> String {
+    format!(
+        "# HELP scimgate_provisioning_backlog_events Events of directories attached to a unit not yet followed by provisioning.\n\
+         # TYPE scimgate_provisioning_backlog_events gauge\n\
+         scimgate_provisioning_backlog_events {backlog}\n"
+    )
 }
 
 /// Ready when the database answers.

@@ -71,6 +71,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     admin_setup_links::routes(cfg);
     setup_page::routes(cfg);
     openapi::routes(cfg);
+    crate::dashboard::routes(cfg);
 }
 
 /// Wakes the sequencer when a write request ends, however it ends.

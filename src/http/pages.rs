@@ -13,6 +13,20 @@ button.secondary{background:#fff;color:#2457c5}.error{color:#a4161a;border-color
 
 /// A whole page around `body`.
 pub fn layout(title: &str, body: Markup) -> Markup {
+    page(title, None, body)
+}
+
+/// What a family of pages adds to the layout (the dashboard: its stylesheet, favicon,
+/// script and navigation), all same-origin.
+pub struct Chrome<'a> {
+    pub stylesheet: &'a str,
+    pub favicon: &'a str,
+    pub script: Option<&'a str>,
+    pub nav: Markup,
+}
+
+/// A whole page around `body`, with `chrome` when given.
+pub fn page(title: &str, chrome: Option<&Chrome>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -22,8 +36,19 @@ pub fn layout(title: &str, body: Markup) -> Markup {
                 meta name="referrer" content="no-referrer";
                 title { (title) " · scimgate" }
                 style { (maud::PreEscaped(STYLE)) }
+                @if let Some(c) = chrome {
+                    link rel="stylesheet" href=(c.stylesheet);
+                    link rel="icon" href=(c.favicon) type="image/svg+xml";
+                    @if let Some(src) = c.script {
+                        script src=(src) defer {}
+                    }
+                }
             }
-            body { h1 { (title) } (body) }
+            body {
+                @if let Some(c) = chrome { (c.nav) }
+                h1 { (title) }
+                (body)
+            }
         }
     }
 }
@@ -31,13 +56,19 @@ pub fn layout(title: &str, body: Markup) -> Markup {
 /// A page response: never cached, never framed (a consent page in a frame could be
 /// clicked through by another site).
 pub fn respond(status: actix_web::http::StatusCode, page: Markup) -> HttpResponse {
+    respond_with(
+        status,
+        page,
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    )
+}
+
+/// [`respond`] under another Content-Security-Policy (pages with same-origin assets).
+pub fn respond_with(status: actix_web::http::StatusCode, page: Markup, csp: &str) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header(("Cache-Control", "no-store"))
         .insert_header(("X-Frame-Options", "DENY"))
-        .insert_header((
-            "Content-Security-Policy",
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-        ))
+        .insert_header(("Content-Security-Policy", csp.to_string()))
         .body(page.into_string())
 }

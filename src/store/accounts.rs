@@ -147,3 +147,19 @@ pub fn list_of_service_accounts(
         .select(AccountRow::as_select())
         .load(conn)?)
 }
+
+/// A page of the accounts served by any of `service_accounts`, oldest first (the
+/// dashboard's unit page).
+pub fn page_of_service_accounts(
+    conn: &mut AnyConnection,
+    service_accounts: &[String],
+    page: super::Page,
+) -> Result<Vec<AccountRow>, Error> {
+    Ok(accounts::table
+        .filter(a::service_account_id.eq_any(service_accounts))
+        .order((a::created_at.asc(), a::id.asc()))
+        .offset(page.offset)
+        .limit(page.limit)
+        .select(AccountRow::as_select())
+        .load(conn)?)
+}

@@ -64,6 +64,12 @@ impl Metrics {
         self.outcomes[outcome as usize].fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Deliveries by the outcome of their attempt, as `scimgate_webhook_deliveries_total`
+    /// shows them (this instance, since it started).
+    pub fn outcome_counts(&self) -> [(&'static str, u64); 4] {
+        OUTCOMES.map(|(label, o)| (label, self.outcomes[o as usize].load(Ordering::Relaxed)))
+    }
+
     /// Records the latency of one HTTP attempt.
     pub fn latency(&self, d: Duration) {
         let secs = d.as_secs_f64();

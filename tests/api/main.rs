@@ -9,6 +9,7 @@ mod bulk;
 mod concurrency;
 mod config_doc;
 mod connect_crash;
+mod dashboard;
 mod discovery;
 mod enterprise_connect;
 mod events;

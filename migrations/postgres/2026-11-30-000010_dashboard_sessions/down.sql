@@ -1,0 +1,2 @@
+DROP INDEX deliveries_endpoint_errors;
+DROP TABLE dashboard_sessions;
