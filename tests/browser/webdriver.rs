@@ -143,6 +143,24 @@ impl Session {
             .to_string()
     }
 
+    /// Waits (up to 10 s) until the window's address ends with `path` (a click on a
+    /// form's button returns once the navigation started).
+    pub async fn wait_for_path(&self, path: &str) {
+        let started = Instant::now();
+        loop {
+            let url = self.current_url().await;
+            let bare = url.split(['?', '#']).next().unwrap_or_default();
+            if bare.ends_with(path) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "still at {url}, not {path}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The visible text of the whole page.
     pub async fn text(&self) -> String {
         self.find("body").await.text().await
@@ -208,6 +226,16 @@ impl Session {
             "no {css:?} reading {text:?} on {}",
             self.current_url().await
         )
+    }
+
+    /// Runs `script` in the page (a function body; `arguments` are `args`).
+    pub async fn execute(&self, script: &str, args: Value) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": args})),
+        )
+        .await
     }
 
     /// Saves a PNG of the window to `path`.
