@@ -223,22 +223,12 @@ pub fn copyable(id: &str, label: &str, value: &str) -> Markup {
 
 /// A count of users or groups: exact up to the cap the store counts to, then "100000+".
 pub fn count(n: i64) -> String {
-    let cap = crate::directory::overview::COUNT_CAP;
-    if n > cap {
-        format!("{cap}+")
-    } else {
-        n.to_string()
-    }
+    crate::directory::overview::shown(n, crate::directory::overview::COUNT_CAP)
 }
 
 /// A group's member count: exact up to its cap, then "10000+".
 pub fn members(n: i64) -> String {
-    let cap = crate::directory::overview::MEMBER_COUNT_CAP;
-    if n > cap {
-        format!("{cap}+")
-    } else {
-        n.to_string()
-    }
+    crate::directory::overview::shown(n, crate::directory::overview::MEMBER_COUNT_CAP)
 }
 
 /// A time as the dashboard shows it (UTC).

@@ -20,6 +20,15 @@ use crate::store::{now, write_tx, AnyConnection, Page};
 /// would cost more than the page).
 pub const COUNT_CAP: i64 = 100_000;
 
+/// A count as pages show it: exact up to `cap`, then "`cap`+".
+pub fn shown(n: i64, cap: i64) -> String {
+    if n > cap {
+        format!("{cap}+")
+    } else {
+        n.to_string()
+    }
+}
+
 /// A directory as its table row shows it. `users` and `groups` above [`COUNT_CAP`] mean
 /// "more than the cap".
 #[derive(Debug, Clone)]
@@ -30,7 +39,8 @@ pub struct DirectorySummary {
     pub last_event: Option<NaiveDateTime>,
 }
 
-fn summarize(conn: &mut AnyConnection, row: DirectoryRow) -> Result<DirectorySummary, Error> {
+/// A directory's capped counts and the time of its last event.
+pub fn summarize(conn: &mut AnyConnection, row: DirectoryRow) -> Result<DirectorySummary, Error> {
     let users = store::count_capped(conn, "users", "directory_id", &row.id, COUNT_CAP)?;
     let groups = store::count_capped(conn, "scim_groups", "directory_id", &row.id, COUNT_CAP)?;
     let last_event = match row.last_event_sequence {

@@ -195,8 +195,9 @@ pub fn check_csrf(secret: &str, presented: Option<&str>) -> Result<(), Error> {
 #[derive(Debug, Clone)]
 pub struct DirectoryView {
     pub directory: DirectoryRow,
-    pub users: i64,
-    pub groups: i64,
+    /// Users, capped as the dashboard counts them ([`super::overview::COUNT_CAP`]).
+    pub users: String,
+    pub groups: String,
     pub last_change: Option<NaiveDateTime>,
 }
 
@@ -254,12 +255,13 @@ pub fn view(
     let scope = Scope::of(&link)?;
     let mut directories = Vec::new();
     for directory in directories_in(conn, &scope)? {
-        let (users, groups, last_change) = store::sync_state(conn, &directory)?;
+        let d = super::overview::summarize(conn, directory)?;
+        let cap = super::overview::COUNT_CAP;
         directories.push(DirectoryView {
-            directory,
-            users,
-            groups,
-            last_change,
+            users: super::overview::shown(d.users, cap),
+            groups: super::overview::shown(d.groups, cap),
+            last_change: d.last_event,
+            directory: d.row,
         });
     }
     let (accounts, accounts_total) = match &scope {

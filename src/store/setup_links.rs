@@ -5,12 +5,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::directories::DirectoryRow;
+use super::schema::directories;
 use super::schema::directories::dsl as d;
-use super::schema::events::dsl as e;
-use super::schema::scim_groups::dsl as g;
 use super::schema::setup_links::{self, dsl as l};
-use super::schema::users::dsl as u;
-use super::schema::{directories, events, scim_groups, users};
 use super::{AnyConnection, Page};
 use crate::error::Error;
 
@@ -100,27 +97,4 @@ pub fn directories_of_unit(
         .order((d::created_at.asc(), d::id.asc()))
         .select(DirectoryRow::as_select())
         .load(conn)?)
-}
-
-/// A directory's sync state: its users, its groups, and when its latest numbered event
-/// was recorded (one indexed lookup by sequence, not a scan for the newest).
-pub fn sync_state(
-    conn: &mut AnyConnection,
-    dir: &DirectoryRow,
-) -> Result<(i64, i64, Option<NaiveDateTime>), Error> {
-    let users: i64 = users::table
-        .filter(u::directory_id.eq(&dir.id))
-        .count()
-        .get_result(conn)?;
-    let groups: i64 = scim_groups::table
-        .filter(g::directory_id.eq(&dir.id))
-        .count()
-        .get_result(conn)?;
-    let last: Option<NaiveDateTime> = events::table
-        .filter(e::directory_id.eq(&dir.id))
-        .filter(e::sequence.eq(dir.last_event_sequence))
-        .select(e::created_at)
-        .first(conn)
-        .optional()?;
-    Ok((users, groups, last))
 }
