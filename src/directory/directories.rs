@@ -466,6 +466,13 @@ pub fn rotate_secret(
     let secret = secrets::random_token(32)?;
     let row = write_tx(conn, |conn| {
         let row = get(conn, id)?;
+        if row.provider_type == GOOGLE {
+            // Pulled, never pushed: its SCIM routes answer 403 whatever the secret.
+            return Err(Rejected::invalid(
+                "a Google Workspace directory has no SCIM endpoint, so no SCIM secret",
+            )
+            .into());
+        }
         let t = now();
         let expires = (grace_seconds > 0)
             .then(|| crate::store::later(t, std::time::Duration::from_secs(grace_seconds as u64)));

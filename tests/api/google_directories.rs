@@ -285,6 +285,13 @@ async fn creation_verifies_the_delegation_and_scim_routes_are_closed(g: G) {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // Nor has it a SCIM secret to rotate.
+    let (status, body) = send(g.app.admin(
+        Method::POST,
+        &format!("/directory-sync/{id}/scim-secret/rotate"),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     // "Sync now" is for Google directories only.
     let other = g.app.create_directory("acme", "other").await;
     let (status, _) = send(
