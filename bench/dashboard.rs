@@ -163,6 +163,19 @@ pub async fn run(a: &Args, url: &str) {
         .next()
         .expect("cookie")
         .to_string();
+    // The customer's setup-link page of the same tenant and product (no session needed).
+    let link: Value = client
+        .post(format!("{base}/api/v1/setup_links"))
+        .header("Authorization", "Api-Key load")
+        .json(&json!({"tenant": "load", "product": "bench"}))
+        .send()
+        .await
+        .expect("setup link")
+        .json()
+        .await
+        .expect("json");
+    let setup = link["data"]["url"].as_str().expect("url");
+    let setup = setup[setup.find("/setup/").expect("setup path")..].to_string();
     let d = format!("/dashboard/directories/{id}");
     let pages = [
         ("home", "/dashboard".to_string()),
@@ -183,6 +196,7 @@ pub async fn run(a: &Args, url: &str) {
         ("webhooks", format!("{d}/webhooks")),
         ("settings", format!("{d}/settings")),
         ("organizational units", "/dashboard/units".to_string()),
+        ("setup-link page (a customer's)", setup),
     ];
     println!(
         "backend: {}, {} users in one directory, a group of {} members",
