@@ -1044,17 +1044,11 @@ async fn organizational_unit_pages_answer(app: TestApp) {
 /// DESIGN.md §8: a unit's page — service accounts in link order with "Revoke access", its
 /// directories, the accounts with their profiles and "Revoke profile" / "Relink profile".
 async fn a_unit_shows_its_accounts_and_revokes_and_relinks(c: crate::enterprise_connect::Connect) {
-    let redirect = "http://127.0.0.1:9/dash";
-    let (client_id, secret) = c.application(redirect).await;
-    let code = c
-        .google_consent(&client_id, redirect, "admin@example.com")
+    let made = c
+        .google_unit("http://127.0.0.1:9/dash", "zoom_enterprise")
         .await;
-    let (_, tokens, _) = c.redeem(&client_id, &secret, &code, redirect).await;
-    let ser = tokens["service_account_id"].as_str().unwrap().to_string();
-    let access = tokens["access_token"].as_str().unwrap().to_string();
-    let unit = c
-        .add_conferencing(&client_id, &secret, redirect, &ser, "zoom_enterprise")
-        .await;
+    let unit = made.unit;
+    let access = made.tokens["access_token"].as_str().unwrap().to_string();
     let rx = Receiver::ok().await;
     assert_eq!(
         c.authorize_emails(&access, json!({"email": "alice@example.com", "callback_url": rx.url, "scope": "read_write", "state": "a"}))

@@ -60,6 +60,14 @@ pub struct Connect {
     web: Browser,
 }
 
+/// What [`Connect::google_unit`] made.
+pub struct GoogleUnit {
+    /// The Google service account's id, and the tokens its consent gave.
+    pub ser: String,
+    pub tokens: Value,
+    pub unit: String,
+}
+
 /// A browser on the gateway at `base`: cookies by hand, no redirect followed.
 pub struct Browser {
     pub browser: reqwest::Client,
@@ -1050,6 +1058,33 @@ impl Connect {
         .await
     }
 
+    /// A new application whose Google service account (consented by admin@example.com)
+    /// is in a unit with the conferencing `provider`.
+    pub async fn google_unit(&self, redirect: &str, provider: &str) -> GoogleUnit {
+        let (client_id, secret) = self.application(redirect).await;
+        self.google_unit_of(client_id, secret, redirect, provider)
+            .await
+    }
+
+    /// As [`Self::google_unit`], for the application `client_id`.
+    pub async fn google_unit_of(
+        &self,
+        client_id: String,
+        secret: String,
+        redirect: &str,
+        provider: &str,
+    ) -> GoogleUnit {
+        let code = self
+            .google_consent(&client_id, redirect, "admin@example.com")
+            .await;
+        let (_, tokens, _) = self.redeem(&client_id, &secret, &code, redirect).await;
+        let ser = tokens["service_account_id"].as_str().unwrap().to_string();
+        let unit = self
+            .add_conferencing(&client_id, &secret, redirect, &ser, provider)
+            .await;
+        GoogleUnit { ser, tokens, unit }
+    }
+
     /// Opens the unit authorization: the first page's URL and the cookie, or the refusal.
     /// A unit flow from a Google service account adding the conferencing `provider`:
     /// proof, the provider's sign-in page (the stand-in), back, join. The unit's id.
@@ -1665,16 +1700,10 @@ async fn a_service_account_has_a_bounded_queue(c: Connect) {
 /// its users by itself (those already there too), suspends, resumes and revokes them as
 /// the identity provider says, with `account.*` events on the directory's webhooks.
 async fn scim_directories_provision_suspend_resume_and_revoke(c: Connect) {
-    let redirect = "http://127.0.0.1:9/scim";
-    let (client_id, secret) = c.application(redirect).await;
-    let code = c
-        .google_consent(&client_id, redirect, "admin@example.com")
-        .await;
-    let (_, tokens, _) = c.redeem(&client_id, &secret, &code, redirect).await;
-    let ser = tokens["service_account_id"].as_str().unwrap().to_string();
     let unit = c
-        .add_conferencing(&client_id, &secret, redirect, &ser, "zoom_enterprise")
-        .await;
+        .google_unit("http://127.0.0.1:9/scim", "zoom_enterprise")
+        .await
+        .unit;
 
     let rx = Receiver::ok().await;
     let dir = c
@@ -1889,16 +1918,10 @@ async fn scim_directories_provision_suspend_resume_and_revoke(c: Connect) {
 /// down keeps the user pending (retried, `Retry-After` honoured); relink provisions an
 /// account's email again (not found any more: `not_found`).
 async fn scim_provisioning_follows_email_changes_waits_for_providers_and_relinks(c: Connect) {
-    let redirect = "http://127.0.0.1:9/scim2";
-    let (client_id, secret) = c.application(redirect).await;
-    let code = c
-        .google_consent(&client_id, redirect, "admin@example.com")
+    let made = c
+        .google_unit("http://127.0.0.1:9/scim2", "webex_enterprise")
         .await;
-    let (_, tokens, _) = c.redeem(&client_id, &secret, &code, redirect).await;
-    let ser = tokens["service_account_id"].as_str().unwrap().to_string();
-    let unit = c
-        .add_conferencing(&client_id, &secret, redirect, &ser, "webex_enterprise")
-        .await;
+    let (ser, unit) = (made.ser, made.unit);
     let rx = Receiver::ok().await;
     let dir = c
         .app
@@ -2054,20 +2077,10 @@ async fn scim_provisions_200_users_across_two_calendar_tenants_and_zoom(c: Conne
     let redirect = "http://127.0.0.1:9/scale";
     let (client_id, secret, ms) = c.microsoft_service_account(redirect).await;
     let ser_ms = ms["service_account_id"].as_str().unwrap().to_string();
-    let code = c
-        .google_consent(&client_id, redirect, "admin@example.com")
-        .await;
-    let (_, tokens, _) = c.redeem(&client_id, &secret, &code, redirect).await;
-    let ser_google = tokens["service_account_id"].as_str().unwrap().to_string();
     let unit = c
-        .add_conferencing(
-            &client_id,
-            &secret,
-            redirect,
-            &ser_google,
-            "zoom_enterprise",
-        )
-        .await;
+        .google_unit_of(client_id, secret, redirect, "zoom_enterprise")
+        .await
+        .unit;
     // The Microsoft account joins last (the unit pages are tested above).
     let u = unit.clone();
     c.app

@@ -456,16 +456,10 @@ mod unit {
     /// A unit of a new application (Google for calendars, Zoom for conferencing) with a
     /// directory attached whose user `email` is provisioned: the unit and the directory.
     async fn unit_with(c: &Connect, tenant: &str, email: &str) -> (String, Dir) {
-        let redirect = "http://127.0.0.1:9/setup";
-        let (client_id, secret) = c.application(redirect).await;
-        let code = c
-            .google_consent(&client_id, redirect, "admin@example.com")
-            .await;
-        let (_, tokens, _) = c.redeem(&client_id, &secret, &code, redirect).await;
-        let ser = tokens["service_account_id"].as_str().unwrap().to_string();
         let unit = c
-            .add_conferencing(&client_id, &secret, redirect, &ser, "zoom_enterprise")
-            .await;
+            .google_unit("http://127.0.0.1:9/setup", "zoom_enterprise")
+            .await
+            .unit;
         let dir = c.app.create_directory(tenant, "cal").await;
         let (status, body) = send(
             c.app
